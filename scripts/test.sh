@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The full test suite: lint, types, unit, integration (moto, ARM emulator, sshd, SoftEther)
+# and the lab end to end. Installs what it needs first. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+ruff check hybridctl tests bench
+mypy hybridctl
+# Unit tests are pure and run in parallel; backends and the lab use fixed names, so run serially.
+pytest -q -n auto tests/unit
+pytest -q tests/integration tests/e2e "$@"

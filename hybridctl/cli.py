@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import sys
-from enum import StrEnum
-from pathlib import Path
-from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from hybridctl.cli_common import InventoryOpt, LayerOpt, Output, OutputOpt, check_layers, stderr, stdout
 from hybridctl.diff import diff
 from hybridctl.errors import EXIT_ERROR, HybridctlError, exit_code_for
+from hybridctl.hostfiles import all_resources
 from hybridctl.inventory.load import load_inventory, plan_loaded
 from hybridctl.inventory.models import Inventory
-from hybridctl.planner.desired import LAYERS
 from hybridctl.render import dump_json, plan_document, render_changes, render_error, render_plan_extras
 
 app = typer.Typer(
@@ -26,39 +25,14 @@ app = typer.Typer(
     add_completion=False,
 )
 
-stdout = Console()
-stderr = Console(stderr=True)
-
-
-class Output(StrEnum):
-    table = "table"
-    json = "json"
-
-
-InventoryOpt = Annotated[Path, typer.Option("--inventory", "-i", help="Inventory YAML file.")]
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table (human) or json (machine).")]
-LayerOpt = Annotated[
-    list[str] | None,
-    typer.Option("--layer", help=f"Only these layers (repeatable): {', '.join(LAYERS)}."),
-]
-
-
-def _check_layers(layers: list[str] | None) -> list[str] | None:
-    if not layers:
-        return None
-    unknown = [layer for layer in layers if layer not in LAYERS]
-    if unknown:
-        raise typer.BadParameter(f"unknown layer {', '.join(unknown)}; choose from {', '.join(LAYERS)}")
-    return layers
-
 
 @app.command()
 def plan(inventory: InventoryOpt, output: OutputOpt = Output.table, layer: LayerOpt = None) -> None:
     """Show every change `up` would make, derived from the inventory (against nothing existing yet)."""
-    layers = _check_layers(layer)
+    layers = check_layers(layer)
     loaded = load_inventory(inventory)
     desired = plan_loaded(loaded)
-    changes = diff(desired.resources(), [], layers)
+    changes = diff(all_resources(desired), [], layers)
     if output is Output.json:
         stdout.print_json(dump_json(plan_document(desired, changes)))
         return
@@ -73,6 +47,14 @@ def schema() -> None:
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "hybridctl inventory"
     sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+# Feature command groups live in their own modules, each exposing ``register(app)``.
+# (Resolved at import; a group still being built is simply absent.)
+_FEATURE_MODULES = ("hybridctl.cli_lab", "hybridctl.cli_ops", "hybridctl.cli_budget", "hybridctl.cli_vip")
+for _module_name in _FEATURE_MODULES:
+    if importlib.util.find_spec(_module_name) is not None:
+        importlib.import_module(_module_name).register(app)
 
 
 def _wants_json(argv: list[str]) -> bool:

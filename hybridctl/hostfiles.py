@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from hybridctl.planner.desired import HostPlan
+from hybridctl.planner.desired import DesiredState, HostPlan, Resource, res
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 # Kernel routes hybridctl installs carry this protocol number: that is how `routes diff` and
@@ -100,3 +100,30 @@ def host_files(host: HostPlan, inventory: str, binaries: dict[str, str] | None =
             )
         )
     return files
+
+
+def file_resources(desired: DesiredState, binaries: dict[str, str] | None = None) -> list[Resource]:
+    """Every managed file of every managed host as a `host-file` resource (content by hash)."""
+    out = []
+    for host in desired.hosts:
+        if not host.managed:
+            continue
+        for file in host_files(host, desired.inventory, binaries):
+            out.append(
+                res(
+                    "host-file",
+                    (host.name, file.path),
+                    "rendered from templates/",
+                    sha256=file.sha256,
+                    mode=f"{file.mode:o}",
+                )
+            )
+    return out
+
+
+def all_resources(desired: DesiredState) -> list[Resource]:
+    """The plan's resources plus the files it puts on hosts, in layer order."""
+    from hybridctl.planner.desired import LAYERS
+
+    order = {layer: i for i, layer in enumerate(LAYERS)}
+    return sorted(desired.resources() + file_resources(desired), key=lambda r: (order[r.layer], r.key))

@@ -31,7 +31,7 @@ def require(condition: bool, why: str) -> None:
 def have_root_and_netns() -> bool:
     if os.geteuid() != 0 or shutil.which("ip") is None:
         return False
-    probe = "hctl-probe-ns"
+    probe = f"hctl-probe-{os.getpid()}"  # unique per xdist worker
     created = subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode == 0
     if created:
         subprocess.run(["ip", "netns", "del", probe], capture_output=True)

@@ -25,6 +25,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hybridctl.budget.models import BudgetList
+from hybridctl.vip.models import Vip
+
 SECRET_PATTERN = r"^(generate|env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # SoftEther hub / user names: letters, digits and a few symbols, no spaces.
@@ -139,6 +142,14 @@ class LanClient(Strict):
     ssh: SshEndpoint | None = Field(None, description="Set to let hybridctl add the routes over SSH.")
 
 
+class TestHost(Strict):
+    """A host `check` probes from (when it has ssh) and to."""
+
+    name: Name
+    address: IPv4Address
+    ssh: SshEndpoint | None = Field(None, description="Set to let `check` run probes from this host.")
+
+
 class Site(Strict):
     name: Name
     kind: Literal["onprem", "aws", "azure"]
@@ -146,7 +157,7 @@ class Site(Strict):
     gateway: Gateway
     route_tables: list[RouteTable] = Field(default_factory=list)
     clients: list[LanClient] = Field(default_factory=list)
-    test_hosts: list[IPv4Address] = Field(default_factory=list, description="Hosts `check` pings.")
+    test_hosts: list[TestHost] = Field(default_factory=list, description="Hosts `check` pings from and to.")
     services: list[str] = Field(default_factory=list, description="host:port endpoints `check` probes.")
     # Cloud placement.
     region: str | None = None
@@ -180,6 +191,11 @@ class AwsSettings(Strict):
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = Field(None, description="Override the AWS endpoint (the lab's emulator).")
+    credentials_file: str | None = Field(
+        None, description="Shared credentials file to read instead of ~/.aws/credentials (the lab writes one)."
+    )
+    retry_mode: Literal["standard", "adaptive"] = "standard"
+    max_attempts: int = Field(8, ge=1, le=20, description="Attempts per API call, throttling included.")
     route_limit: int = Field(500, ge=1, le=1000, description="Routes per route table (account quota).")
 
 
@@ -191,6 +207,7 @@ class AzureSettings(Strict):
     arm_endpoint: str | None = Field(None, description="ARM base URL override (the lab's emulator).")
     authority: str | None = Field(None, description="Azure AD authority host override.")
     ca_bundle: str | None = Field(None, description="CA bundle for the ARM endpoint.")
+    polling_interval: float = Field(2.0, gt=0, le=60, description="Seconds between long-running-operation polls.")
     route_limit: int = Field(400, ge=1, le=1000)
 
 
@@ -207,8 +224,8 @@ class Inventory(Strict):
     secrets: SecretsSettings = Field(default_factory=lambda: SecretsSettings(store=None))
     sites: list[Site] = Field(min_length=2)
     # Filled in by later features; kept free-form here and validated by their own modules.
-    budgets: list[dict[str, Any]] = Field(default_factory=list)
-    vips: list[dict[str, Any]] = Field(default_factory=list)
+    budgets: BudgetList = Field(default_factory=list, description="Spend alarms in AWS and Azure (docs/budgets.md).")
+    vips: list[Vip] = Field(default_factory=list, description="HA virtual IPs moved by route table (docs/vip.md).")
 
     def site(self, name: str) -> Site:
         for site in self.sites:

@@ -53,9 +53,10 @@ def _check_names(inv: Inventory, out: _Collector) -> None:
         if site.name in seen_sites:
             out.add(_site_loc(si, "name"), f"site name '{site.name}' is used twice", "give every site its own name")
         seen_sites.setdefault(site.name, si)
-        for loc, name in [(_site_loc(si, "gateway", "name"), site.gateway.name)] + [
-            (_site_loc(si, "clients", ci, "name"), c.name) for ci, c in enumerate(site.clients)
-        ]:
+        named = [(_site_loc(si, "gateway", "name"), site.gateway.name)]
+        named += [(_site_loc(si, "clients", ci, "name"), c.name) for ci, c in enumerate(site.clients)]
+        named += [(_site_loc(si, "test_hosts", ti, "name"), t.name) for ti, t in enumerate(site.test_hosts)]
+        for loc, name in named:
             if name in hosts:
                 out.add(loc, f"host name '{name}' is used twice", "give every gateway and client its own name")
             hosts.setdefault(name, loc)
@@ -84,16 +85,18 @@ def _check_names(inv: Inventory, out: _Collector) -> None:
                     f"route table '{network.route_table}' is not declared in site '{site.name}'",
                     f"add it under sites[{site.name}].route_tables or correct the name",
                 )
+    # Services may name hosts of any site: check them once every name is known.
+    for si, site in enumerate(inv.sites):
         for vi, service in enumerate(site.services):
             host = service.rpartition(":")[0]
             try:
                 ip_address(host)
             except ValueError:
-                if host not in hosts and not any(host == c.name for s in inv.sites for c in s.clients):
+                if host not in hosts:
                     out.add(
                         _site_loc(si, "services", vi),
                         f"service host '{host}' is neither an IP address nor a declared host",
-                        "use an IP address or the name of a gateway or client",
+                        "use an IP address or the name of a gateway, client or test host",
                     )
 
 
@@ -243,11 +246,11 @@ def _check_networks(inv: Inventory, out: _Collector) -> None:
                 site.gateway.switch_address and client.address == site.gateway.switch_address.ip
             ):
                 out.add(loc, f"client {client.address} uses the gateway's address", "give the client its own address")
-        for ti, host in enumerate(site.test_hosts):
-            if not _in_site(site, host):
+        for ti, test_host in enumerate(site.test_hosts):
+            if not _in_site(site, test_host.address):
                 out.add(
-                    _site_loc(si, "test_hosts", ti),
-                    f"test host {host} is outside every network of '{site.name}'",
+                    _site_loc(si, "test_hosts", ti, "address"),
+                    f"test host {test_host.address} is outside every network of '{site.name}'",
                     "list only addresses inside the site",
                 )
 

@@ -22,6 +22,19 @@ LAYERS: tuple[str, ...] = (
     "security-rule",
     "cloud-route",
     "cloud-association",
+    "host-package",
+    "host-file",
+    "host-service",
+    "softether",
+    "host-address",
+    "host-route",
+    "client-route",
+)
+# Layers `routes diff` shows by default: where traffic goes, and what decides whether it flows.
+ROUTING_LAYERS: tuple[str, ...] = (
+    "flag",
+    "cloud-route",
+    "cloud-association",
     "softether",
     "host-address",
     "host-route",
@@ -193,11 +206,17 @@ class DesiredState:
         raise KeyError(name)
 
     def resources(self) -> list[Resource]:
-        """Every desired item, flattened, in layer order."""
+        """Every item hybridctl applies, flattened, in layer order.
+
+        Rules for devices hybridctl does not manage (provider ``manual``) and routes of LAN
+        clients it cannot reach are not resources: they are shown as instructions instead.
+        """
         out: list[Resource] = []
         for flag in self.flags:
             out.append(res("flag", (flag.site, flag.target, flag.name), flag.why, value=str(flag.value).lower()))
         for rule in self.security_rules:
+            if rule.provider == "manual":
+                continue
             out.append(
                 res(
                     "security-rule",
@@ -226,6 +245,13 @@ class DesiredState:
                     )
                 )
         for host in self.hosts:
+            if host.service is not None:
+                out.append(
+                    res("host-package", (host.name, host.service), "SoftEther from the distribution", installed="true")
+                )
+                out.append(
+                    res("host-service", (host.name, host.service), "SoftEther runs, also after boot", state="running")
+                )
             if host.softether is not None:
                 out.extend(softether_resources(host.name, host.softether))
             for address in host.addresses:
@@ -241,6 +267,8 @@ class DesiredState:
                     )
                 )
         for client in self.clients:
+            if not client.managed:
+                continue
             for prefix in client.prefixes:
                 out.append(
                     res(

@@ -1,0 +1,246 @@
+"""SSH to hosts with paramiko: one verified connection per host, many commands over it.
+
+- Settings come from the inventory's ``ssh`` block, then the OpenSSH client config it names
+  (or ~/.ssh/config): HostName, Port, User, IdentityFile, ProxyCommand, UserKnownHostsFile.
+- Keys: the inventory's, the config's, the agent's, ~/.ssh defaults.
+- Host keys are verified against known_hosts. An unknown host is refused unless the caller
+  passed ``accept_new_host_keys`` (then the key is recorded, like OpenSSH's
+  ``StrictHostKeyChecking=accept-new``); a changed key is always refused.
+- Secrets go to commands on stdin, never in the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from hybridctl.errors import HostKeyError, RemoteError
+from hybridctl.inventory.models import SshEndpoint
+
+DEFAULT_CONFIG = Path("~/.ssh/config").expanduser()
+DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+@dataclass(frozen=True)
+class ResolvedEndpoint:
+    """What we will actually connect to, after reading the OpenSSH config."""
+
+    alias: str
+    hostname: str
+    port: int
+    user: str
+    key_files: tuple[str, ...]
+    proxy_command: str | None
+    known_hosts: Path
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+
+
+def resolve(endpoint: SshEndpoint) -> ResolvedEndpoint:
+    config_path = Path(endpoint.config_file).expanduser() if endpoint.config_file else DEFAULT_CONFIG
+    looked: dict[str, object] = {}
+    if config_path.exists():
+        config = paramiko.SSHConfig.from_path(str(config_path))
+        looked = dict(config.lookup(endpoint.host))
+    elif endpoint.config_file:
+        raise RemoteError(endpoint.host, f"ssh config file {config_path} does not exist", "fix ssh.config_file")
+    key_files: list[str] = []
+    if endpoint.key:
+        key_files.append(str(Path(endpoint.key).expanduser()))
+    identity_files = looked.get("identityfile") or []
+    if isinstance(identity_files, list):
+        key_files.extend(str(Path(str(k)).expanduser()) for k in identity_files)
+    known_hosts = endpoint.known_hosts or (
+        str(looked["userknownhostsfile"]).split()[0] if looked.get("userknownhostsfile") else None
+    )
+    port = endpoint.port if endpoint.port != 22 or "port" not in looked else int(str(looked["port"]))
+    user = endpoint.user if endpoint.user != "root" or "user" not in looked else str(looked["user"])
+    return ResolvedEndpoint(
+        alias=endpoint.host,
+        hostname=str(looked.get("hostname", endpoint.host)),
+        port=port,
+        user=user,
+        key_files=tuple(dict.fromkeys(k for k in key_files if Path(k).exists())),
+        proxy_command=str(looked["proxycommand"]) if looked.get("proxycommand") else None,
+        known_hosts=Path(known_hosts).expanduser() if known_hosts else DEFAULT_KNOWN_HOSTS,
+    )
+
+
+class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
+    """Record an unknown host's key in known_hosts (never used for a changed key)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        with self._lock:
+            self.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with self.known_hosts.open("a", encoding="utf-8") as handle:
+                handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+class _RejectUnknownPolicy(paramiko.MissingHostKeyPolicy):
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise HostKeyError(
+            hostname,
+            f"host key ({key.get_name()} {key.fingerprint}) is not in known_hosts",
+            "verify the fingerprint, then re-run with --accept-new-host-keys (or add it to known_hosts)",
+        )
+
+
+class SshSession:
+    """One connection to one host; commands run on channels of the same transport."""
+
+    def __init__(
+        self, name: str, endpoint: SshEndpoint, *, accept_new_host_keys: bool = False, connect_timeout: float = 15.0
+    ) -> None:
+        self.name = name
+        self.endpoint = endpoint
+        self.accept_new_host_keys = accept_new_host_keys
+        self.connect_timeout = connect_timeout
+        self._client: paramiko.SSHClient | None = None
+        self.resolved: ResolvedEndpoint | None = None
+        self.commands_run = 0
+
+    def connect(self) -> None:
+        resolved = resolve(self.endpoint)
+        self.resolved = resolved
+        client = paramiko.SSHClient()
+        if resolved.known_hosts.exists():
+            client.load_host_keys(str(resolved.known_hosts))
+        client.set_missing_host_key_policy(
+            _AcceptNewPolicy(resolved.known_hosts) if self.accept_new_host_keys else _RejectUnknownPolicy()
+        )
+        sock = paramiko.ProxyCommand(resolved.proxy_command) if resolved.proxy_command else None
+        try:
+            client.connect(
+                resolved.hostname,
+                port=resolved.port,
+                username=resolved.user,
+                key_filename=list(resolved.key_files) or None,  # type: ignore[arg-type]  # accepts a list
+                allow_agent=bool(os.environ.get("SSH_AUTH_SOCK")),
+                look_for_keys=not resolved.key_files,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+                sock=sock,
+            )
+        except HostKeyError:
+            client.close()
+            raise
+        except paramiko.BadHostKeyException as error:
+            client.close()
+            raise HostKeyError(
+                self.name,
+                f"host key CHANGED for {resolved.known_hosts_name}: "
+                f"expected {error.expected_key.get_base64()[:16]}..., got {error.key.get_base64()[:16]}...",
+                "refusing to connect: if the host was really rebuilt, remove its old entry from "
+                f"{resolved.known_hosts} and verify the new key",
+            ) from None
+        except paramiko.AuthenticationException as error:
+            client.close()
+            raise RemoteError(
+                self.name, f"SSH authentication failed as {resolved.user}: {error}", "check ssh.user and ssh.key"
+            ) from None
+        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as error:
+            client.close()
+            raise RemoteError(
+                self.name,
+                f"cannot connect to {resolved.hostname}:{resolved.port}: {error}",
+                "is the host up and sshd reachable?",
+            ) from None
+        self._client = client
+
+    def run(self, command: str, stdin: str | bytes | None = None, timeout: float = 600.0) -> CommandResult:
+        """Run ``command`` (a shell command line: never put secrets in it); ``stdin`` carries data."""
+        if self._client is None:
+            raise RemoteError(self.name, "not connected")
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise RemoteError(self.name, "connection lost", "re-run: hybridctl converges")
+        self.commands_run += 1
+        try:
+            channel = transport.open_session(timeout=self.connect_timeout)
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            if stdin is not None:
+                channel.sendall(stdin.encode() if isinstance(stdin, str) else stdin)
+            channel.shutdown_write()
+            out = bytearray()
+            err = bytearray()
+            while True:
+                if channel.recv_ready():
+                    out += channel.recv(65536)
+                elif channel.recv_stderr_ready():
+                    err += channel.recv_stderr(65536)
+                elif channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break
+                else:
+                    channel.status_event.wait(0.05)
+            while channel.recv_ready():
+                out += channel.recv(65536)
+            while channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+            rc = channel.recv_exit_status()
+            channel.close()
+        except (TimeoutError, OSError, paramiko.SSHException) as error:
+            raise RemoteError(self.name, f"command failed to run: {error}") from None
+        return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def connect_all(
+    targets: Iterable[tuple[str, SshEndpoint]],
+    *,
+    accept_new_host_keys: bool = False,
+    max_workers: int = 64,
+) -> tuple[dict[str, SshSession], dict[str, str]]:
+    """Connect to every host in parallel. Returns (sessions, errors by host); never raises per host."""
+    items = list(targets)
+    sessions: dict[str, SshSession] = {}
+    errors: dict[str, str] = {}
+    if not items:
+        return sessions, errors
+
+    def one(item: tuple[str, SshEndpoint]) -> tuple[str, SshSession | None, str]:
+        name, endpoint = item
+        session = SshSession(name, endpoint, accept_new_host_keys=accept_new_host_keys)
+        try:
+            session.connect()
+        except RemoteError as error:
+            return name, None, str(error)
+        return name, session, ""
+
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
+        for name, session, error in pool.map(one, items):
+            if session is not None:
+                sessions[name] = session
+            else:
+                errors[name] = error
+    return sessions, errors

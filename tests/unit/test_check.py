@@ -1,0 +1,111 @@
+"""`check`: probe planning, the probe script (run for real on loopback), and diagnosis."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import socket
+import subprocess
+from ipaddress import IPv4Address
+
+import pytest
+import yaml
+
+from hybridctl.check import Probe, diagnose, parse_probe_output, probe_script, probes
+from hybridctl.diff import Change
+from hybridctl.inventory.load import parse_inventory
+from hybridctl.planner.desired import Resource, res
+from hybridctl.planner.plan import plan
+from tests.conftest import REPO
+
+BASE = yaml.safe_load((REPO / "inventory" / "reference.yaml").read_text())
+
+
+def reference_with_test_hosts():
+    doc = copy.deepcopy(BASE)
+    ssh = {"host": "x"}
+    doc["sites"][0]["clients"][0]["ssh"] = ssh
+    doc["sites"][1]["test_hosts"] = [
+        {"name": "h20", "address": "192.168.20.10", "ssh": ssh},
+        {"name": "h21", "address": "192.168.21.10", "ssh": ssh},
+    ]
+    doc["sites"][2]["test_hosts"] = [{"name": "h30", "address": "192.168.30.10", "ssh": ssh}]
+    doc["sites"][2]["services"] = ["192.168.30.10:22"]
+    inventory = parse_inventory(yaml.safe_dump(doc), "ref.yaml").inventory
+    return inventory, plan(inventory)
+
+
+def test_probes_cover_every_cross_site_pair_and_services() -> None:
+    inventory, _ = reference_with_test_hosts()
+    items = probes(inventory)
+    pings = {(p.source, p.target) for p in items if p.port is None}
+    # 4 endpoints in 3 sites; same-site pairs (h20<->h21) are not probed.
+    assert ("h20", "h21") not in pings
+    assert {("lan-client", "h20"), ("h20", "h30"), ("h30", "h21"), ("h21", "lan-client")} <= pings
+    assert len(pings) == 4 * 3 - 2
+    tcp = [p for p in items if p.port is not None]
+    assert {(p.source, p.port) for p in tcp} == {("lan-client", 22), ("h20", 22), ("h21", 22)}
+
+
+def test_probe_script_runs_and_parses_real_results() -> None:
+    if shutil.which("ping") is None or shutil.which("bash") is None:
+        pytest.skip("ping and bash")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    open_port = listener.getsockname()[1]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    items = [
+        Probe("a", "s1", "lo", "s2", IPv4Address("127.0.0.1"), None),
+        Probe("a", "s1", "open", "s2", IPv4Address("127.0.0.1"), open_port),
+        Probe("a", "s1", "closed", "s2", IPv4Address("127.0.0.1"), closed_port),
+    ]
+    output = subprocess.run(["bash", "-s"], input=probe_script(items, timeout=1), capture_output=True, text=True)
+    listener.close()
+    results = parse_probe_output(items, output.stdout)
+    assert [r.ok for r in results] == [True, True, False]
+    assert results[0].rtt_ms is not None
+    assert results[2].detail == "connection failed"
+
+
+def test_missing_probe_line_is_a_failure() -> None:
+    items = [Probe("a", "s1", "b", "s2", IPv4Address("10.0.0.1"), None)]
+    (result,) = parse_probe_output(items, "garbage\n")
+    assert not result.ok and result.detail == "probe did not report"
+
+
+def change(layer: str, *key: str, **attrs: str) -> Change:
+    r = res(layer, tuple(key), **attrs)
+    return Change("update", layer, r.key, r.attrs, None)
+
+
+@pytest.mark.parametrize(
+    ("drift", "actual", "expected"),
+    [
+        ([change("flag", "aws", "aws-bridge-eni", "source_dest_check", value="false")], [], "forwarding flag"),
+        (
+            [Change("create", "cloud-route", ("azure", "Hybrid-RT", "192.168.20.0/24"), (("target", "x"),), None)],
+            [],
+            "cloud route",
+        ),
+        ([Change("create", "host-route", ("azure-bridge", "192.168.20.0/24"), (), None)], [], "host route"),
+        (
+            [Change("create", "softether", ("vpnserver", "l3-route", "L3SW", "192.168.20.0/24"), (), None)],
+            [],
+            "L3 switch",
+        ),
+        (
+            [],
+            [res("softether", ("aws-bridge", "cascade", "BRIDGE", "HYBRID"), online="false")],
+            "cascade down on aws-bridge",
+        ),
+        ([], [], "no layer differs"),
+    ],
+)
+def test_diagnose_names_the_layer(drift: list[Change], actual: list[Resource], expected: str) -> None:
+    inventory, desired = reference_with_test_hosts()
+    verdict = diagnose(inventory, desired, IPv4Address("192.168.30.10"), IPv4Address("192.168.20.10"), drift, actual)
+    assert verdict.startswith(expected), verdict

@@ -87,6 +87,10 @@ def _fix_for(error: dict[str, Any], value: Any) -> tuple[str, str]:
     """Message and fix for one pydantic error, in the user's terms."""
     kind = error["type"]
     message = error["msg"]
+    # Feature validators (budgets, vips) raise errors that carry their own fix.
+    fix = (error.get("ctx") or {}).get("fix")
+    if isinstance(fix, str):
+        return message.removeprefix("Value error, "), fix
     if kind == "extra_forbidden":
         return "unknown field", "remove it or correct its spelling (`hybridctl schema` lists the fields)"
     if kind == "missing":

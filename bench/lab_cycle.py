@@ -1,0 +1,184 @@
+"""Benchmark: one lab cycle, phase by phase (root, Linux; takes the machine-wide lab lock).
+
+Phases per run:
+- ``lab up`` total, and inside it: data plane, lab daemon ready (from its start; it imports
+  and seeds while the data plane is built), seeding (AWS through boto3, Azure), fabric synced;
+- API -> fabric: how long after a cloud API call the fabric reflects it, with no nudge
+  (the reconciler is woken by the emulators' notifications): an AWS route through boto3,
+  the ENI source/dest check, an Azure NIC's IP forwarding through azure-mgmt-network;
+- hooks for ``hybridctl up`` and ``check`` on the lab inventory (None until filled in);
+- ``lab down``, and ``lab down`` again.
+
+    python bench/lab_cycle.py [--runs 3] [--extra-clients 0] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hybridctl.lab import dataplane, manager, reconciler, seed
+
+LAB_DIR = Path("/var/lib/hybridctl-lab-bench")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- hooks (lead fills in)
+
+
+def phase_hybridctl_up(lab: manager.LabUpResult) -> float | None:
+    """Seconds for ``hybridctl up -i <lab.inventory>`` on the bare lab; None = not measured yet."""
+    return None
+
+
+def phase_check(lab: manager.LabUpResult) -> float | None:
+    """Seconds for ``hybridctl check -i <lab.inventory>`` after ``up``; None = not measured yet."""
+    return None
+
+
+# --------------------------------------------------------------------------- API -> fabric
+
+
+def _clients(lab: manager.LabUpResult) -> tuple[Any, Any]:
+    """boto3 EC2 and azure-mgmt-network clients, configured from the lab inventory's values."""
+    import boto3
+    import yaml
+    from azure.identity import ClientSecretCredential
+    from azure.mgmt.network import NetworkManagementClient
+
+    inv = yaml.safe_load(lab.inventory.read_text())
+    aws, az = inv["aws"], inv["azure"]
+    ec2 = boto3.client(
+        "ec2",
+        endpoint_url=aws["endpoint_url"],
+        region_name=aws["region"],
+        aws_access_key_id=seed.AWS_ACCESS_KEY_ID,
+        aws_secret_access_key=seed.AWS_SECRET_ACCESS_KEY,
+    )
+    secret = Path(az["client_secret"].removeprefix("file:")).read_text().strip()
+    credential = ClientSecretCredential(
+        az["tenant_id"], az["client_id"], secret, authority=az["authority"],
+        disable_instance_discovery=True, connection_verify=az["ca_bundle"],
+    )  # fmt: skip
+    network = NetworkManagementClient(
+        credential, az["subscription_id"], base_url=az["arm_endpoint"],
+        credential_scopes=[f"{az['arm_endpoint']}/.default"], connection_verify=az["ca_bundle"],
+        polling_interval=0.05,
+    )  # fmt: skip
+    return ec2, network
+
+
+def _fabric_latency(action: Callable[[], None], timeout: float = 10.0) -> float:
+    """Seconds from the start of ``action`` (an API call) until a reconcile pass that changed the
+    kernel, started after the call began, has finished (no kick: notifications only)."""
+    start = time.time()
+    action()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = reconciler.read_status(LAB_DIR) or {}
+        change = status.get("last_change") or {}
+        if change.get("snapshot_at", 0) >= start:
+            return float(change["snapshot_at"] + change["seconds"] - start)
+        time.sleep(0.002)
+    raise TimeoutError("the fabric did not follow the API call")
+
+
+def api_to_fabric(lab: manager.LabUpResult) -> dict[str, float]:
+    ec2, network = _clients(lab)
+    rtb = ec2.describe_route_tables(Filters=[{"Name": "tag:Name", "Values": [seed.AWS_ROUTE_TABLE]}])["RouteTables"][0]
+    eni = ec2.describe_network_interfaces(Filters=[{"Name": "tag:Name", "Values": [seed.AWS_BRIDGE_ENI]}])[
+        "NetworkInterfaces"
+    ][0]["NetworkInterfaceId"]
+    out = {
+        "api_to_fabric_aws_route_s": _fabric_latency(
+            lambda: ec2.create_route(
+                RouteTableId=rtb["RouteTableId"], DestinationCidrBlock="192.168.30.0/24", NetworkInterfaceId=eni
+            )
+        ),
+        "api_to_fabric_aws_source_dest_check_s": _fabric_latency(
+            lambda: ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, SourceDestCheck={"Value": False})
+        ),
+    }
+    nic = network.network_interfaces.get(seed.AZURE_RESOURCE_GROUP, seed.AZURE_BRIDGE_NIC)
+    nic.enable_ip_forwarding = True
+
+    def azure_forwarding() -> None:
+        poller = network.network_interfaces.begin_create_or_update(
+            seed.AZURE_RESOURCE_GROUP, seed.AZURE_BRIDGE_NIC, nic
+        )
+        poller.result()
+
+    out["api_to_fabric_azure_ip_forwarding_s"] = _fabric_latency(azure_forwarding)
+    return out
+
+
+# --------------------------------------------------------------------------- one cycle
+
+
+def one_cycle(extra_clients: int) -> dict[str, float | None]:
+    row: dict[str, float | None] = {}
+    t = time.monotonic()
+    lab = manager.up(extra_clients=extra_clients, lab_dir=LAB_DIR, aws_port=free_port(), azure_port=free_port())
+    row["lab_up_s"] = time.monotonic() - t
+    row["dataplane_s"] = lab.timings["dataplane_s"]
+    row["daemon_ready_s"] = lab.timings["daemon_ready_s"]
+    row["seed_aws_s"] = lab.timings.get("daemon.seed_aws_s")
+    row["seed_azure_s"] = lab.timings.get("daemon.seed_azure_s")
+    row["fabric_synced_s"] = lab.timings["fabric_synced_s"]
+    try:
+        row.update(api_to_fabric(lab))
+        row["hybridctl_up_s"] = phase_hybridctl_up(lab)
+        row["check_s"] = phase_check(lab)
+    finally:
+        t = time.monotonic()
+        manager.down(lab_dir=LAB_DIR)
+        row["lab_down_s"] = time.monotonic() - t
+        t = time.monotonic()
+        manager.down(lab_dir=LAB_DIR)
+        row["lab_down_again_s"] = time.monotonic() - t
+    return row
+
+
+def summarize(rows: list[dict[str, float | None]]) -> dict[str, dict[str, float] | None]:
+    out: dict[str, dict[str, float] | None] = {}
+    for key in rows[0]:
+        values = [v for r in rows if (v := r.get(key)) is not None]
+        out[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)} if values else None
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--extra-clients", type=int, default=0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    manager.require_lab_machine()
+    with dataplane.lab_lock():
+        rows = [one_cycle(args.extra_clients) for _ in range(args.runs)]
+    summary = summarize(rows)
+    if args.json:
+        print(json.dumps({"runs": rows, "summary": summary, "extra_clients": args.extra_clients}, indent=1))
+        return
+    print(f"lab cycle, {args.runs} runs, {args.extra_clients} extra clients (seconds)")
+    print(f"{'phase':40} {'median':>8} {'min':>8} {'max':>8}")
+    for key, stats in summary.items():
+        if stats is None:
+            print(f"{key:40} {'-':>8} {'-':>8} {'-':>8}   (hook not filled in)")
+        else:
+            print(f"{key:40} {stats['median']:8.3f} {stats['min']:8.3f} {stats['max']:8.3f}")
+
+
+if __name__ == "__main__":
+    main()

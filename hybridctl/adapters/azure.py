@@ -1,0 +1,880 @@
+"""The Azure backend: NIC IP forwarding, NSG rules, route tables, routes and subnet associations.
+
+Reads are four paginated ARM list calls per resource group (virtual networks with their
+subnets, route tables with their routes, network interfaces, network security groups with
+their rules), whatever the number of routes. Every request goes through the management
+client's pipeline, where one policy counts it (before azure-core's retries, which honour
+Retry-After on 429) and one wrapper turns failures into :class:`~hybridctl.errors.RemoteError`
+with a hint. docs/cloud-adapters.md has the rules.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from ipaddress import ip_network
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.pipeline import PipelineRequest
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+from hybridctl.adapters.base import CallCounter, NoProgress, Outcome, Progress, ReadResult
+from hybridctl.adapters.cloudcommon import (
+    AZURE_NAME_MARK,
+    CLOUD_FLAGS,
+    MANAGED_TAG,
+    TABLE_LAYER,
+    SafeCounter,
+    journal_detail,
+    network_field,
+    owns_key,
+    resource,
+    run_changes,
+    site_field,
+    site_names,
+    table_field,
+    unresolved,
+)
+from hybridctl.diff import Change
+from hybridctl.errors import HybridctlError, RemoteError
+from hybridctl.inventory.models import AzureSettings, Inventory, Site
+from hybridctl.journal import Journal
+from hybridctl.planner.desired import CloudRoute, CloudRouteTable, DesiredState, Resource
+from hybridctl.secrets import SecretRef, SecretStore
+
+if TYPE_CHECKING:
+    from hybridctl.engine import Context
+
+FLAG = CLOUD_FLAGS["azure"]
+MUTATING_METHODS = frozenset({"PUT", "PATCH", "POST", "DELETE"})
+FIRST_PRIORITY = 1000  # hybridctl's NSG rules sit above the range people usually hand-write in
+LAST_PRIORITY = 4096
+CLIENT_SECRET = "azure/client_secret"
+# From this many route writes in one table, they go out as one route table PUT (one
+# long-running operation instead of one per route; ARM serializes child writes anyway).
+ROUTE_BATCH_MIN = 2
+
+T = TypeVar("T")
+
+_PROTOCOLS = {"*": "all", "tcp": "tcp", "udp": "udp", "icmp": "icmp"}
+_TO_AZURE_PROTOCOL = {"all": "*", "tcp": "Tcp", "udp": "Udp", "icmp": "Icmp"}
+_HOP_LABELS = {
+    "virtualappliance": "virtual-appliance",
+    "internet": "internet",
+    "vnetlocal": "vnet-local",
+    "virtualnetworkgateway": "virtual-network-gateway",
+    "none": "none",
+}
+
+
+def _lower(text: Any) -> str:
+    return str(text or "").lower()
+
+
+def _props(obj: dict[str, Any]) -> dict[str, Any]:
+    props = obj.get("properties")
+    return props if isinstance(props, dict) else {}
+
+
+def _last(resource_id: str) -> str:
+    return resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def hop_label(route_props: dict[str, Any]) -> str:
+    """``virtual-appliance:<ip>`` / ``internet:`` ... for a route's next hop."""
+    hop = _lower(route_props.get("nextHopType"))
+    label = _HOP_LABELS.get(hop, hop or "unknown")
+    return f"{label}:{route_props.get('nextHopIpAddress') or ''}"
+
+
+def normalize_prefix(prefix: str) -> str:
+    """CIDRs in canonical form; service tags (``Storage``) as they are."""
+    try:
+        return str(ip_network(prefix, strict=False))
+    except ValueError:
+        return prefix
+
+
+def rule_items(rule: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(direction, protocol, port, peer) for each peer of an NSG rule, in the planner's spelling."""
+    props = _props(rule)
+    direction = _lower(props.get("direction")) or "inbound"
+    protocol = _PROTOCOLS.get(_lower(props.get("protocol")), _lower(props.get("protocol")))
+    ports = [str(props["destinationPortRange"])] if props.get("destinationPortRange") else []
+    ports += [str(p) for p in props.get("destinationPortRanges") or []]
+    port = ",".join(ports) or "*"
+    if port == "0-65535":
+        port = "*"
+    side = "source" if direction == "inbound" else "destination"
+    peers = [str(props[f"{side}AddressPrefix"])] if props.get(f"{side}AddressPrefix") else []
+    peers += [str(p) for p in props.get(f"{side}AddressPrefixes") or []]
+    peers += [f"asg:{_last(str(a.get('id', '')))}" for a in props.get(f"{side}ApplicationSecurityGroups") or []]
+    return [(direction, protocol, port, normalize_prefix(p) if p != "*" else p) for p in peers]
+
+
+def free_priority(taken: Iterable[int]) -> int:
+    """The lowest priority >= 1000 not in ``taken`` (deterministic for a given NSG state)."""
+    used = set(taken)
+    for priority in range(FIRST_PRIORITY, LAST_PRIORITY + 1):
+        if priority not in used:
+            return priority
+    raise RemoteError("azure", "no free NSG priority between 1000 and 4096", "remove unused rules")
+
+
+class _CountingPolicy(SansIOHTTPPolicy):
+    """Counts each ARM request once (retries by azure-core are not new calls)."""
+
+    def __init__(self, counter: SafeCounter) -> None:
+        self.counter = counter
+
+    def on_request(self, request: PipelineRequest) -> None:
+        if request.http_request.method.upper() in MUTATING_METHODS:
+            self.counter.mutate()
+        else:
+            self.counter.read()
+
+
+@dataclass
+class _Site:
+    """One Azure site as last read."""
+
+    site: Site
+    rg: str
+    location: str = ""
+    vnet: dict[str, Any] | None = None
+    subnets: dict[str, dict[str, Any]] = field(default_factory=dict)  # network name -> subnet
+    specs: dict[str, CloudRouteTable] = field(default_factory=dict)
+    tables: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # table name -> table / missing
+    rg_tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # lower-case id -> table
+    nic: dict[str, Any] | None = None
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # NSG as written -> NSG
+    route_names: dict[tuple[str, ...], str] = field(default_factory=dict)
+    rule_names: dict[tuple[str, ...], str] = field(default_factory=dict)
+    planned: dict[tuple[str, str], CloudRoute] = field(default_factory=dict)  # (table, prefix) -> route
+
+
+def _managed(table: dict[str, Any] | None) -> bool:
+    return table is not None and (table.get("tags") or {}).get(MANAGED_TAG[0]) == MANAGED_TAG[1]
+
+
+class AzureBackend:
+    """:class:`~hybridctl.adapters.base.Backend` for the ``azure`` sites of an inventory."""
+
+    name = "azure"
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        journal: Journal,
+        secrets: SecretStore | None = None,
+        *,
+        credential: Any | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.journal = journal
+        self.settings: AzureSettings | None = inventory.azure
+        self.secrets = secrets or SecretStore.for_inventory(inventory.name, inventory.secrets.store)
+        self.counter = CallCounter()
+        self._count = SafeCounter(self.counter)
+        self._sites = {s.name: s for s in inventory.sites if s.kind == "azure"}
+        self._credential = credential
+        self._client: Any | None = None
+        self._lock = threading.Lock()
+        self._state: dict[str, _Site] = {}
+        self._failures: dict[str, str] = {}
+        self._read_once = False
+
+    # -- client and the one call wrapper -------------------------------------------------------------
+
+    def _settings(self) -> AzureSettings:
+        if self.settings is None:
+            raise RemoteError("azure", "the inventory has no azure section", "add azure.subscription_id")
+        return self.settings
+
+    def credential(self) -> Any:
+        """ClientSecretCredential when tenant, client and secret are set; else DefaultAzureCredential."""
+        if self._credential is not None:
+            return self._credential
+        settings = self._settings()
+        common: dict[str, Any] = {}
+        if settings.authority:
+            # A private authority (the lab, a sovereign cloud proxy) cannot answer MSAL's
+            # instance discovery against login.microsoftonline.com.
+            common.update(authority=settings.authority, disable_instance_discovery=True)
+        if settings.ca_bundle:
+            common["connection_verify"] = settings.ca_bundle
+        from azure.identity import ClientSecretCredential, DefaultAzureCredential
+
+        if settings.tenant_id and settings.client_id and settings.client_secret:
+            try:
+                secret = self.secrets.resolve(SecretRef(CLIENT_SECRET, settings.client_secret))
+            except HybridctlError as error:
+                raise RemoteError("azure", f"azure.client_secret: {error}", "set the secret it refers to") from None
+            self._credential = ClientSecretCredential(settings.tenant_id, settings.client_id, secret, **common)
+        else:
+            self._credential = DefaultAzureCredential(**common)
+        return self._credential
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                settings = self._settings()
+                from azure.mgmt.network import NetworkManagementClient
+
+                kwargs: dict[str, Any] = {
+                    "polling_interval": settings.polling_interval,
+                    "per_call_policies": [_CountingPolicy(self._count)],
+                }
+                if settings.arm_endpoint:
+                    base = settings.arm_endpoint.rstrip("/")
+                    kwargs.update(base_url=base, credential_scopes=[f"{base}/.default"])
+                if settings.ca_bundle:
+                    kwargs["connection_verify"] = settings.ca_bundle
+                self._client = NetworkManagementClient(self.credential(), settings.subscription_id, **kwargs)
+            return self._client
+
+    def _translate(self, target: str, what: str, exc: Exception) -> RemoteError:
+        if isinstance(exc, ClientAuthenticationError):
+            return RemoteError(
+                target,
+                f"{what}: authentication failed: {exc.message}",
+                "check azure.tenant_id / client_id / client_secret and azure.authority",
+            )
+        if isinstance(exc, HttpResponseError):
+            code = (exc.error.code if exc.error is not None else None) or str(exc.status_code)
+            message = exc.error.message if exc.error is not None and exc.error.message else exc.message
+            return RemoteError(target, f"{what}: {code}: {message}", self._hint(exc.status_code, code))
+        if isinstance(exc, ServiceRequestError | ServiceResponseError):
+            return RemoteError(target, f"{what}: {exc}", "check azure.arm_endpoint, azure.ca_bundle and the network")
+        return RemoteError(target, f"{what}: {exc}", "see the Azure error above")
+
+    @staticmethod
+    def _hint(status: int | None, code: str) -> str:
+        if status == 403 or code in ("AuthorizationFailed", "LinkedAuthorizationFailed"):
+            return "give the identity Network Contributor on the resource group (docs/cloud-adapters.md)"
+        if status == 412 or code == "PreconditionFailed":
+            return "the object changed since it was read; run `hybridctl routes diff` and apply again"
+        if code in ("ResourceGroupNotFound", "SubscriptionNotFound"):
+            return "check sites[].resource_group and azure.subscription_id"
+        if status == 429:
+            return "ARM kept throttling past the client's retries; wait and run again"
+        if code in ("AnotherOperationInProgress", "RetryableError", "Conflict") or status == 409:
+            return "another operation holds the resource; run again"
+        if status == 404:
+            return "the object vanished since it was read; run `hybridctl routes diff` again"
+        return "see the ARM error above"
+
+    def call(self, target: str, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except (HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError) as exc:
+            raise self._translate(target, what, exc) from None
+
+    def list_all(self, target: str, what: str, fn: Callable[[], Iterable[Any]]) -> list[dict[str, Any]]:
+        """Every item of a paged list, as ARM JSON (the pipeline counts each page request)."""
+        return self.call(target, what, lambda: [item.as_dict() for item in fn()])
+
+    def lro(self, target: str, what: str, fn: Callable[[], Any]) -> dict[str, Any]:
+        """Start a long-running operation and wait for it (polling every azure.polling_interval)."""
+
+        def run() -> dict[str, Any]:
+            result = fn().result()
+            return result.as_dict() if result is not None else {}
+
+        return self.call(target, what, run)
+
+    # -- Backend -------------------------------------------------------------------------------------
+
+    def owns(self, resource_layer: str, key: tuple[str, ...]) -> bool:
+        return owns_key(self._sites, "azure", resource_layer, key)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+            close = getattr(self._credential, "close", None)
+            if callable(close):
+                close()
+
+    def read(self, desired: DesiredState) -> ReadResult:
+        self._state = {}
+        self._failures = {}
+        self._read_once = True
+        result = ReadResult()
+        by_rg: dict[str, list[Site]] = {}
+        for name in site_names(desired, self.inventory, "azure"):
+            site = self._sites[name]
+            if not site.resource_group:
+                self._failures[name] = str(
+                    RemoteError(f"azure {name}", f"{site_field(site, '.resource_group')}: not set", "set it")
+                )
+                continue
+            by_rg.setdefault(site.resource_group, []).append(site)
+        for rg, sites in by_rg.items():
+            try:
+                self._read_rg(rg, sites, desired, result)
+            except RemoteError as error:
+                for site in sites:
+                    self._failures.setdefault(site.name, str(error))
+        result.unreachable.update(self._failures)
+        return result
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def _read_rg(self, rg: str, sites: list[Site], desired: DesiredState, result: ReadResult) -> None:
+        client = self.client()
+        target = f"azure {rg}"
+        vnets = self.list_all(target, "virtual_networks.list", lambda: client.virtual_networks.list(rg))
+        tables = self.list_all(target, "route_tables.list", lambda: client.route_tables.list(rg))
+        nics = self.list_all(target, "network_interfaces.list", lambda: client.network_interfaces.list(rg))
+        nsgs = self.list_all(target, "network_security_groups.list", lambda: client.network_security_groups.list(rg))
+        for site in sites:
+            try:
+                state = self._resolve_site(site, rg, vnets, tables, nics, nsgs, desired)
+            except RemoteError as error:
+                self._failures[site.name] = str(error)
+                continue
+            self._state[site.name] = state
+            result.resources.extend(self._resources(state, desired))
+
+    @staticmethod
+    def _by_name(
+        site: Site, items: list[dict[str, Any]], wanted: str, what: str, field_text: str, hint: str
+    ) -> dict[str, Any]:
+        matches = [i for i in items if _lower(i.get("name")) == wanted.lower() or _lower(i.get("id")) == wanted.lower()]
+        if not matches:
+            raise unresolved(
+                f"azure {site.name}", field_text, what, wanted, f"in resource group {site.resource_group}", hint
+            )
+        return matches[0]
+
+    def _resolve_site(
+        self,
+        site: Site,
+        rg: str,
+        vnets: list[dict[str, Any]],
+        tables: list[dict[str, Any]],
+        nics: list[dict[str, Any]],
+        nsgs: list[dict[str, Any]],
+        desired: DesiredState,
+    ) -> _Site:
+        state = _Site(site, rg)
+        if site.vnet:
+            state.vnet = self._by_name(
+                site, vnets, site.vnet, "virtual network", site_field(site, ".vnet"), "write the VNet's name"
+            )
+            candidates = [state.vnet]
+        else:
+            candidates = vnets
+        state.location = site.location or str((state.vnet or {}).get("location") or "")
+        for network in site.networks:
+            if not network.overlay or network.route_table is None:
+                continue
+            wanted = (network.id or network.name).lower()
+            found = [
+                (vnet, sub)
+                for vnet in candidates
+                for sub in _props(vnet).get("subnets") or []
+                if wanted in (_lower(sub.get("name")), _lower(sub.get("id")))
+            ]
+            attr = "id" if network.id else "name"
+            if not found:
+                raise unresolved(
+                    f"azure {site.name}",
+                    network_field(site, network.name, attr),
+                    "subnet",
+                    network.id or network.name,
+                    f"in virtual network {site.vnet or '(any)'} of resource group {rg}",
+                    "write the subnet's name (or its ARM id in networks[].id)",
+                )
+            vnet, subnet = found[0]
+            prefixes = [_props(subnet).get("addressPrefix"), *(_props(subnet).get("addressPrefixes") or [])]
+            if str(network.cidr) not in {normalize_prefix(str(p)) for p in prefixes if p}:
+                raise RemoteError(
+                    f"azure {site.name}",
+                    f"{network_field(site, network.name, 'cidr')}: {network.cidr} but subnet {subnet.get('name')} "
+                    f"has {', '.join(str(p) for p in prefixes if p)}",
+                    "correct the cidr or the subnet reference",
+                )
+            subnet["_vnet"] = vnet["name"]
+            state.subnets[network.name] = subnet
+            if state.vnet is None:
+                state.vnet = vnet
+                state.location = state.location or str(vnet.get("location") or "")
+        state.rg_tables = {_lower(t.get("id")): t for t in tables}
+        state.specs = {t.name: t for t in desired.route_tables if t.site == site.name}
+        for spec in state.specs.values():
+            for route in spec.routes:
+                state.planned[(spec.name, str(route.prefix))] = route
+            wanted = (spec.table_id or spec.name).lower()
+            match = [t for t in tables if wanted in (_lower(t.get("name")), _lower(t.get("id")))]
+            if match:
+                state.tables[spec.name] = match[0]
+            elif spec.create:
+                state.tables[spec.name] = None
+            else:
+                raise unresolved(
+                    f"azure {site.name}",
+                    table_field(site, spec.name, "id" if spec.table_id else "name"),
+                    "route table",
+                    spec.table_id or spec.name,
+                    f"in resource group {rg}",
+                    "write the table's name, or set create: true",
+                )
+        gw = site.gateway
+        if gw.nic:  # any role: the NIC carries the next-hop address and, on bridges, the flag
+            state.nic = self._by_name(
+                site, nics, gw.nic, "network interface", site_field(site, ".gateway.nic"), "write the NIC's name"
+            )
+            addresses = {
+                str(_props(c).get("privateIPAddress")) for c in _props(state.nic).get("ipConfigurations") or []
+            }
+            if str(gw.private_ip) not in addresses:
+                raise RemoteError(
+                    f"azure {site.name}",
+                    f"{site_field(site, '.gateway.private_ip')}: {gw.private_ip} is not an address of NIC "
+                    f"{state.nic.get('name')} ({', '.join(sorted(addresses))})",
+                    "correct private_ip (it is the next hop of every route) or the NIC name",
+                )
+        for group, attr in (
+            (gw.security_group, ".gateway.security_group"),
+            (site.workload_security_group, ".workload_security_group"),
+        ):
+            if group:
+                state.groups[group] = self._by_name(
+                    site, nsgs, group, "network security group", site_field(site, attr), "write the NSG's name"
+                )
+        return state
+
+    def _table_label(self, state: _Site, table_id: str) -> str:
+        for name, table in state.tables.items():
+            if table is not None and _lower(table.get("id")) == table_id.lower():
+                return name
+        return _last(table_id)
+
+    def _resources(self, state: _Site, desired: DesiredState) -> list[Resource]:
+        site = state.site
+        out: list[Resource] = []
+        for flag in desired.flags:
+            if flag.site == site.name and flag.name == FLAG and state.nic is not None:
+                value = str(bool(_props(state.nic).get("enableIPForwarding", False))).lower()
+                out.append(resource("flag", (site.name, flag.target, FLAG), True, value=value))
+        for group_text, nsg in state.groups.items():
+            for rule in _props(nsg).get("securityRules") or []:
+                name = str(rule.get("name"))
+                for direction, protocol, port, peer in rule_items(rule):
+                    key = (site.name, group_text, direction, protocol, port, peer)
+                    state.rule_names[key] = name
+                    out.append(
+                        resource("security-rule", key, name.startswith(AZURE_NAME_MARK), name=name, provider="azure")
+                    )
+        for table_name, table in state.tables.items():
+            if table is None:
+                continue
+            for route in _props(table).get("routes") or []:
+                props = _props(route)
+                route_key = (site.name, table_name, normalize_prefix(str(props.get("addressPrefix"))))
+                name = str(route.get("name"))
+                state.route_names[route_key] = name
+                out.append(
+                    resource("cloud-route", route_key, name.startswith(AZURE_NAME_MARK), target=hop_label(props))
+                )
+        wanted = {s for spec in state.specs.values() for s in spec.subnets}
+        for network, subnet in state.subnets.items():
+            table_ref = _props(subnet).get("routeTable") or {}
+            if network not in wanted or not table_ref.get("id"):
+                continue
+            table_id = str(table_ref["id"])
+            assoc_key = (site.name, self._table_label(state, table_id), network)
+            owned = self.journal.was_created("cloud-association", assoc_key) or _managed(
+                state.rg_tables.get(table_id.lower())
+            )
+            out.append(resource("cloud-association", assoc_key, owned))
+        return out
+
+    # -- applying ------------------------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change], desired: DesiredState, progress: Progress) -> list[Outcome]:
+        progress = progress or NoProgress()
+        if not self._read_once:
+            self.read(desired)
+        touched: set[tuple[str, str]] = set()
+        mine = [c for c in changes if self.owns(c.layer, c.key)]
+        # Names a create/update (re)writes in this batch: a delete of the same name is then
+        # already done (the object was overwritten in place), not to be undone.
+        rewritten: set[tuple[str, str, str]] = set()
+        priorities: dict[tuple[str, str, str], set[int]] = {}
+        # Route writes per table: several go out as one table PUT (see _apply_route_batch).
+        batches: dict[tuple[str, str], list[Change]] = {}
+        for change in mine:
+            if change.layer == "cloud-route" and change.action != "conflict":
+                batches.setdefault((change.key[0], change.key[1]), []).append(change)
+        batch_errors: dict[tuple[str, str], RemoteError | None] = {}
+
+        def apply_one(change: Change) -> None:
+            state = self._state[change.key[0]]
+            if change.layer == "flag":
+                self._apply_flag(state, change)
+            elif change.layer == "security-rule":
+                self._apply_rule(state, change, rewritten, priorities)
+            elif change.layer == "cloud-route":
+                batch = batches[(change.key[0], change.key[1])]
+                if len(batch) < ROUTE_BATCH_MIN:
+                    self._apply_route(state, change, rewritten)
+                else:
+                    table_key = (change.key[0], change.key[1])
+                    if table_key not in batch_errors:
+                        try:
+                            self._apply_route_batch(state, change.key[1], batch)
+                            batch_errors[table_key] = None
+                        except RemoteError as error:
+                            batch_errors[table_key] = error
+                    failed = batch_errors[table_key]
+                    if failed is not None:
+                        raise failed
+                if change.action == "delete":
+                    touched.add((state.site.name, change.key[1]))
+            elif change.layer == "cloud-association":
+                self._apply_association(state, change)
+                if change.action == "delete":
+                    touched.add((state.site.name, change.key[1]))
+            else:
+                raise RemoteError(f"azure {state.site.name}", f"layer {change.layer} is not the Azure backend's")
+
+        failures = dict(self._failures)
+        for change in mine:
+            if change.key[0] not in self._state and change.key[0] not in failures:
+                failures[change.key[0]] = f"site {change.key[0]} was not read"
+        outcomes = run_changes(mine, lambda c: c.key[0], "azure", apply_one, progress, failures)
+        for site_name, table in sorted(touched):
+            outcome = self._drop_table_if_empty(self._state[site_name], table, progress)
+            if outcome is not None:
+                outcomes.append(outcome)
+        self._read_once = False
+        return outcomes
+
+    def _target(self, state: _Site) -> str:
+        return f"azure {state.site.name}"
+
+    def _apply_flag(self, state: _Site, change: Change) -> None:
+        assert state.nic is not None
+        current = dict(change.actual or ()).get("value")
+        original = self.journal.original("flag", change.key)
+        if change.action == "delete":
+            # Nothing may "own" a flag away: deleting one means putting back the value found.
+            want = original
+        else:
+            want = dict(change.desired or ()).get("value")
+            if current is not None:
+                self.journal.found("flag", change.key, current)
+        if want is not None and want != current:
+            self._set_forwarding(state, want == "true")
+        if want is not None and want == original:
+            self.journal.restored("flag", change.key)  # back to what was found: nothing left to undo
+
+    def _set_forwarding(self, state: _Site, value: bool) -> None:
+        from azure.mgmt.network import models as nm
+
+        assert state.nic is not None
+        body = dict(state.nic)
+        body["properties"] = {**_props(state.nic), "enableIPForwarding": value}
+        name = str(state.nic["name"])
+        client = self.client()
+        state.nic = self.lro(
+            self._target(state),
+            f"network_interfaces.begin_create_or_update {name}",
+            lambda: client.network_interfaces.begin_create_or_update(state.rg, name, nm.NetworkInterface(body)),
+        )
+
+    def _apply_rule(
+        self,
+        state: _Site,
+        change: Change,
+        rewritten: set[tuple[str, str, str]],
+        priorities: dict[tuple[str, str, str], set[int]],
+    ) -> None:
+        from azure.mgmt.network import models as nm
+
+        _, group_text, direction, protocol, port, peer = change.key
+        nsg = state.groups.get(group_text)
+        if nsg is None:
+            raise RemoteError(self._target(state), f"network security group '{group_text}' was not resolved")
+        nsg_name = str(nsg["name"])
+        client = self.client()
+        old_name = state.rule_names.get(change.key)
+        if change.action == "delete":
+            if old_name is None or (state.site.name, nsg_name, old_name.lower()) in rewritten:
+                return
+            self.lro(
+                self._target(state),
+                f"security_rules.begin_delete {nsg_name}/{old_name}",
+                lambda: client.security_rules.begin_delete(state.rg, nsg_name, old_name),
+            )
+            return
+        name = dict(change.desired or ()).get("name") or old_name or ""
+        taken = priorities.setdefault(
+            (state.site.name, nsg_name, direction),
+            {
+                int(_props(r).get("priority", 0))
+                for r in _props(nsg).get("securityRules") or []
+                if _lower(_props(r).get("direction")) == direction
+            },
+        )
+        priority = free_priority(taken)
+        taken.add(priority)
+        side, other = ("source", "destination") if direction == "inbound" else ("destination", "source")
+        props = {
+            "protocol": _TO_AZURE_PROTOCOL.get(protocol, protocol),
+            "access": "Allow",
+            "direction": direction.capitalize(),
+            "priority": priority,
+            "sourcePortRange": "*",
+            "destinationPortRange": port,
+            f"{side}AddressPrefix": peer,
+            f"{other}AddressPrefix": "*",
+            "description": change.why[:140],
+        }
+        rewritten.add((state.site.name, nsg_name, name.lower()))
+        self.lro(
+            self._target(state),
+            f"security_rules.begin_create_or_update {nsg_name}/{name}",
+            lambda: client.security_rules.begin_create_or_update(
+                state.rg, nsg_name, name, nm.SecurityRule({"properties": props})
+            ),
+        )
+        if change.action == "update" and old_name and old_name.lower() != name.lower():
+            # The owned rule under its old name is replaced by the one just written.
+            self.lro(
+                self._target(state),
+                f"security_rules.begin_delete {nsg_name}/{old_name}",
+                lambda: client.security_rules.begin_delete(state.rg, nsg_name, old_name),
+            )
+
+    def _ensure_table(self, state: _Site, name: str) -> dict[str, Any]:
+        from azure.mgmt.network import models as nm
+
+        table = state.tables.get(name)
+        if table is not None:
+            return table
+        spec = state.specs.get(name)
+        if spec is None or not spec.create:
+            raise unresolved(
+                self._target(state),
+                table_field(state.site, name),
+                "route table",
+                name,
+                f"in resource group {state.rg}",
+                "set create: true",
+            )
+        body = {
+            "location": self._location(state),
+            "tags": {MANAGED_TAG[0]: MANAGED_TAG[1]},
+            "properties": {"routes": [], "disableBgpRoutePropagation": False},
+        }
+        client = self.client()
+        created = self.lro(
+            self._target(state),
+            f"route_tables.begin_create_or_update {name}",
+            lambda: client.route_tables.begin_create_or_update(state.rg, name, nm.RouteTable(body)),
+        )
+        self.journal.created(TABLE_LAYER, (state.site.name, name), {"id": created.get("id")})
+        state.tables[name] = created
+        state.rg_tables[_lower(created.get("id"))] = created
+        return created
+
+    def _apply_route(self, state: _Site, change: Change, rewritten: set[tuple[str, str, str]]) -> None:
+        from azure.mgmt.network import models as nm
+
+        _, table_name, prefix = change.key
+        client = self.client()
+        old_name = state.route_names.get(change.key)
+        if change.action == "delete":
+            existing = state.tables.get(table_name)
+            if existing is None or old_name is None:
+                return
+            table_text = str(existing["name"])
+            if (state.site.name, table_text.lower(), old_name.lower()) in rewritten:
+                return
+            self.lro(
+                self._target(state),
+                f"routes.begin_delete {table_text}/{old_name}",
+                lambda: client.routes.begin_delete(state.rg, table_text, old_name),
+            )
+            return
+        table = self._ensure_table(state, table_name)
+        label = dict(change.desired or ()).get("target", "")
+        kind, _, address = label.partition(":")
+        if kind != "virtual-appliance" or not address:
+            raise RemoteError(self._target(state), f"route target {label} is not a virtual appliance next hop")
+        planned = state.planned.get((table_name, prefix))
+        name = old_name or (planned.name if planned is not None else AZURE_NAME_MARK + prefix.replace("/", "-"))
+        props = {"addressPrefix": prefix, "nextHopType": "VirtualAppliance", "nextHopIpAddress": address}
+        rewritten.add((state.site.name, str(table["name"]).lower(), name.lower()))
+        self.lro(
+            self._target(state),
+            f"routes.begin_create_or_update {table['name']}/{name}",
+            lambda: client.routes.begin_create_or_update(
+                state.rg, table["name"], name, nm.Route({"properties": props})
+            ),
+        )
+
+    def _apply_route_batch(self, state: _Site, table_name: str, changes: list[Change]) -> None:
+        """Write every route change of one table with a single table PUT, guarded by its etag.
+
+        Routes hybridctl does not touch (foreign ones included) are sent back unchanged; if the
+        table changed since the read, ARM answers 412 and nothing is written.
+        """
+        from azure.mgmt.network import models as nm
+
+        table = state.tables.get(table_name)
+        routes: dict[str, dict[str, Any]] = {}
+        if table is not None:
+            for route in _props(table).get("routes") or []:
+                routes[str(route["name"]).lower()] = {"name": route["name"], "properties": dict(_props(route))}
+        for change in changes:
+            if change.action == "delete":
+                old_name = state.route_names.get(change.key)
+                if old_name is not None:
+                    routes.pop(old_name.lower(), None)
+        for change in changes:
+            if change.action == "delete":
+                continue
+            prefix = change.key[2]
+            label = dict(change.desired or ()).get("target", "")
+            kind, _, address = label.partition(":")
+            if kind != "virtual-appliance" or not address:
+                raise RemoteError(self._target(state), f"route target {label} is not a virtual appliance next hop")
+            planned = state.planned.get((table_name, prefix))
+            name = state.route_names.get(change.key) or (
+                planned.name if planned is not None else AZURE_NAME_MARK + prefix.replace("/", "-")
+            )
+            props = {"addressPrefix": prefix, "nextHopType": "VirtualAppliance", "nextHopIpAddress": address}
+            routes[name.lower()] = {"name": name, "properties": props}
+        for route in routes.values():
+            for read_only in ("provisioningState", "hasBgpOverride", "nextHop"):
+                route["properties"].pop(read_only, None)
+        if table is None:
+            spec = state.specs.get(table_name)
+            if spec is None or not spec.create:
+                raise unresolved(
+                    self._target(state),
+                    table_field(state.site, table_name),
+                    "route table",
+                    table_name,
+                    f"in resource group {state.rg}",
+                    "set create: true",
+                )
+            body: dict[str, Any] = {
+                "location": self._location(state),
+                "tags": {MANAGED_TAG[0]: MANAGED_TAG[1]},
+                "properties": {"routes": list(routes.values()), "disableBgpRoutePropagation": False},
+            }
+            headers = {"If-None-Match": "*"}
+        else:
+            body = {
+                "location": table.get("location") or self._location(state),
+                "tags": table.get("tags") or {},
+                "properties": {
+                    "routes": list(routes.values()),
+                    "disableBgpRoutePropagation": bool(_props(table).get("disableBgpRoutePropagation", False)),
+                },
+            }
+            headers = {"If-Match": str(table["etag"])} if table.get("etag") else {}
+        client = self.client()
+        written = self.lro(
+            self._target(state),
+            f"route_tables.begin_create_or_update {table_name} ({len(changes)} routes)",
+            lambda: client.route_tables.begin_create_or_update(
+                state.rg, table_name if table is None else table["name"], nm.RouteTable(body), headers=headers
+            ),
+        )
+        if table is None:
+            self.journal.created(TABLE_LAYER, (state.site.name, table_name), {"id": written.get("id")})
+            state.rg_tables[_lower(written.get("id"))] = written
+        state.tables[table_name] = written
+
+    def _location(self, state: _Site) -> str:
+        if not state.location:
+            raise RemoteError(
+                self._target(state), f"{site_field(state.site, '.location')}: not set", "set the site's location"
+            )
+        return state.location
+
+    def _apply_association(self, state: _Site, change: Change) -> None:
+        _, table_name, network = change.key
+        subnet = state.subnets.get(network)
+        if subnet is None:
+            raise RemoteError(self._target(state), f"subnet of network {network} was not resolved")
+        props = dict(_props(subnet))
+        previous = (props.get("routeTable") or {}).get("id")
+        if change.action == "delete":
+            before = journal_detail(self.journal, "cloud-association", change.key).get("previous")
+            if before and str(before).lower() in state.rg_tables and str(before).lower() != _lower(previous):
+                props["routeTable"] = {"id": before}
+            else:
+                props.pop("routeTable", None)
+            self._put_subnet(state, subnet, props)
+            self.journal.forget("cloud-association", change.key)
+            return
+        table = self._ensure_table(state, table_name)
+        props["routeTable"] = {"id": table["id"]}
+        self._put_subnet(state, subnet, props)
+        self.journal.created("cloud-association", change.key, {"previous": previous, "subnet": subnet.get("id")})
+
+    def _put_subnet(self, state: _Site, subnet: dict[str, Any], props: dict[str, Any]) -> None:
+        from azure.mgmt.network import models as nm
+
+        vnet = str(subnet["_vnet"])
+        name = str(subnet["name"])
+        body = {k: v for k, v in subnet.items() if not k.startswith("_")}
+        body["properties"] = props
+        client = self.client()
+        updated = self.lro(
+            self._target(state),
+            f"subnets.begin_create_or_update {vnet}/{name}",
+            lambda: client.subnets.begin_create_or_update(state.rg, vnet, name, nm.Subnet(body)),
+        )
+        subnet.clear()
+        subnet.update(updated, _vnet=vnet)
+
+    def _drop_table_if_empty(self, state: _Site, name: str, progress: Progress) -> Outcome | None:
+        """After deletes: remove a table hybridctl created once it has no subnets and no routes left."""
+        table = state.tables.get(name)
+        created = journal_detail(self.journal, TABLE_LAYER, (state.site.name, name))
+        if table is None or not (created or _managed(table)):
+            return None
+        client = self.client()
+        target = self._target(state)
+        try:
+            current = self.call(target, f"route_tables.get {name}", lambda: client.route_tables.get(state.rg, name))
+            props = _props(current.as_dict())
+            if props.get("routes") or props.get("subnets"):
+                return None
+            progress.step(target, f"- route table {name} (created by hybridctl, now empty)")
+            self.lro(
+                target, f"route_tables.begin_delete {name}", lambda: client.route_tables.begin_delete(state.rg, name)
+            )
+            self.journal.forget(TABLE_LAYER, (state.site.name, name))
+            state.tables[name] = None
+        except RemoteError as error:
+            return Outcome(target, None, False, f"route table {name}: {error}")
+        return None
+
+
+def backend_for(context: Context) -> AzureBackend | None:
+    """The engine's factory: an Azure backend when the inventory has Azure sites."""
+    inventory = context.loaded.inventory
+    if not any(site.kind == "azure" for site in inventory.sites):
+        return None
+    return AzureBackend(inventory, context.journal, context.secrets)
+
+
+__all__ = ["AzureBackend", "backend_for", "free_priority", "hop_label", "normalize_prefix", "rule_items"]

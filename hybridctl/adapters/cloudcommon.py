@@ -1,0 +1,171 @@
+"""What the AWS and Azure backends share: inventory field names, labels, call counting, apply loop.
+
+Both cloud backends read the layers ``flag`` (the cloud-side forwarding flag only),
+``security-rule``, ``cloud-route`` and ``cloud-association`` of the sites of their kind, keyed
+exactly like :meth:`hybridctl.planner.desired.DesiredState.resources`, and apply the changes
+the pure diff computed. See docs/cloud-adapters.md.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from ipaddress import IPv4Network
+from typing import TYPE_CHECKING, Any
+
+from hybridctl.adapters.base import CallCounter, Outcome, Progress
+from hybridctl.diff import Change
+from hybridctl.errors import HybridctlError, RemoteError
+from hybridctl.inventory.models import Inventory, Site
+from hybridctl.planner.desired import DesiredState, Resource
+
+if TYPE_CHECKING:
+    from hybridctl.adapters.base import Backend
+    from hybridctl.journal import Journal
+    from hybridctl.secrets import SecretStore
+
+CLOUD_LAYERS: tuple[str, ...] = ("flag", "security-rule", "cloud-route", "cloud-association")
+CLOUD_FLAGS: dict[str, str] = {"aws": "source_dest_check", "azure": "ip_forwarding"}
+# Pseudo layer under which the journal remembers route tables hybridctl created.
+TABLE_LAYER = "route-table"
+# Marks: AWS security group rule descriptions, Azure route / rule names and route table tags.
+AWS_RULE_MARK = "hybridctl:"
+AZURE_NAME_MARK = "hybridctl-"
+MANAGED_TAG = ("managed-by", "hybridctl")
+
+
+# -- inventory field names (as InputError / load.field_name render them) ------------------------
+
+
+def site_field(site: Site, *parts: str) -> str:
+    """``sites[aws].gateway.eni`` / ``sites[aws].networks[Hybrid-Subnet].id``."""
+    return f"sites[{site.name}]" + "".join(parts)
+
+
+def network_field(site: Site, network: str, attr: str) -> str:
+    return site_field(site, f".networks[{network}].{attr}")
+
+
+def table_field(site: Site, table: str, attr: str = "name") -> str:
+    return site_field(site, f".route_tables[{table}].{attr}")
+
+
+def unresolved(target: str, field: str, what: str, value: str, where: str, hint: str) -> RemoteError:
+    """The error for an inventory name that matches no cloud object."""
+    return RemoteError(target, f"{field}: no {what} '{value}' {where}", hint)
+
+
+# -- keys and labels ------------------------------------------------------------------------------
+
+
+def is_cidr(text: str) -> bool:
+    try:
+        IPv4Network(text)
+    except ValueError:
+        return False
+    return True
+
+
+def rule_key(site: str, group: str, direction: str, protocol: str, port: str, peer: str) -> tuple[str, ...]:
+    """Key of a security-rule item, as the planner builds it."""
+    return (site, group, direction, protocol, port, peer)
+
+
+def resource(layer: str, key: tuple[str, ...], owned: bool, why: str = "", **attrs: str) -> Resource:
+    return Resource(layer, key, tuple(sorted(attrs.items())), why, owned)
+
+
+def site_names(desired: DesiredState, inventory: Inventory, kind: str) -> list[str]:
+    """Sites of ``kind`` that the plan touches in a cloud layer, in inventory order."""
+    touched = {t.site for t in desired.route_tables}
+    touched |= {f.site for f in desired.flags if f.name == CLOUD_FLAGS[kind]}
+    touched |= {r.site for r in desired.security_rules if r.provider == kind}
+    return [s.name for s in inventory.sites if s.kind == kind and s.name in touched]
+
+
+def owns_key(sites: Iterable[str], kind: str, layer: str, key: tuple[str, ...]) -> bool:
+    if layer not in CLOUD_LAYERS or not key or key[0] not in sites:
+        return False
+    if layer == "flag":
+        return len(key) == 3 and key[2] == CLOUD_FLAGS[kind]
+    return True
+
+
+def change_text(change: Change) -> str:
+    return f"{change.symbol} {change.layer} {' '.join(change.key)}"
+
+
+# -- call counting --------------------------------------------------------------------------------
+
+
+class SafeCounter:
+    """Adds a lock around a :class:`CallCounter` (backends may call from several threads)."""
+
+    def __init__(self, counter: CallCounter) -> None:
+        self.counter = counter
+        self._lock = threading.Lock()
+
+    def read(self, n: int = 1) -> None:
+        with self._lock:
+            self.counter.read(n)
+
+    def mutate(self, n: int = 1) -> None:
+        with self._lock:
+            self.counter.mutate(n)
+
+
+# -- applying -------------------------------------------------------------------------------------
+
+
+def run_changes(
+    changes: Sequence[Change],
+    site_of: Callable[[Change], str],
+    prefix: str,
+    apply_one: Callable[[Change], None],
+    progress: Progress,
+    failures: dict[str, str],
+) -> list[Outcome]:
+    """Apply ``changes`` one by one; a failing change is an Outcome, never an exception.
+
+    ``failures`` maps site -> why its state is unknown: changes against it are not tried.
+    Conflicts (a foreign object holds the key) are never acted on and get no Outcome:
+    nothing happened to them; the diff is what reports them.
+    """
+    outcomes: list[Outcome] = []
+    for change in changes:
+        site = site_of(change)
+        target = f"{prefix} {site}"
+        if change.action == "conflict":
+            continue
+        if site in failures:
+            outcomes.append(Outcome(target, change, False, failures[site]))
+            continue
+        progress.step(target, change_text(change))
+        try:
+            apply_one(change)
+        except HybridctlError as error:
+            outcomes.append(Outcome(target, change, False, str(error)))
+            progress.step(target, f"failed: {change_text(change)}: {error}")
+            continue
+        outcomes.append(Outcome(target, change, True))
+    return outcomes
+
+
+def journal_detail(journal: Journal, layer: str, key: tuple[str, ...]) -> dict[str, Any]:
+    detail = journal.created_detail(layer, key)
+    return detail if isinstance(detail, dict) else {}
+
+
+def build_cloud_backends(inventory: Inventory, journal: Journal, secrets: SecretStore | None = None) -> list[Backend]:
+    """The cloud backends an inventory needs (AWS when it has AWS sites, Azure likewise)."""
+    out: list[Backend] = []
+    kinds = {s.kind for s in inventory.sites}
+    if "aws" in kinds:
+        from hybridctl.adapters.aws import AwsBackend
+
+        out.append(AwsBackend(inventory, journal))
+    if "azure" in kinds:
+        from hybridctl.adapters.azure import AzureBackend
+
+        out.append(AzureBackend(inventory, journal, secrets))
+    return out

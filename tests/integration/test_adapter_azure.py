@@ -1,0 +1,522 @@
+"""The Azure backend against the lab's ARM emulator over HTTPS, with the real SDKs.
+
+The reference site's Azure objects (resource group, VNet with two subnets, NSG, bridge NIC)
+are built with plain azure-mgmt-network calls; the backend authenticates with
+ClientSecretCredential (secret read from a file through the SecretStore), reads, the pure diff
+plans, the backend applies, and the emulator's request log checks the calls. One emulator
+serves the module (port 0); each test starts from an empty store.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from azure.core.rest import HttpRequest
+from azure.identity import ClientSecretCredential
+from azure.mgmt.network import NetworkManagementClient
+from azure.mgmt.network import models as nm
+
+from hybridctl.adapters.azure import AzureBackend
+from hybridctl.adapters.base import NoProgress, Outcome
+from hybridctl.diff import Change, diff
+from hybridctl.inventory.load import LoadedInventory, load_inventory, plan_loaded
+from hybridctl.journal import Journal
+from hybridctl.lab.azure_emulator import AzureEmulator
+from hybridctl.planner.desired import DesiredState, Resource
+from hybridctl.secrets import SecretStore
+from tests.conftest import FIXTURES
+
+pytestmark = pytest.mark.integration
+
+RG = "hybrid-rg"
+LOCATION = "japaneast"
+BRIDGE = "192.168.30.100"
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureEmulator]:
+    emu = AzureEmulator(tmp_path_factory.mktemp("azure"), port=0)
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean(emulator: AzureEmulator) -> None:
+    emulator.reset()
+    emulator.faults.clear()
+    emulator.requests.reset()
+
+
+@pytest.fixture
+def net(emulator: AzureEmulator) -> Iterator[NetworkManagementClient]:
+    credential = ClientSecretCredential(
+        emulator.tenant_id,
+        emulator.client_id,
+        emulator.client_secret,
+        authority=emulator.authority,
+        disable_instance_discovery=True,
+        connection_verify=emulator.ca_bundle,
+    )
+    client = NetworkManagementClient(
+        credential,
+        emulator.subscription_id,
+        base_url=emulator.base_url,
+        credential_scopes=[f"{emulator.base_url}/.default"],
+        connection_verify=emulator.ca_bundle,
+        polling_interval=0.05,
+    )
+    yield client
+    client.close()
+    credential.close()
+
+
+def _subnet(name: str, prefix: str) -> dict[str, Any]:
+    return {"name": name, "properties": {"addressPrefix": prefix}}
+
+
+def _rule(name: str, priority: int, source: str, port: str = "*", protocol: str = "*") -> dict[str, Any]:
+    return {
+        "name": name,
+        "properties": {
+            "protocol": protocol,
+            "access": "Allow",
+            "direction": "Inbound",
+            "priority": priority,
+            "sourcePortRange": "*",
+            "destinationPortRange": port,
+            "sourceAddressPrefix": source,
+            "destinationAddressPrefix": "*",
+        },
+    }
+
+
+@pytest.fixture
+def cloud(emulator: AzureEmulator, net: NetworkManagementClient) -> dict[str, str]:
+    """The reference Azure site, as a user would have built it before running hybridctl."""
+    rg_path = f"/subscriptions/{emulator.subscription_id}/resourcegroups/{RG}?api-version=2021-04-01"
+    net.send_request(HttpRequest("PUT", rg_path, json={"location": LOCATION})).raise_for_status()
+    vnet = net.virtual_networks.begin_create_or_update(
+        RG,
+        "Hybrid-VNet",
+        nm.VirtualNetwork(
+            {
+                "location": LOCATION,
+                "properties": {
+                    "addressSpace": {"addressPrefixes": ["192.168.30.0/23"]},
+                    "subnets": [
+                        _subnet("Hybrid_Subnet", "192.168.30.0/24"),
+                        _subnet("Hybrid_Subnet_Dammy", "192.168.31.0/24"),
+                    ],
+                },
+            }
+        ),
+    ).result()
+    subnets = {s["name"]: s["id"] for s in vnet.as_dict()["properties"]["subnets"]}
+    net.network_security_groups.begin_create_or_update(
+        RG,
+        "azure-bridge-nsg",
+        nm.NetworkSecurityGroup(
+            {"location": LOCATION, "properties": {"securityRules": [_rule("allow-ssh", 1000, "*", "22", "Tcp")]}}
+        ),
+    ).result()
+    for name, ip in (("azure-bridge-nic", BRIDGE), ("other-nic", "192.168.30.50")):
+        config = {
+            "subnet": {"id": subnets["Hybrid_Subnet"]},
+            "privateIPAllocationMethod": "Static",
+            "privateIPAddress": ip,
+        }
+        net.network_interfaces.begin_create_or_update(
+            RG,
+            name,
+            nm.NetworkInterface(
+                {
+                    "location": LOCATION,
+                    "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": config}]},
+                }
+            ),
+        ).result()
+    return subnets
+
+
+def make_inventory(
+    tmp_path: Path, emulator: AzureEmulator, extra_networks: int = 0, edit: Any = None, name: str = "inventory.yaml"
+) -> LoadedInventory:
+    """tests/fixtures/azure/inventory.yaml, pointed at the emulator, optionally grown or edited."""
+    secret = tmp_path / "client-secret"
+    secret.write_text(emulator.client_secret)
+    os.chmod(secret, 0o600)
+    text = string.Template((FIXTURES / "azure" / "inventory.yaml").read_text()).substitute(
+        subscription_id=emulator.subscription_id,
+        tenant_id=emulator.tenant_id,
+        client_id=emulator.client_id,
+        secret_file=str(secret),
+        arm_endpoint=emulator.base_url,
+        authority=emulator.authority,
+        ca_bundle=emulator.ca_bundle,
+    )
+    raw = yaml.safe_load(text)
+    for i in range(extra_networks):
+        raw["sites"][0]["networks"].append({"name": f"lan{i}", "cidr": f"10.10.{i}.0/24"})
+    if edit is not None:
+        edit(raw)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw))
+    return load_inventory(path)
+
+
+class Run:
+    def __init__(self, loaded: LoadedInventory, tmp_path: Path, tag: str = "") -> None:
+        self.desired: DesiredState = plan_loaded(loaded)
+        self.journal = Journal(tmp_path / f"journal{tag}.json")
+        self.backend = AzureBackend(loaded.inventory, self.journal, SecretStore(tmp_path / f"secrets{tag}.json"))
+        self.want = [r for r in self.desired.resources() if self.backend.owns(r.layer, r.key)]
+
+    def read(self) -> list[Resource]:
+        result = self.backend.read(self.desired)
+        assert result.unreachable == {}
+        return result.resources
+
+    def changes(self) -> list[Change]:
+        return diff(self.want, self.read())
+
+    def apply(self, changes: list[Change]) -> list[Outcome]:
+        outcomes = self.backend.apply(changes, self.desired, NoProgress())
+        assert [o.error for o in outcomes if not o.ok] == []
+        return outcomes
+
+    def up(self) -> list[Outcome]:
+        return self.apply([c for c in self.changes() if c.action != "conflict"])
+
+    def down(self) -> list[Outcome]:
+        return self.apply(diff([], self.read()))
+
+
+@pytest.fixture
+def run(tmp_path: Path, emulator: AzureEmulator, cloud: dict[str, str]) -> Iterator[Run]:
+    runner = Run(make_inventory(tmp_path, emulator), tmp_path)
+    yield runner
+    runner.backend.close()
+
+
+def routes_of(net: NetworkManagementClient, table: str = "Hybrid-RT") -> dict[str, dict[str, Any]]:
+    got = net.route_tables.get(RG, table).as_dict()
+    return {r["properties"]["addressPrefix"]: r for r in got["properties"].get("routes", [])}
+
+
+def subnet_table(net: NetworkManagementClient, subnet: str) -> str | None:
+    props = net.subnets.get(RG, "Hybrid-VNet", subnet).as_dict()["properties"]
+    ref = props.get("routeTable")
+    return str(ref["id"]).rsplit("/", 1)[-1] if ref else None
+
+
+def by_key(changes: list[Change]) -> dict[tuple[str, ...], Change]:
+    return {c.key: c for c in changes}
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_bare_read_plans_every_create_in_four_list_calls(run: Run, emulator: AzureEmulator) -> None:
+    emulator.requests.reset()
+    changes = run.changes()
+    assert {c.key for c in changes if c.action == "create"} == {r.key for r in run.want if r.layer != "flag"}
+    (flag,) = [c for c in changes if c.layer == "flag"]
+    assert (flag.action, flag.differing()) == ("update", {"value": ("true", "false")})
+    assert run.backend.counter.reads == emulator.requests.count(kind="read") == 4
+    assert emulator.requests.count(kind="mutating") == 0
+
+
+def test_apply_converges_and_a_second_apply_changes_nothing(
+    run: Run, emulator: AzureEmulator, net: NetworkManagementClient
+) -> None:
+    run.up()
+    table = net.route_tables.get(RG, "Hybrid-RT").as_dict()
+    assert table["tags"] == {"managed-by": "hybridctl"}
+    routes = routes_of(net)
+    for prefix in ("192.168.1.0/24", "192.168.20.0/24", "192.168.21.0/24"):
+        props = routes[prefix]["properties"]
+        assert (props["nextHopType"], props["nextHopIpAddress"]) == ("VirtualAppliance", BRIDGE)
+        assert routes[prefix]["name"] == "hybridctl-" + prefix.replace(".", "-").replace("/", "-")
+    assert subnet_table(net, "Hybrid_Subnet") == subnet_table(net, "Hybrid_Subnet_Dammy") == "Hybrid-RT"
+    nic = net.network_interfaces.get(RG, "azure-bridge-nic").as_dict()
+    assert nic["properties"]["enableIPForwarding"] is True
+    rules = net.network_security_groups.get(RG, "azure-bridge-nsg").as_dict()["properties"]["securityRules"]
+    ours = {r["name"]: r["properties"]["priority"] for r in rules if r["name"].startswith("hybridctl-")}
+    assert set(ours) == {"hybridctl-from-Hybrid_Subnet", "hybridctl-from-Hybrid_Subnet_Dammy"}
+    assert len(set(ours.values())) == 2 and min(ours.values()) > 1000  # 1000 is the user's allow-ssh
+    assert run.journal.original("flag", ("azure", "azure-bridge-nic", "ip_forwarding")) == "false"
+
+    assert run.changes() == []
+    emulator.requests.reset()
+    mutations = run.backend.counter.mutations
+    assert run.up() == []
+    assert emulator.requests.count(kind="mutating") == 0
+    assert run.backend.counter.mutations == mutations
+
+
+def test_drift_is_shown_and_repaired(run: Run, emulator: AzureEmulator, net: NetworkManagementClient) -> None:
+    run.up()
+    # One route missing: written back alone, under the plan's name.
+    net.routes.begin_delete(RG, "Hybrid-RT", "hybridctl-192-168-21-0-24").result()
+    changes = run.changes()
+    assert [(c.action, c.key) for c in changes] == [("create", ("azure", "Hybrid-RT", "192.168.21.0/24"))]
+    emulator.requests.reset()
+    run.apply(changes)
+    assert [(e.method, e.path.rsplit("/", 2)[-2]) for e in emulator.requests.entries(kind="mutating")] == [
+        ("PUT", "routes")
+    ]
+    assert routes_of(net)["192.168.21.0/24"]["name"] == "hybridctl-192-168-21-0-24"
+
+    # Several drifts at once.
+    net.routes.begin_delete(RG, "Hybrid-RT", "hybridctl-192-168-1-0-24").result()
+    net.routes.begin_create_or_update(
+        RG,
+        "Hybrid-RT",
+        "hybridctl-192-168-20-0-24",
+        nm.Route(
+            {
+                "properties": {
+                    "addressPrefix": "192.168.20.0/24",
+                    "nextHopType": "VirtualAppliance",
+                    "nextHopIpAddress": "192.168.30.50",
+                }
+            }
+        ),
+    ).result()
+    nic = net.network_interfaces.get(RG, "azure-bridge-nic").as_dict()
+    nic["properties"]["enableIPForwarding"] = False
+    net.network_interfaces.begin_create_or_update(RG, "azure-bridge-nic", nm.NetworkInterface(nic)).result()
+
+    drift = by_key(run.changes())
+    assert set(drift) == {
+        ("azure", "Hybrid-RT", "192.168.1.0/24"),
+        ("azure", "Hybrid-RT", "192.168.20.0/24"),
+        ("azure", "azure-bridge-nic", "ip_forwarding"),
+    }
+    assert drift[("azure", "Hybrid-RT", "192.168.1.0/24")].action == "create"
+    hop = drift[("azure", "Hybrid-RT", "192.168.20.0/24")]
+    assert (hop.symbol, hop.differing()) == (
+        "~",
+        {"target": (f"virtual-appliance:{BRIDGE}", "virtual-appliance:192.168.30.50")},
+    )
+    assert drift[("azure", "azure-bridge-nic", "ip_forwarding")].differing() == {"value": ("true", "false")}
+    emulator.requests.reset()
+    run.apply(list(drift.values()))
+    # The two route writes of one table went out as a single table PUT.
+    puts = [e.path.rsplit("/", 2)[-2] for e in emulator.requests.entries(method="PUT")]
+    assert sorted(puts) == ["networkInterfaces", "routeTables"]
+    assert run.changes() == []
+    assert routes_of(net)["192.168.20.0/24"]["properties"]["nextHopIpAddress"] == BRIDGE
+
+
+def test_foreign_route_survives_apply_and_down(run: Run, net: NetworkManagementClient) -> None:
+    run.up()
+    net.routes.begin_create_or_update(
+        RG,
+        "Hybrid-RT",
+        "user-route",
+        nm.Route({"properties": {"addressPrefix": "10.99.0.0/16", "nextHopType": "Internet"}}),
+    ).result()
+    assert run.changes() == []  # a foreign route that collides with nothing is invisible
+    run.up()
+    run.down()
+    routes = routes_of(net)
+    assert set(routes) == {"10.99.0.0/16"}
+    assert routes["10.99.0.0/16"]["name"] == "user-route"
+    # The table hybridctl created stays while a foreign route lives in it; subnets are released.
+    assert subnet_table(net, "Hybrid_Subnet") is None and subnet_table(net, "Hybrid_Subnet_Dammy") is None
+    nic = net.network_interfaces.get(RG, "azure-bridge-nic").as_dict()
+    assert nic["properties"]["enableIPForwarding"] is False  # the value found before the first change
+    rules = net.network_security_groups.get(RG, "azure-bridge-nsg").as_dict()["properties"]["securityRules"]
+    assert [r["name"] for r in rules] == ["allow-ssh"]
+
+
+def test_down_deletes_the_table_it_created_once_empty(run: Run, net: NetworkManagementClient) -> None:
+    run.up()
+    run.down()
+    assert [t.name for t in net.route_tables.list(RG)] == []
+    assert run.journal.entries() == {"created": {}, "found": {}}
+
+
+def test_foreign_collisions_are_conflicts_and_left_alone(
+    tmp_path: Path, emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
+) -> None:
+    # The user's own table and rule already hold overlay keys.
+    net.route_tables.begin_create_or_update(
+        RG,
+        "Hybrid-RT",
+        nm.RouteTable(
+            {
+                "location": LOCATION,
+                "properties": {
+                    "routes": [
+                        {
+                            "name": "to-home",
+                            "properties": {"addressPrefix": "192.168.1.0/24", "nextHopType": "VirtualNetworkGateway"},
+                        },
+                        {"name": "half", "properties": {"addressPrefix": "192.168.20.0/25", "nextHopType": "None"}},
+                    ]
+                },
+            }
+        ),
+    ).result()
+    nsg = net.network_security_groups.get(RG, "azure-bridge-nsg").as_dict()
+    nsg["properties"]["securityRules"].append(_rule("deny-dammy", 1001, "192.168.31.0/24"))
+    net.network_security_groups.begin_create_or_update(RG, "azure-bridge-nsg", nm.NetworkSecurityGroup(nsg)).result()
+
+    run = Run(make_inventory(tmp_path, emulator), tmp_path)
+    changes = by_key(run.changes())
+    home = changes[("azure", "Hybrid-RT", "192.168.1.0/24")]
+    assert home.action == "conflict"
+    assert home.differing() == {"target": (f"virtual-appliance:{BRIDGE}", "virtual-network-gateway:")}
+    assert changes[("azure", "Hybrid-RT", "192.168.20.0/25")].action == "conflict"
+    rule = changes[("azure", "azure-bridge-nsg", "inbound", "all", "*", "192.168.31.0/24")]
+    assert rule.action == "conflict"
+    assert rule.differing()["name"] == ("hybridctl-from-Hybrid_Subnet_Dammy", "deny-dammy")
+
+    run.up()
+    routes = routes_of(net)
+    assert routes["192.168.1.0/24"]["name"] == "to-home"
+    assert routes["192.168.21.0/24"]["name"] == "hybridctl-192-168-21-0-24"
+    # Associations to the user's (untagged) table are hybridctl's only by the journal.
+    run.down()
+    routes = routes_of(net)
+    assert set(routes) == {"192.168.1.0/24", "192.168.20.0/25"}
+    assert subnet_table(net, "Hybrid_Subnet") is None
+    assert [t.name for t in net.route_tables.list(RG)] == ["Hybrid-RT"]
+
+
+def test_throttling_is_retried_and_the_run_succeeds(
+    run: Run, emulator: AzureEmulator, net: NetworkManagementClient
+) -> None:
+    emulator.faults.add(method="GET", path_regex=r"/routeTables$", status=429, count=2, retry_after=0)
+    emulator.faults.add(method="PUT", path_regex=r"/routeTables/Hybrid-RT$", status=429, count=1, retry_after=0)
+    emulator.faults.add(method="PUT", path_regex=r"/subnets/", status=429, count=1, retry_after=0)
+    run.up()
+    throttled = [e for e in emulator.requests.entries() if e.status == 429]
+    assert len(throttled) == 4
+    assert len(routes_of(net)) == 3
+    assert run.changes() == []
+
+
+def test_read_calls_do_not_grow_with_the_number_of_routes(
+    tmp_path: Path, emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
+) -> None:
+    counts = []
+    for extra in (0, 57):
+        run = Run(make_inventory(tmp_path, emulator, extra_networks=extra), tmp_path, tag=str(extra))
+        (table,) = [t for t in run.desired.route_tables if t.site == "azure"]
+        assert len(table.routes) == 3 + extra
+        # The planned routes, written in one table PUT (plain SDK), so the read has them all.
+        routes = [
+            {
+                "name": r.name,
+                "properties": {
+                    "addressPrefix": str(r.prefix),
+                    "nextHopType": "VirtualAppliance",
+                    "nextHopIpAddress": r.target,
+                },
+            }
+            for r in table.routes
+        ]
+        net.route_tables.begin_create_or_update(
+            RG, "Hybrid-RT", nm.RouteTable({"location": LOCATION, "properties": {"routes": routes}})
+        ).result()
+        emulator.requests.reset()
+        changes = run.changes()
+        assert not [c for c in changes if c.layer == "cloud-route"]
+        counts.append((run.backend.counter.reads, emulator.requests.count(kind="read")))
+        run.backend.close()
+    assert counts[0] == counts[1] == (4, 4)
+
+
+def test_names_that_do_not_resolve_name_the_inventory_field(
+    tmp_path: Path, emulator: AzureEmulator, cloud: dict[str, str]
+) -> None:
+    def wrong(raw: dict[str, Any]) -> None:
+        raw["sites"][2]["gateway"]["nic"] = "no-such-nic"
+
+    run = Run(make_inventory(tmp_path, emulator, edit=wrong), tmp_path)
+    result = run.backend.read(run.desired)
+    assert set(result.unreachable) == {"azure"}
+    assert "sites[azure].gateway.nic" in result.unreachable["azure"]
+    emulator.requests.reset()
+    outcomes = run.backend.apply(diff(run.want, result.resources), run.desired, NoProgress())
+    assert outcomes and not any(o.ok for o in outcomes)
+    assert emulator.requests.count(kind="mutating") == 0
+
+
+def test_wrong_client_secret_is_a_remote_error_with_a_hint(
+    tmp_path: Path, emulator: AzureEmulator, cloud: dict[str, str]
+) -> None:
+    run = Run(make_inventory(tmp_path, emulator), tmp_path)
+    (tmp_path / "client-secret").write_text("not-the-secret")
+    result = run.backend.read(run.desired)
+    assert "authentication failed" in result.unreachable["azure"]
+    assert "client_secret" in result.unreachable["azure"]
+
+
+def test_a_table_changed_since_the_read_is_not_overwritten(
+    tmp_path: Path, emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
+) -> None:
+    net.route_tables.begin_create_or_update(
+        RG, "Hybrid-RT", nm.RouteTable({"location": LOCATION, "properties": {"routes": []}})
+    ).result()
+    run = Run(make_inventory(tmp_path, emulator), tmp_path)
+    changes = run.changes()
+    # Someone adds a route between hybridctl's read and its write.
+    net.routes.begin_create_or_update(
+        RG,
+        "Hybrid-RT",
+        "user-route",
+        nm.Route({"properties": {"addressPrefix": "10.99.0.0/16", "nextHopType": "Internet"}}),
+    ).result()
+    outcomes = run.backend.apply(changes, run.desired, NoProgress())
+    failed = [o for o in outcomes if not o.ok]
+    assert {o.change.layer for o in failed if o.change} == {"cloud-route"}
+    assert all("PreconditionFailed" in o.error and "changed since it was read" in o.error for o in failed)
+    assert set(routes_of(net)) == {"10.99.0.0/16"}
+    # The next run reads the new state and succeeds, keeping the user's route.
+    run.up()
+    assert set(routes_of(net)) == {"10.99.0.0/16", "192.168.1.0/24", "192.168.20.0/24", "192.168.21.0/24"}
+
+
+def test_an_owned_rule_under_another_name_is_replaced(run: Run, net: NetworkManagementClient) -> None:
+    nsg = net.network_security_groups.get(RG, "azure-bridge-nsg").as_dict()
+    nsg["properties"]["securityRules"].append(_rule("hybridctl-old-name", 1500, "192.168.30.0/24"))
+    net.network_security_groups.begin_create_or_update(RG, "azure-bridge-nsg", nm.NetworkSecurityGroup(nsg)).result()
+    changes = by_key(run.changes())
+    rename = changes[("azure", "azure-bridge-nsg", "inbound", "all", "*", "192.168.30.0/24")]
+    assert (rename.action, rename.differing()) == (
+        "update",
+        {"name": ("hybridctl-from-Hybrid_Subnet", "hybridctl-old-name")},
+    )
+    run.apply([c for c in changes.values() if c.action != "conflict"])
+    assert run.changes() == []
+    rules = net.network_security_groups.get(RG, "azure-bridge-nsg").as_dict()["properties"]["securityRules"]
+    assert sorted(r["name"] for r in rules) == [
+        "allow-ssh",
+        "hybridctl-from-Hybrid_Subnet",
+        "hybridctl-from-Hybrid_Subnet_Dammy",
+    ]
+
+
+def test_a_refused_call_fails_its_change_only_with_a_role_hint(run: Run, emulator: AzureEmulator) -> None:
+    emulator.faults.add(
+        method="PUT", path_regex=r"/subnets/Hybrid_Subnet_Dammy$", status=403, count=1, code="AuthorizationFailed"
+    )
+    outcomes = run.backend.apply(run.changes(), run.desired, NoProgress())
+    failed = [o for o in outcomes if not o.ok]
+    assert len(failed) == 1 and failed[0].change is not None
+    assert failed[0].change.key == ("azure", "Hybrid-RT", "Hybrid_Subnet_Dammy")
+    assert "AuthorizationFailed" in failed[0].error and "Network Contributor" in failed[0].error
+    assert [c.key for c in run.changes()] == [failed[0].change.key]

@@ -1,0 +1,498 @@
+"""`hybridctl budget` against the lab's emulators: moto (+ budgets extensions) and the ARM emulator.
+
+Both emulators run in-process on port 0 for the module and are reset before each test. Every
+command goes through the real CLI entry point, real boto3 and the real Azure SDK; calls are
+counted by the emulators themselves, never by hybridctl.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hybridctl.cli import main
+from tests.conftest import FIXTURES, require
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT = "123456789012"  # moto's account for any dummy credentials
+RG = "hybrid-rg"
+
+
+def _have_emulators() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("moto", "flask", "werkzeug", "boto3", "cryptography"))
+
+
+@pytest.fixture(scope="module")
+def aws_emu() -> Iterator[Any]:
+    require(_have_emulators(), "moto[server], boto3 and cryptography (pip install -e '.[test]')")
+    from hybridctl.lab.aws_emulator import AwsEmulator
+
+    emu = AwsEmulator("127.0.0.1", 0)
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="module")
+def az_emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    require(_have_emulators(), "cryptography and the Azure SDKs (pip install -e '.[test]')")
+    from hybridctl.lab.azure_emulator import AzureEmulator
+
+    emu = AzureEmulator(tmp_path_factory.mktemp("azure"), port=0)
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+@dataclass
+class Lab:
+    aws: Any
+    az: Any
+    inventory: Path
+    doc: dict[str, Any]
+    capsys: pytest.CaptureFixture[str]
+
+    # -- running the CLI -----------------------------------------------------------------------
+
+    def run(self, *args: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        try:
+            main([*args])
+        except SystemExit as done:
+            code = int(done.code or 0)
+        else:
+            code = 0
+        captured = self.capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def json(self, *args: str) -> tuple[int, dict[str, Any]]:
+        code, out, err = self.run(*args, "-o", "json")
+        assert out.strip(), err
+        return code, json.loads(out)
+
+    def apply(self, *extra: str) -> tuple[int, dict[str, Any]]:
+        return self.json("budget", "set", "-i", str(self.inventory), *extra)
+
+    # -- the inventory ---------------------------------------------------------------------------
+
+    def budget(self, name: str) -> dict[str, Any]:
+        return next(b for b in self.doc["budgets"] if b["name"] == name)
+
+    def save(self) -> None:
+        self.inventory.write_text(yaml.safe_dump(self.doc, sort_keys=False))
+
+    # -- counting at the emulators ---------------------------------------------------------------
+
+    def reset_counts(self) -> None:
+        self.aws.reset_call_counts()
+        self.az.requests.reset()
+
+    def aws_mutating(self, action: str | None = None) -> int:
+        return int(self.aws.call_count(service="budgets", action=action, kind="mutating"))
+
+    def az_mutating(self) -> int:
+        return int(self.az.requests.count(kind="mutating"))
+
+    # -- looking at the clouds directly ------------------------------------------------------------
+
+    def boto(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "budgets",
+            endpoint_url=self.aws.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def aws_names(self) -> set[str]:
+        return {b["BudgetName"] for b in self.boto().describe_budgets(AccountId=ACCOUNT).get("Budgets", [])}
+
+    def aws_thresholds(self, name: str) -> set[tuple[str, float, str]]:
+        notes = self.boto().describe_notifications_for_budget(AccountId=ACCOUNT, BudgetName=name)["Notifications"]
+        return {(n["NotificationType"], n["Threshold"], n["ThresholdType"]) for n in notes}
+
+    def az_budget_id(self, name: str, rg: str | None = None) -> str:
+        scope = f"/subscriptions/{self.az.subscription_id}" + (f"/resourceGroups/{rg}" if rg else "")
+        return f"{scope}/providers/Microsoft.Consumption/budgets/{name}"
+
+    def az_budget(self, name: str, rg: str | None = None) -> dict[str, Any] | None:
+        body = self.az.get(self.az_budget_id(name, rg))
+        return dict(body) if body is not None else None
+
+
+@pytest.fixture
+def lab(
+    aws_emu: Any, az_emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Lab:
+    aws_emu.reset()
+    az_emu.reset()
+    az_emu.requests.reset()
+    az_emu.faults.clear()
+    az_emu.create_resource_group(RG, "japaneast")
+    monkeypatch.setenv("HYBRIDCTL_STATE_DIR", str(tmp_path / "state"))
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[hybridctl-lab]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    secret = tmp_path / "client_secret"
+    secret.write_text(az_emu.client_secret)
+    secret.chmod(0o600)
+    text = string.Template((FIXTURES / "budget" / "inventory.yaml").read_text()).substitute(
+        aws_endpoint=aws_emu.endpoint_url,
+        aws_credentials=str(credentials),
+        subscription_id=az_emu.subscription_id,
+        tenant_id=az_emu.tenant_id,
+        client_id=az_emu.client_id,
+        secret_file=str(secret),
+        arm_endpoint=az_emu.base_url,
+        authority=az_emu.authority,
+        ca_bundle=az_emu.ca_bundle,
+    )
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(text)
+    return Lab(aws_emu, az_emu, inventory, yaml.safe_load(text), capsys)
+
+
+def _results(document: dict[str, Any]) -> dict[str, str]:
+    labels = {}
+    for target in document["targets"]:
+        key = f"{target['cloud']}/{target['scope']}/{target['name']}"
+        labels[key] = target["result"]
+    return labels
+
+
+# -- idempotency ------------------------------------------------------------------------------------
+
+
+def test_set_twice_second_run_makes_no_mutating_call(lab: Lab) -> None:
+    code, first = lab.apply()
+    assert code == 0, first
+    assert set(_results(first).values()) == {"ok"}
+    assert lab.aws_mutating("CreateBudget") == 2  # hybrid-guard + aws-detail, one call each
+    assert lab.az.requests.count(method="PUT", kind="mutating") == 2  # hybrid-guard + rg-restraint
+    assert lab.aws_names() == {"hybrid-guard", "aws-detail"}
+    assert lab.aws_thresholds("hybrid-guard") == {
+        ("ACTUAL", 25.0, "PERCENTAGE"),
+        ("ACTUAL", 100.0, "PERCENTAGE"),
+        ("FORECASTED", 100.0, "PERCENTAGE"),
+    }
+    rg_budget = lab.az_budget("rg-restraint", RG)
+    assert rg_budget is not None and rg_budget["properties"]["amount"] == 4000
+
+    lab.reset_counts()
+    code, second = lab.apply()
+    assert code == 0
+    assert set(_results(second).values()) == {"in sync"}
+    assert second["summary"] == {}
+    assert lab.aws_mutating() == 0
+    assert lab.az_mutating() == 0
+    # ... and it did read: the emulators saw the reads.
+    assert lab.aws.call_count(service="budgets", kind="read") > 0
+    assert lab.az.requests.count(method="GET") > 0
+
+
+def test_dry_run_lists_the_change_set_and_calls_nothing_mutating(lab: Lab) -> None:
+    code, document = lab.apply("--dry-run")
+    assert code == 0
+    assert document["dry_run"] is True
+    assert document["summary"] == {"create-budget": 4}
+    assert lab.aws_mutating() == 0 and lab.az_mutating() == 0
+    assert lab.aws_names() == set()
+
+    code, out, _ = lab.run("budget", "set", "-i", str(lab.inventory), "--dry-run")
+    assert code == 0
+    assert "4 budget(s) would change: 4 create-budget" in out
+
+
+def test_changing_one_threshold_is_exactly_one_update_call(lab: Lab) -> None:
+    assert lab.apply()[0] == 0
+    lab.budget("aws-detail")["alerts"][0]["threshold"] = 90
+    lab.budget("rg-restraint")["alerts"][0]["threshold"] = 30
+    lab.save()
+    lab.reset_counts()
+
+    code, document = lab.apply()
+    assert code == 0
+    changed = [t for t in document["targets"] if t["changes"]]
+    assert [(t["name"], [c["action"] for c in t["changes"]]) for t in changed] == [
+        ("rg-restraint", ["update-notification"]),
+        ("aws-detail", ["update-notification"]),
+    ]
+    assert lab.aws_mutating() == 1
+    assert lab.aws_mutating("UpdateNotification") == 1
+    assert lab.az_mutating() == 1
+    assert lab.az.requests.count(method="PUT", path_regex="/budgets/rg-restraint") == 1
+    assert ("ACTUAL", 90.0, "PERCENTAGE") in lab.aws_thresholds("aws-detail")
+    assert ("ACTUAL", 80.0, "PERCENTAGE") not in lab.aws_thresholds("aws-detail")
+    rg_budget = lab.az_budget("rg-restraint", RG)
+    assert rg_budget is not None
+    thresholds = sorted(n["threshold"] for n in rg_budget["properties"]["notifications"].values())
+    assert thresholds == [30, 100, 100]
+
+    lab.reset_counts()
+    assert lab.apply()[0] == 0
+    assert lab.aws_mutating() == 0 and lab.az_mutating() == 0
+
+
+def test_no_op_never_updates_the_budget_and_keeps_calculated_spend(lab: Lab) -> None:
+    # AWS UpdateBudget zeroes CalculatedSpend until new billing data; a no-op set must not call it.
+    assert lab.apply()[0] == 0
+    lab.aws.seed_budget_spend("aws-detail", "12.5", "18")
+    lab.reset_counts()
+    assert lab.apply()[0] == 0
+    assert lab.aws_mutating("UpdateBudget") == 0
+    spend = lab.boto().describe_budget(AccountId=ACCOUNT, BudgetName="aws-detail")["Budget"]["CalculatedSpend"]
+    assert spend["ActualSpend"]["Amount"] == "12.5"
+
+    lab.budget("aws-detail")["amount"] = 25
+    lab.save()
+    lab.reset_counts()
+    code, document = lab.apply()
+    assert code == 0
+    assert lab.aws_mutating() == 1 and lab.aws_mutating("UpdateBudget") == 1
+    budget = lab.boto().describe_budget(AccountId=ACCOUNT, BudgetName="aws-detail")["Budget"]
+    assert budget["BudgetLimit"]["Amount"] == "25"
+    assert budget["CostTypes"]["IncludeTax"] is True  # sent back as read
+    assert [c["action"] for t in document["targets"] for c in t["changes"]] == ["update-budget"]
+
+
+def test_contact_change_touches_subscribers_only(lab: Lab) -> None:
+    assert lab.apply()[0] == 0
+    lab.budget("aws-detail")["emails"] = ["ops@example.com", "cto@example.com"]
+    lab.save()
+    lab.reset_counts()
+    assert lab.apply()[0] == 0
+    # Three notifications: one new subscriber and one gone on each.
+    assert lab.aws_mutating("CreateSubscriber") == 3
+    assert lab.aws_mutating("DeleteSubscriber") == 3
+    assert lab.aws_mutating() == 6
+    note = {"NotificationType": "ACTUAL", "ComparisonOperator": "GREATER_THAN", "Threshold": 80.0}
+    subscribers = lab.boto().describe_subscribers_for_notification(
+        AccountId=ACCOUNT, BudgetName="aws-detail", Notification={**note, "ThresholdType": "PERCENTAGE"}
+    )["Subscribers"]
+    assert {s["Address"] for s in subscribers} == {
+        "ops@example.com",
+        "cto@example.com",
+        "arn:aws:sns:us-east-1:123456789012:billing",
+    }
+
+
+# -- delete -----------------------------------------------------------------------------------------
+
+
+def test_delete_removes_only_the_named_budget(lab: Lab) -> None:
+    assert lab.apply()[0] == 0
+    lab.reset_counts()
+    code, document = lab.json("budget", "delete", "aws-detail", "-i", str(lab.inventory))
+    assert code == 0
+    assert [(t["name"], t["result"]) for t in document["targets"]] == [("aws-detail", "ok")]
+    assert lab.aws_mutating() == 1 and lab.aws_mutating("DeleteBudget") == 1
+    assert lab.az_mutating() == 0
+    assert lab.aws_names() == {"hybrid-guard"}
+
+    lab.reset_counts()
+    code, document = lab.json("budget", "delete", "hybrid-guard", "-i", str(lab.inventory))
+    assert code == 0
+    assert lab.aws_names() == set()
+    assert lab.az_budget("hybrid-guard") is None
+    assert lab.az_budget("rg-restraint", RG) is not None
+    assert lab.az.requests.count(method="DELETE") == 1
+
+    code, document = lab.json("budget", "delete", "hybrid-guard", "-i", str(lab.inventory), "--dry-run")
+    assert code == 0
+    assert {t["result"] for t in document["targets"]} == {"not found"}
+
+
+# -- status -----------------------------------------------------------------------------------------
+
+
+def test_status_shows_seeded_spend_and_exits_3_when_a_threshold_is_crossed(lab: Lab) -> None:
+    assert lab.apply()[0] == 0
+    lab.aws.seed_budget_spend("hybrid-guard", "3.1", "12")  # under 25% (7.5 USD) of 30 USD
+    lab.aws.seed_budget_spend("aws-detail", "4.5", "9")  # under 80% of 20 USD and under 5 USD
+    lab.az.set_spend(lab.az_budget_id("hybrid-guard"), current=2, forecast=11.5, unit="USD")
+    lab.az.set_spend(lab.az_budget_id("rg-restraint", RG), current=800, forecast=3000, unit="JPY")
+
+    code, document = lab.json("budget", "status", "-i", str(lab.inventory))
+    assert code == 0
+    assert document["crossed"] is False
+    rows = {(b["cloud"], b["name"]): b for b in document["budgets"]}
+    assert (rows[("aws", "hybrid-guard")]["actual"], rows[("aws", "hybrid-guard")]["forecast"]) == ("3.1", "12")
+    assert (rows[("azure", "rg-restraint")]["actual"], rows[("azure", "rg-restraint")]["spend_unit"]) == ("800", "JPY")
+    assert rows[("azure", "rg-restraint")]["percent_used"] == 20.0
+
+    lab.az.set_spend(lab.az_budget_id("rg-restraint", RG), current=1200, forecast=4100, unit="JPY")
+    lab.aws.seed_budget_spend("aws-detail", "6", "9")  # past the absolute 5 USD alert
+    code, document = lab.json("budget", "status", "-i", str(lab.inventory))
+    assert code == 3
+    assert document["crossed"] is True
+    rows = {(b["cloud"], b["name"]): b for b in document["budgets"]}
+    assert [c["alert"] for c in rows[("azure", "rg-restraint")]["crossed"]] == ["actual > 25%", "forecast > 100%"]
+    assert rows[("azure", "rg-restraint")]["crossed"][0] == {
+        "alert": "actual > 25%",
+        "type": "actual",
+        "limit": "1000",
+        "spend": "1200",
+    }
+    assert [c["alert"] for c in rows[("aws", "aws-detail")]["crossed"]] == ["actual > 5"]
+    assert rows[("aws", "hybrid-guard")]["crossed"] == []
+
+    code, out, _ = lab.run("budget", "status", "-i", str(lab.inventory))
+    assert code == 3
+    assert "1200 / 4000 JPY" in out
+    assert "6 / 20 USD" in out
+    assert "█" in out
+    assert "actual>25%" in out
+
+
+def test_status_without_inventory_declarations_lists_what_the_clouds_have(lab: Lab) -> None:
+    assert lab.apply()[0] == 0
+    lab.aws.seed_budget_spend("aws-detail", "17", "19")
+    code, document = lab.json("budget", "status", "aws-detail", "-i", str(lab.inventory), "--cloud", "aws")
+    assert code == 3
+    [row] = document["budgets"]
+    assert (row["name"], row["actual"], row["percent_used"]) == ("aws-detail", "17", 85.0)
+
+
+def test_status_exits_2_when_a_declared_budget_is_missing(lab: Lab) -> None:
+    code, document = lab.json("budget", "status", "-i", str(lab.inventory))
+    assert code == 2
+    assert document["missing"] is True
+    assert {b["state"] for b in document["budgets"]} == {"missing"}
+
+
+# -- flags, preset, list, show ----------------------------------------------------------------------
+
+
+def test_flags_build_a_budget_and_a_second_run_is_a_no_op(lab: Lab) -> None:
+    args = [
+        "budget", "set", "flagged", "-i", str(lab.inventory), "--cloud", "aws", "--amount", "20",
+        "--alert", "actual:80%", "--alert", "forecast:100%", "--alert", "actual:5", "--email", "me@example.com",
+    ]  # fmt: skip
+    code, document = lab.json(*args)
+    assert code == 0 and _results(document) == {"aws/account/flagged": "ok"}
+    assert lab.aws_thresholds("flagged") == {
+        ("ACTUAL", 80.0, "PERCENTAGE"),
+        ("FORECASTED", 100.0, "PERCENTAGE"),
+        ("ACTUAL", 5.0, "ABSOLUTE_VALUE"),
+    }
+    lab.reset_counts()
+    code, document = lab.json(*args)
+    assert code == 0 and _results(document) == {"aws/account/flagged": "in sync"}
+    assert lab.aws_mutating() == 0
+
+
+def test_guard_preset_in_both_clouds_with_one_flag(lab: Lab) -> None:
+    code, document = lab.json(
+        "budget", "set", "guard", "-i", str(lab.inventory), "--amount", "40", "--preset", "guard",
+        "--idle", "10", "--email", "me@example.com",
+    )  # fmt: skip
+    assert code == 0
+    assert _results(document) == {"aws/account/guard": "ok", "azure/subscription/guard": "ok"}
+    assert lab.aws_thresholds("guard") == {
+        ("ACTUAL", 25.0, "PERCENTAGE"),
+        ("ACTUAL", 100.0, "PERCENTAGE"),
+        ("FORECASTED", 100.0, "PERCENTAGE"),
+    }
+    budget = lab.az_budget("guard")
+    assert budget is not None
+    notifications = budget["properties"]["notifications"].values()
+    assert sorted((n["thresholdType"], n["threshold"]) for n in notifications) == [
+        ("Actual", 25),
+        ("Actual", 100),
+        ("Forecasted", 100),
+    ]
+
+
+def test_list_and_show_read_back_what_set_made(lab: Lab) -> None:
+    assert lab.apply()[0] == 0
+    code, document = lab.json("budget", "list", "-i", str(lab.inventory))
+    assert code == 0
+    found = {(b["cloud"], b["scope"], b["name"], b["declared"]) for b in document["budgets"]}
+    assert found == {
+        ("aws", "account", "aws-detail", True),
+        ("aws", "account", "hybrid-guard", True),
+        ("azure", "subscription", "hybrid-guard", True),
+        ("azure", f"resource-group:{RG}", "rg-restraint", True),
+    }
+    code, document = lab.json("budget", "show", "rg-restraint", "-i", str(lab.inventory))
+    assert code == 0
+    [shown] = document["budgets"]
+    assert shown["exists"] and shown["changes"] == []
+    assert shown["cloud_state"]["amount"] == "4000"
+    assert {tuple(a["roles"]) for a in shown["cloud_state"]["alerts"]} == {("Owner",)}
+
+
+# -- failures ---------------------------------------------------------------------------------------
+
+
+def test_throttling_is_retried_by_the_sdk(lab: Lab) -> None:
+    lab.aws.inject_fault("budgets", "DescribeBudgets", count=2)
+    lab.az.faults.add(method="GET", path_regex="/budgets/hybrid-guard", status=429, count=1, retry_after=0)
+    code, document = lab.apply()
+    assert code == 0, document
+    stats = {(c.action): c for c in lab.aws.call_counts() if c.service == "budgets"}
+    assert stats["DescribeBudgets"].throttled == 2
+    assert lab.az.requests.count(method="GET", path_regex="/budgets/hybrid-guard") >= 2
+
+
+def test_azure_start_change_is_refused_before_any_call(lab: Lab) -> None:
+    assert lab.apply()[0] == 0
+    rg_budget = lab.az_budget("rg-restraint", RG)
+    assert rg_budget is not None
+    start = rg_budget["properties"]["timePeriod"]["startDate"][:10]
+    year, month = int(start[:4]), int(start[5:7])
+    later = f"{year + (month // 12)}-{month % 12 + 1:02d}-01"
+    lab.budget("rg-restraint")["start"] = later
+    lab.save()
+    lab.reset_counts()
+    code, document = lab.apply()
+    assert code == 1
+    [failed] = [t for t in document["targets"] if t["result"] == "failed"]
+    assert failed["name"] == "rg-restraint"
+    assert "cannot change a budget's start date" in failed["error"]
+    assert lab.az_mutating() == 0
+
+
+def test_cloud_errors_are_translated_with_a_hint(lab: Lab) -> None:
+    lab.budget("rg-restraint")["scope"] = "resource-group:no-such-rg"
+    lab.save()
+    code, _, err = lab.run("budget", "set", "-i", str(lab.inventory), "rg-restraint")
+    assert code == 1
+    assert "ResourceGroupNotFound" in err
+    assert "create it or fix scope" in err
+    assert lab.az_mutating() == 0
+
+
+def test_flags_without_inventory_take_the_clouds_from_the_environment(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in lab.az.credential_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("HYBRIDCTL_ARM_ENDPOINT", lab.az.base_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", lab.aws.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    args = ["budget", "set", "env-guard", "--preset", "guard", "--amount", "30", "--email", "me@example.com"]
+    code, document = lab.json(*args)
+    assert code == 0
+    assert _results(document) == {"aws/account/env-guard": "ok", "azure/subscription/env-guard": "ok"}
+    assert "env-guard" in lab.aws_names() and lab.az_budget("env-guard") is not None
+    lab.reset_counts()
+    assert lab.json(*args)[0] == 0
+    assert lab.aws_mutating() == 0 and lab.az_mutating() == 0
+
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID")
+    code, _, err = lab.run(*args)
+    assert code == 2
+    assert "AZURE_SUBSCRIPTION_ID" in err

@@ -1,0 +1,132 @@
+"""Pure parts of the managed-host setup: configs, ssh_config, known_hosts, mount script, plans."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from hybridctl.errors import PreconditionError
+from hybridctl.lab import dataplane, hosts
+from hybridctl.lab.hosts import LabPaths
+from hybridctl.lab.topology import build_topology
+
+PATHS = LabPaths(Path("/var/lib/hl-unit"))
+
+
+def test_lab_dir_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(hosts.LAB_DIR_ENV, raising=False)
+    assert hosts.lab_dir() == Path("/var/lib/hybridctl-lab")
+    monkeypatch.setenv(hosts.LAB_DIR_ENV, "/var/lib/elsewhere")
+    assert hosts.lab_dir() == Path("/var/lib/elsewhere")
+    assert hosts.lab_dir("/srv/lab") == Path("/srv/lab")
+
+
+@pytest.mark.parametrize("bad", ["/tmp/lab", "/run/lab", "/var/tmp/x"])
+def test_lab_dir_refuses_tmp_and_run(bad: str) -> None:
+    with pytest.raises(PreconditionError):
+        hosts.lab_dir(bad)
+
+
+def test_sshd_config() -> None:
+    text = hosts.sshd_config(PATHS, build_topology().host("hl-aws-br"))
+    options = dict(line.split(None, 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert options["HostKey"] == "/var/lib/hl-unit/hosts/hl-aws-br/ssh_host_ed25519_key"
+    assert options["AuthorizedKeysFile"] == "/var/lib/hl-unit/authorized_keys"
+    assert options["PermitRootLogin"] == "prohibit-password"
+    assert options["PasswordAuthentication"] == "no"
+    assert options["KexAlgorithms"].startswith("curve25519-sha256,")
+    assert "sntrup" not in options["KexAlgorithms"]
+    start, _rate, full = (int(x) for x in options["MaxStartups"].split(":"))
+    assert start >= 100 and full >= start
+    assert options["PidFile"] == "none"
+
+
+def test_ssh_config_parses_with_paramiko() -> None:
+    topo = build_topology(1)
+    cfg = paramiko.SSHConfig.from_file(io.StringIO(hosts.ssh_config(PATHS, topo.managed_hosts)))
+    assert cfg.get_hostnames() >= {h.name for h in topo.managed_hosts}
+    br = cfg.lookup("hl-aws-br")
+    assert br["hostname"] == "203.0.113.20"
+    assert br["user"] == "root"
+    assert br["proxycommand"] == "ip netns exec hl-aws-br nc 127.0.0.1 22"
+    assert br["identityfile"] == ["/var/lib/hl-unit/id_ed25519"]
+    assert br["userknownhostsfile"] == "/var/lib/hl-unit/known_hosts"
+    assert cfg.lookup("hl-home-c100")["hostname"] == "192.168.1.100"
+
+
+def test_known_hosts_line_names_alias_and_address() -> None:
+    _, public = hosts.new_ed25519()
+    line = hosts.known_hosts_line(build_topology().host("hl-az-br"), public)
+    names, key_type, key = line.split()
+    assert names.split(",") == ["hl-az-br", "203.0.113.30"]
+    assert key_type == "ssh-ed25519"
+    # paramiko reads the line and finds the key under both names.
+    entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+    assert entry is not None and entry.hostnames == ["hl-az-br", "203.0.113.30"]
+    assert entry.key.get_base64() == key
+
+
+def test_new_ed25519_keys_load() -> None:
+    private, public = hosts.new_ed25519()
+    key = paramiko.Ed25519Key.from_private_key(io.StringIO(private.decode()))
+    assert f"{key.get_name()} {key.get_base64()}" == public
+
+
+def test_mount_script_mounts_every_private_dir_then_execs_sshd() -> None:
+    script = hosts.mount_script(PATHS, build_topology().host("hl-home-srv"), private_bashrc=True)
+    lines = script.splitlines()
+    assert lines[0] == "set -e"
+    assert any(line.startswith("mount -t tmpfs") and line.endswith(" /run") for line in lines)
+    for path in hosts.PRIVATE_DIRS:
+        assert f"mount --bind /var/lib/hl-unit/hosts/hl-home-srv/fs{path} {path}" in lines
+    assert "mount --bind /var/lib/hl-unit/hosts/hl-home-srv/bashrc /root/.bashrc" in lines
+    assert lines[-1] == "exec /usr/sbin/sshd -D -e -f /var/lib/hl-unit/hosts/hl-home-srv/sshd_config"
+    no_rc = hosts.mount_script(PATHS, build_topology().host("hl-home-srv"), private_bashrc=False)
+    assert ".bashrc" not in no_rc
+
+
+def test_pid_record_roundtrip() -> None:
+    rec = hosts.PidRecord(1234, 98765, 4026532000)
+    assert hosts.PidRecord.parse(rec.render()) == rec
+
+
+# --------------------------------------------------------------------------- data plane plans
+
+
+def test_root_batch_creates_links_only_inside_namespaces() -> None:
+    topo = build_topology(3)
+    lines = dataplane.root_batch(topo)
+    assert [line.split()[2] for line in lines if line.startswith("netns add")] == list(topo.namespaces)
+    links = [line for line in lines if line.startswith("link add")]
+    for line in links:
+        # link add NAME netns A type veth peer name NAME2 netns B: both ends placed at creation.
+        assert re.fullmatch(r"link add \S+ netns hl-\S+ type veth peer name \S+ netns hl-\S+", line), line
+    nics = sum(len(h.nics) for h in topo.hosts)
+    assert len(links) == nics + len(topo.cloud_sites)
+
+
+def test_namespace_setups_cover_every_namespace_and_phases() -> None:
+    topo = build_topology(2)
+    setups = {s.namespace: s for s in dataplane.namespace_setups(topo)}
+    assert set(setups) == set(topo.namespaces)
+    for h in topo.hosts:
+        assert setups[h.name].phase == 0
+        assert "net.ipv4.ip_forward=0" in setups[h.name].sysctls
+    fab = setups["hl-aws-fab"]
+    assert fab.phase == 1 and setups["hl-inet"].phase == 1
+    assert "net.ipv4.ip_forward=1" in fab.sysctls
+    assert "net.ipv4.conf.hl-h20.proxy_arp=1" in fab.sysctls
+    assert "net.ipv4.neigh.hl-h20.proxy_delay=0" in fab.sysctls
+    assert "addr add 192.168.20.1/32 dev hl-br" in fab.ip_lines
+    assert "addr add 192.168.21.1/32 dev hl-h21" in fab.ip_lines
+    srv = setups["hl-home-srv"].ip_lines
+    assert "link set eth1 promisc on" in srv
+    assert not any("dev eth1" in line and "addr" in line for line in srv)
+    assert "route add default via 203.0.113.1" in srv
+    assert not any(line.startswith("route") for line in setups["hl-home-c1"].ip_lines)
+    assert "addr add 203.0.113.1/24 dev br0" in setups["hl-inet"].ip_lines
+    assert "link set hl-p-c101 master br0" in setups["hl-home-sw"].ip_lines

@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# The main job end to end on the local lab: install, plan the reference overlay.
-# (Grows with the lab: bring it up, `hybridctl up`, `hybridctl check`.) Run as root.
+# The main job end to end on the local lab, as root on a fresh Debian 12 machine:
+#   install -> bring the lab up (namespaces, sshd, SoftEther packages, AWS/Azure emulators)
+#   -> `hybridctl up` builds the overlay from bare hosts -> `hybridctl check` pings every pair.
+# The lab stays up afterwards so you can look around; `hybridctl lab down` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-hybridctl plan -i inventory/reference.yaml
+LAB_DIR="${HYBRIDCTL_LAB_DIR:-/var/lib/hybridctl-lab}"
+
+hybridctl lab up
+hybridctl plan -i "$LAB_DIR/lab.yaml" --layer cloud-route --layer host-route
+hybridctl up -i "$LAB_DIR/lab.yaml" --yes
+hybridctl check -i "$LAB_DIR/lab.yaml"
+hybridctl routes diff -i "$LAB_DIR/lab.yaml"
+echo
+echo "The overlay is up. Try: hybridctl lab status | hybridctl routes diff -i $LAB_DIR/lab.yaml"
+echo "                  and: hybridctl down -i $LAB_DIR/lab.yaml --yes; hybridctl lab down"

@@ -6,6 +6,8 @@ Two halves:
   Azure store -> a :class:`~hybridctl.lab.fabric.FabricSpec` for the lab topology. It
   applies each cloud's rules the way the cloud does:
 
+  * which VPC / VNet stands behind each fabric: by Name tag (``Hybrid-VPC`` for ``hl-aws-fab``,
+    ``VIP-VPC`` for ``hl-vip-fab``, ``Hybrid-VNet``), else the one holding most of its subnets;
   * which route table a subnet uses: AWS the explicitly associated table, else the VPC's
     main table; Azure the subnet's ``routeTable``, else none (system routes only);
   * route targets: AWS ENI / instance (the instance's primary ENI) and Azure
@@ -40,7 +42,7 @@ from typing import Any, Protocol
 
 from hybridctl.lab import fabric
 from hybridctl.lab.fabric import CloudFabric, FabricSpec, Route
-from hybridctl.lab.seed import AZURE_VNET, VPC_NAME
+from hybridctl.lab.seed import AWS_VPC_NAMES, AZURE_VNET, VPC_NAME
 from hybridctl.lab.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -134,11 +136,12 @@ def _pick_vpc(view: Any, subnets: Sequence[IPv4Network], vpc_name: str) -> str |
 def aws_cloud(bare: CloudFabric, view: Any | None, vpc_name: str = VPC_NAME) -> tuple[CloudFabric, list[str]]:
     """The AWS cloud of the spec from a :class:`~hybridctl.lab.aws_emulator.FabricView` (pure)."""
     notes: list[str] = []
+    label = "AWS" if bare.name == "aws" else f"AWS {bare.name}"  # the lab has two AWS fabrics
     if view is None:
-        return bare, ["AWS: no state"]
+        return bare, [f"{label}: no state"]
     vpc_id = _pick_vpc(view, bare.subnets, vpc_name)
     if vpc_id is None:
-        return bare, [f"AWS: no VPC {vpc_name!r} and none holds the lab's subnets: no routes, every NIC strict"]
+        return bare, [f"{label}: no VPC {vpc_name!r} and none holds the lab's subnets: no routes, every NIC strict"]
     route_tables: dict[str, list[Route]] = {}
     associations: dict[IPv4Network, str] = {}
     for cidr in bare.subnets:
@@ -147,11 +150,11 @@ def aws_cloud(bare: CloudFabric, view: Any | None, vpc_name: str = VPC_NAME) -> 
             key=lambda s: s.subnet_id,
         )
         if not matches:
-            notes.append(f"AWS: no subnet {cidr} in {vpc_id}")
+            notes.append(f"{label}: no subnet {cidr} in {vpc_id}")
             continue
         table = view.route_table_for_subnet(matches[0].subnet_id)
         if table is None:
-            notes.append(f"AWS: subnet {cidr} has no route table")
+            notes.append(f"{label}: subnet {cidr} has no route table")
             continue
         route_tables.setdefault(table.route_table_id, aws_routes(table.routes))
         associations[cidr] = table.route_table_id
@@ -257,7 +260,8 @@ def build_spec(topology: Topology, aws_view: Any | None, azure: AzureSnapshot | 
     for cloud in bare.clouds:
         kind = topology.site(cloud.name).kind
         if kind == "aws":
-            built, why = aws_cloud(cloud, aws_view)
+            # One VPC per AWS fabric, by its Name tag: Hybrid-VPC (overlay), VIP-VPC (section 4).
+            built, why = aws_cloud(cloud, aws_view, AWS_VPC_NAMES.get(cloud.name, VPC_NAME))
         elif kind == "azure":
             built, why = azure_cloud(cloud, azure)
         else:  # pragma: no cover - only clouds have fabrics

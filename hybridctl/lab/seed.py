@@ -14,6 +14,10 @@ What "bare" means, as in the source (reference.md section 1) before the overlay 
   alone), the bridge instance whose ENI is tagged ``aws-bridge-eni`` (source/dest check on,
   as AWS creates it), one test instance per subnet, security groups ``aws-bridge-sg`` and
   ``hybrid-workloads``.
+- AWS, next to it: reference.md section 4's VPC ``VIP-VPC`` (10.0.0.0/16, Subnet-1a/-2a/-2c,
+  tables Main / Route-A / Route-C holding ``20.0.0.100/32 -> node1-eni``, ENIs ``client-eni``,
+  ``node1-eni``, ``node2-eni`` with source/dest check off on the nodes), built by
+  :func:`hybridctl.vip.scenario.build`, the same builder the VIP tests and benchmark use.
 - Azure: resource group ``hybrid-rg``, VNet ``Hybrid-VNet`` with ``Hybrid_Subnet`` and
   ``Hybrid_Subnet_Dammy``, NIC ``azure-bridge-nic`` (IP forwarding off) with NSG
   ``azure-bridge-nsg``, one test NIC per subnet, and no route table (hybridctl creates
@@ -32,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hybridctl.lab.topology import Host, Topology
+from hybridctl.lab.topology import VIP_SITE, Host, Topology
+from hybridctl.vip import scenario
 
 if TYPE_CHECKING:
     from hybridctl.lab.azure_emulator import AzureEmulator
@@ -52,6 +57,9 @@ AWS_WORKLOAD_SG = "hybrid-workloads"
 # Any id works (moto does not validate AMIs by default); this one just reads like Debian 12.
 AWS_IMAGE_ID = "ami-0d52744d6551d851e"
 AWS_INSTANCE_TYPE = "t3.micro"
+VIP_VPC_NAME = "VIP-VPC"  # reference.md section 4 (inventory/vip-lab.yaml names it)
+# Lab site -> the Name tag of the VPC standing behind its fabric (the reconciler's lookup).
+AWS_VPC_NAMES = {"aws": VPC_NAME, VIP_SITE: VIP_VPC_NAME}
 
 AZURE_RESOURCE_GROUP = "hybrid-rg"
 AZURE_VNET = "Hybrid-VNet"
@@ -240,6 +248,22 @@ def seed_aws(ec2: Any, topology: Topology) -> AwsSeed:
         )
         out.instances[name] = reservation["Instances"][0]["InstanceId"]
     return out
+
+
+def seed_vip(ec2: Any, topology: Topology) -> scenario.VipVpc:
+    """Create reference section 4's VPC (``VIP-VPC``) with :func:`hybridctl.vip.scenario.build`.
+
+    The VIP nodes' source/dest check is off and the VIP routes to node1, as the seeds'
+    cluster leaves it after setup: the VIP answers from the first ``lab up``. The topology's
+    ``vip`` site is derived from the same scenario constants; a mismatch is a bug, caught here.
+    """
+    site = topology.site(VIP_SITE)
+    want = {(s.name, str(s.cidr)) for s in site.subnets}
+    if want != {(name, cidr) for name, cidr, _az, _table in scenario.SUBNETS}:  # pragma: no cover - derived
+        raise ValueError("the lab's vip site and hybridctl.vip.scenario disagree on the subnets")
+    # With instances (~0.1 s of the ~0.3 s this costs): the nodes are instances in the seeds,
+    # and `vip` / `doctor` look at the ENIs' attachments and the instances' profiles.
+    return scenario.build(ec2, vpc_name=VIP_VPC_NAME, source_dest_check=False, with_instances=True)
 
 
 # --------------------------------------------------------------------------- Azure

@@ -5,7 +5,10 @@ lead generates) reads :func:`build_topology`; nothing re-states an address. The 
 follows reference.md section 1: a home site (VPN server + LAN clients on a real L2
 segment), an AWS VPC and an Azure VNet (each a router namespace, the "fabric", with one
 point-to-point veth per host), and an "internet" segment joining the home server and the
-two fabrics' public legs.
+fabrics' public legs. Next to it, reference.md section 4's VPC (site ``vip``, fabric
+``hl-vip-fab``): a client and two VIP nodes, its addresses taken from
+:mod:`hybridctl.vip.scenario`, which also seeds that VPC into the AWS emulator, so the
+two cannot disagree.
 
 Naming: every namespace starts with ``hl-``. Links inside switch and fabric namespaces
 start with ``hl-`` too; a host's own NICs are called ``eth0``/``eth1`` like on a real
@@ -18,11 +21,15 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Literal
 
+from hybridctl.vip import scenario
+
 PREFIX = "hl-"
 IFNAMSIZ = 15  # Linux interface names are at most 15 characters
 
 SiteKind = Literal["onprem", "aws", "azure"]
-Role = Literal["vpn-server", "lan-client", "bridge", "test-host"]
+# vip-host: a host of the VIP VPC (client or node). It runs an sshd like a test host, but is
+# no probe of the overlay (`lab pings`, the inventory's test_hosts): that VPC is not part of it.
+Role = Literal["vpn-server", "lan-client", "bridge", "test-host", "vip-host"]
 
 INTERNET_NS = "hl-inet"
 INTERNET_CIDR = IPv4Network("203.0.113.0/24")
@@ -35,6 +42,9 @@ HOME_PROBE_CLIENT = "hl-home-c1"  # the LAN client that doubles as the home site
 FIRST_EXTRA_CLIENT = 100  # extra LAN clients are 192.168.1.100, .101, ...
 # .249 is the SoftEther L3 switch's address on the LAN (reference.md), so stop well before it.
 MAX_EXTRA_CLIENTS = 140
+
+VIP_SITE = "vip"  # reference.md section 4: VPC 10.0.0.0/16, VIP 20.0.0.100 outside it
+VIP_FABRIC = "hl-vip-fab"
 
 
 @dataclass(frozen=True)
@@ -70,9 +80,10 @@ class Host:
 
     @property
     def sshd(self) -> bool:
-        """Runs an sshd: managed hosts (hybridctl configures them) and test hosts (`check` probes
-        from them over SSH). Only managed hosts get the private mount namespace layout."""
-        return self.managed or self.role == "test-host"
+        """Runs an sshd: managed hosts (hybridctl configures them), test hosts (`check` probes
+        from them over SSH) and the VIP VPC's hosts. Only managed hosts get the private mount
+        namespace layout."""
+        return self.managed or self.role in ("test-host", "vip-host")
 
     @property
     def ssh_address(self) -> IPv4Address:
@@ -203,6 +214,30 @@ def _cloud(
     )
 
 
+def _vip_vpc() -> tuple[Site, list[Host]]:
+    """Reference section 4's VPC from :mod:`hybridctl.vip.scenario`: hl-vip-c (client, Subnet-1a),
+    hl-vip-n1 / hl-vip-n2 (node1 in Subnet-2a, node2 in Subnet-2c), each on its own link to
+    hl-vip-fab with its subnet's .1 as gateway. No public IP: nothing there faces the internet."""
+    subnets = tuple(Subnet(name, IPv4Network(cidr)) for name, cidr, _az, _table in scenario.SUBNETS)
+    by_name = {s.name: s for s in subnets}
+    hosts = []
+    for role_name, subnet_name, address in (scenario.CLIENT, *scenario.NODES):
+        short = "c" if role_name == scenario.CLIENT[0] else "n" + role_name.removeprefix("node")
+        subnet = by_name[subnet_name]
+        hosts.append(
+            Host(
+                name=f"hl-{VIP_SITE}-{short}",
+                site=VIP_SITE,
+                role="vip-host",
+                managed=False,
+                nics=(Nic("eth0", IPv4Interface(f"{address}/{subnet.cidr.prefixlen}"), VIP_FABRIC, f"hl-{short}"),),
+                gateway=subnet.gateway,
+            )
+        )
+    site = Site(VIP_SITE, "aws", (IPv4Network(scenario.VPC_CIDR),), subnets, fabric_ns=VIP_FABRIC)
+    return site, hosts
+
+
 def build_topology(extra_clients: int = 0) -> Topology:
     """The lab topology; ``extra_clients`` adds managed LAN clients hl-home-c100, -c101, ..."""
     if not 0 <= extra_clients <= MAX_EXTRA_CLIENTS:
@@ -266,13 +301,16 @@ def build_topology(extra_clients: int = 0) -> Topology:
         100,
         "203.0.113.30",
     )
-    hosts = (home_srv, *lan_hosts, *aws_hosts, *az_hosts)
+    vip, vip_hosts = _vip_vpc()
+    hosts = (home_srv, *lan_hosts, *aws_hosts, *az_hosts, *vip_hosts)
 
     def ports(ns: str) -> tuple[str, ...]:
         return tuple(n.peer_link for h in hosts for n in h.nics if n.peer_ns == ns)
 
-    sites = (home, aws, azure)
-    fabric_wan_ports = tuple(fabric_wan_peer(s) for s in (aws, azure))
+    sites = (home, aws, azure, vip)
+    # Every fabric has a WAN leg (the fabric's reads and nft rules expect one); the VIP VPC's
+    # carries nothing: none of its hosts has a public IP, and the fabric drops un-NATed inbound.
+    fabric_wan_ports = tuple(fabric_wan_peer(s) for s in (aws, azure, vip))
     switches = (
         Switch(INTERNET_NS, INTERNET_GATEWAY, ports(INTERNET_NS) + fabric_wan_ports),
         Switch("hl-home-sw", None, ports("hl-home-sw")),

@@ -27,7 +27,7 @@ from azure.mgmt.network import NetworkManagementClient
 from hybridctl.lab import dataplane, manager, seed
 from hybridctl.lab.topology import build_topology
 from tests.conftest import require
-from tests.integration.test_lab_dataplane import lab_leftovers, require_dataplane_prereqs, root_snapshot
+from tests.integration.test_lab_dataplane import lab_leftovers, pings, require_dataplane_prereqs, root_snapshot
 
 pytestmark = [pytest.mark.lab]
 
@@ -166,7 +166,7 @@ def test_cli_status_pings_exec(lab: manager.LabUpResult) -> None:
 
 
 def test_test_hosts_run_sshd_reachable_through_ssh_config(lab: manager.LabUpResult) -> None:
-    for host in ("hl-aws-h20", "hl-aws-h21", "hl-az-h30", "hl-az-h31", "hl-home-c1"):
+    for host in ("hl-aws-h20", "hl-aws-h21", "hl-az-h30", "hl-az-h31", "hl-home-c1", "hl-vip-c", "hl-vip-n2"):
         out = subprocess.run(
             ["ssh", "-F", str(lab.ssh_config), host, "hostname; ip -4 -o addr show dev eth0"],
             capture_output=True,
@@ -239,3 +239,51 @@ def test_clouds_are_seeded_bare_through_their_apis(lab: manager.LabUpResult) -> 
     assert list(network.route_tables.list(rg)) == []
     nics = {n.ip_configurations[0].private_ip_address for n in network.network_interfaces.list(rg)}
     assert nics == {"192.168.30.100", "192.168.30.10", "192.168.31.10"}
+
+
+# --------------------------------------------------------------------------- the VIP VPC (section 4)
+
+VIP_HOSTS = {"hl-vip-c": "10.0.10.10", "hl-vip-n1": "10.0.110.10", "hl-vip-n2": "10.0.120.10"}
+
+
+def test_vip_vpc_is_seeded_through_the_api(lab: manager.LabUpResult) -> None:
+    ec2 = ec2_client(lab)
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [seed.VIP_VPC_NAME]}])["Vpcs"]
+    assert [v["CidrBlock"] for v in vpcs] == ["10.0.0.0/16"]
+    vpc_id = vpcs[0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    assert {tag(s): s["CidrBlock"] for s in subnets} == {
+        "Subnet-1a": "10.0.10.0/24",
+        "Subnet-2a": "10.0.110.0/24",
+        "Subnet-2c": "10.0.120.0/24",
+    }
+    enis = ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["NetworkInterfaces"]
+    by_name = {tag({"Tags": e.get("TagSet", [])}): e for e in enis}  # ENIs carry TagSet, not Tags
+    assert {n: (e["PrivateIpAddress"], e["SourceDestCheck"]) for n, e in by_name.items()} == {
+        "client-eni": ("10.0.10.10", True),
+        "node1-eni": ("10.0.110.10", False),
+        "node2-eni": ("10.0.120.10", False),
+    }
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"]
+    vip_targets = {
+        tag(t): r.get("NetworkInterfaceId")
+        for t in tables
+        for r in t["Routes"]
+        if r.get("DestinationCidrBlock") == "20.0.0.100/32"
+    }
+    assert vip_targets == {name: by_name["node1-eni"]["NetworkInterfaceId"] for name in ("Main", "Route-A", "Route-C")}
+
+
+def test_vip_vpc_fabric_routes_the_vip_and_stays_apart_from_the_overlay(lab: manager.LabUpResult) -> None:
+    # Every subnet table of hl-vip-fab sends the VIP (outside the VPC CIDR) to node1's link.
+    for table in (100, 101, 102):
+        out = subprocess.run(
+            ["ip", "-n", "hl-vip-fab", "route", "show", "table", str(table)], capture_output=True, text=True, check=True
+        ).stdout
+        assert "20.0.0.100 via 10.0.110.10 dev hl-n1" in out, (table, out)
+    inside = [(src, dst) for src in VIP_HOSTS for dst in VIP_HOSTS.values() if VIP_HOSTS[src] != dst]
+    overlay = ["192.168.20.10", "192.168.30.10", "192.168.1.10"]
+    across = [("hl-vip-c", a) for a in overlay] + [("hl-aws-h20", a) for a in VIP_HOSTS.values()]
+    result = pings(inside + across, E2E_LAB_DIR)
+    assert [k for k in inside if not result[k]] == []  # the VPC routes its own subnets
+    assert [k for k in across if result[k]] == []  # no path between the VIP VPC and the overlay's sites

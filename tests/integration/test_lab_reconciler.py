@@ -72,6 +72,7 @@ def clouds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         aws_secret_access_key=seed.AWS_SECRET_ACCESS_KEY,
     )
     aws_ids = seed.seed_aws(ec2, TOPOLOGY)
+    vip_ids = seed.seed_vip(ec2, TOPOLOGY)
     azure_ids = seed.seed_azure(azure, TOPOLOGY)
     credential = ClientSecretCredential(
         azure.tenant_id,
@@ -108,6 +109,7 @@ def clouds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             "ec2": ec2,
             "network": network,
             "aws_ids": aws_ids,
+            "vip_ids": vip_ids,
             "azure_ids": azure_ids,
             "rec": rec,
             "recorder": recorder,
@@ -182,6 +184,28 @@ def test_aws_route_to_a_deleted_eni_is_a_blackhole(clouds: dict[str, Any]) -> No
     recorder.wait_for(
         lambda s: all(r.prefix != N("10.50.0.0/16") for r in routes_of(s.cloud("aws"), "192.168.20.0/24"))
     )
+
+
+def test_vip_vpc_is_seeded_onto_its_own_fabric_and_follows_a_move(clouds: dict[str, Any]) -> None:
+    ec2, ids, recorder = clouds["ec2"], clouds["vip_ids"], clouds["recorder"]
+    subnets = ("10.0.10.0/24", "10.0.110.0/24", "10.0.120.0/24")
+    node1, node2 = A("10.0.110.10"), A("10.0.120.10")
+    vip = N("20.0.0.100/32")
+    spec = recorder.wait_for(lambda s: bool(routes_of(s.cloud("vip"), "10.0.10.0/24")))
+    cloud = spec.cloud("vip")
+    assert dict(cloud.associations) == {
+        N("10.0.10.0/24"): ids.tables["Main"],
+        N("10.0.110.0/24"): ids.tables["Route-A"],
+        N("10.0.120.0/24"): ids.tables["Route-C"],
+    }
+    assert all(routes_of(cloud, s) == [Route(vip, node1)] for s in subnets)
+    assert forwarding(cloud) == {A("10.0.10.10"): False, node1: True, node2: True}
+    assert not any(r.prefix == vip for rs in spec.cloud("aws").route_tables.values() for r in rs)
+
+    for table in ids.tables.values():  # what `vip move --to node2` writes
+        ec2.replace_route(RouteTableId=table, DestinationCidrBlock=str(vip), NetworkInterfaceId=ids.enis["node2"])
+    spec = recorder.wait_for(lambda s: all(routes_of(s.cloud("vip"), n) == [Route(vip, node2)] for n in subnets))
+    assert forwarding(spec.cloud("vip"))[node2]
 
 
 def test_azure_route_table_and_ip_forwarding_follow_the_sdk(clouds: dict[str, Any]) -> None:

@@ -72,7 +72,7 @@ def forwarding(cloud: CloudFabric) -> dict[IPv4Address, bool]:
 def test_no_state_gives_the_bare_spec() -> None:
     built = build_spec(TOPO, None, None)
     assert built.spec == fabric.bare_spec(TOPO)
-    assert built.notes == ("AWS: no state", "Azure: no state")
+    assert built.notes == ("AWS: no state", "Azure: no state", "AWS vip: no state")
 
 
 def test_seeded_aws_explicit_association_else_main_table() -> None:
@@ -170,6 +170,75 @@ def test_secondary_private_ip_carries_the_flag() -> None:
         "eni-20", "subnet-20", "vpc-1", ("192.168.20.5", "192.168.20.10"), False, "i-20", "interface", {}
     )
     assert forwarding(build_spec(TOPO, view, None).spec.cloud("aws"))[A("192.168.20.10")] is True
+
+
+# --------------------------------------------------------------------------- the VIP VPC (section 4)
+
+
+def vip_view(holder: str = "eni-n1", *, sdc: bool = False, name: str = "VIP-VPC") -> FabricView:
+    """The overlay's VPC plus VIP-VPC as hybridctl.vip.scenario builds it, VIP -> ``holder``."""
+    vpc = VpcView("vpc-vip", ("10.0.0.0/16",), {"Name": name} if name else {})
+    subnets = [
+        SubnetView("subnet-1a", "vpc-vip", "10.0.10.0/24", "ap-northeast-1a", {"Name": "Subnet-1a"}),
+        SubnetView("subnet-2a", "vpc-vip", "10.0.110.0/24", "ap-northeast-1a", {"Name": "Subnet-2a"}),
+        SubnetView("subnet-2c", "vpc-vip", "10.0.120.0/24", "ap-northeast-1c", {"Name": "Subnet-2c"}),
+    ]
+    ips = {"eni-c": "10.0.10.10", "eni-n1": "10.0.110.10", "eni-n2": "10.0.120.10"}
+    enis = [
+        EniView("eni-c", "subnet-1a", "vpc-vip", (ips["eni-c"],), True, "i-c", "interface", {"Name": "client-eni"}),
+        EniView("eni-n1", "subnet-2a", "vpc-vip", (ips["eni-n1"],), sdc, "i-n1", "interface", {"Name": "node1-eni"}),
+        EniView("eni-n2", "subnet-2c", "vpc-vip", (ips["eni-n2"],), sdc, "i-n2", "interface", {"Name": "node2-eni"}),
+    ]
+    vip = RouteView("20.0.0.100/32", "network-interface", holder, "active", holder, ips[holder])
+    local = RouteView("10.0.0.0/16", "local", "local", "active")
+    igw = RouteView("0.0.0.0/0", "gateway", "igw-v", "active")
+    tables = [
+        *aws_view().route_tables.values(),
+        RouteTableView("rtb-vmain", "vpc-vip", True, (), (local, igw, vip), {"Name": "Main"}),
+        RouteTableView("rtb-a", "vpc-vip", False, ("subnet-2a",), (local, vip), {"Name": "Route-A"}),
+        RouteTableView("rtb-c", "vpc-vip", False, ("subnet-2c",), (local, vip), {"Name": "Route-C"}),
+    ]
+    return aws_view(extra_vpcs=[vpc], extra_subnets=subnets, extra_enis=enis, tables=tables)
+
+
+def test_vip_vpc_maps_onto_its_own_fabric() -> None:
+    built = build_spec(TOPO, vip_view(), None)
+    vip = built.spec.cloud("vip")
+    assert vip.namespace == "hl-vip-fab" and vip.cidrs == (N("10.0.0.0/16"),)
+    assert dict(vip.associations) == {
+        N("10.0.10.0/24"): "rtb-vmain",  # Subnet-1a: no explicit association, the main table
+        N("10.0.110.0/24"): "rtb-a",
+        N("10.0.120.0/24"): "rtb-c",
+    }
+    to_node1 = [Route(N("20.0.0.100/32"), A("10.0.110.10"))]
+    for subnet in ("10.0.10.0/24", "10.0.110.0/24", "10.0.120.0/24"):
+        assert routes_of(vip, subnet) == to_node1, subnet
+    assert forwarding(vip) == {A("10.0.10.10"): False, A("10.0.110.10"): True, A("10.0.120.10"): True}
+    # The overlay's fabric sees none of it.
+    assert built.spec.cloud("aws") == build_spec(TOPO, aws_view(), None).spec.cloud("aws")
+    assert not any("vip" in note for note in built.notes)
+    # Kernel side: the VIP, outside the VPC CIDR, is routed per table to node1's link.
+    desired = fabric.desired_state(vip)
+    assert desired.unresolved == ()
+    vip_routes = {(r.table, r.gateway, r.dev) for r in desired.state.routes if r.dst == N("20.0.0.100/32")}
+    assert vip_routes == {(t, A("10.0.110.10"), "hl-n1") for t in (100, 101, 102)}
+    assert fabric.KRule(fabric.PRIO_VPC, dst=N("10.0.0.0/16"), table=fabric.TABLE_MAIN) in desired.state.rules
+
+
+def test_vip_move_and_source_dest_check_follow_the_api() -> None:
+    vip = build_spec(TOPO, vip_view("eni-n2"), None).spec.cloud("vip")
+    assert routes_of(vip, "10.0.10.0/24") == [Route(N("20.0.0.100/32"), A("10.0.120.10"))]
+    strict = build_spec(TOPO, vip_view(sdc=True), None).spec.cloud("vip")
+    assert not any(forwarding(strict).values())
+    # Unnamed VIP VPC: still found, as the VPC holding the site's subnets.
+    unnamed = build_spec(TOPO, vip_view(name=""), None).spec.cloud("vip")
+    assert routes_of(unnamed, "10.0.110.0/24") == [Route(N("20.0.0.100/32"), A("10.0.110.10"))]
+
+
+def test_no_vip_vpc_leaves_its_fabric_bare_with_a_note() -> None:
+    built = build_spec(TOPO, aws_view(), None)
+    assert built.spec.cloud("vip") == fabric.bare_spec(TOPO).cloud("vip")
+    assert any(note.startswith("AWS vip: no VPC 'VIP-VPC'") for note in built.notes)
 
 
 # --------------------------------------------------------------------------- Azure snapshots

@@ -23,6 +23,9 @@ def test_reference_addresses() -> None:
         "hl-az-br": A("192.168.30.100"),
         "hl-az-h30": A("192.168.30.10"),
         "hl-az-h31": A("192.168.31.10"),
+        "hl-vip-c": A("10.0.10.10"),
+        "hl-vip-n1": A("10.0.110.10"),
+        "hl-vip-n2": A("10.0.120.10"),
     }
     assert topo.host("hl-aws-br").public_ip == A("203.0.113.20")
     assert topo.host("hl-az-br").public_ip == A("203.0.113.30")
@@ -55,7 +58,32 @@ def test_vpn_server_has_public_eth0_and_bare_promiscuous_eth1() -> None:
 def test_managed_hosts_and_roles() -> None:
     topo = build_topology()
     assert [h.name for h in topo.managed_hosts] == ["hl-home-srv", "hl-home-c1", "hl-aws-br", "hl-az-br"]
-    assert {h.role for h in topo.hosts if not h.managed} == {"test-host"}
+    assert {h.role for h in topo.hosts if not h.managed} == {"test-host", "vip-host"}
+    # The VIP VPC's hosts run an sshd but are no overlay probes (`lab pings`, test_hosts).
+    vip = {h.name for h in topo.hosts_of("vip")}
+    assert vip == {"hl-vip-c", "hl-vip-n1", "hl-vip-n2"}
+    assert vip <= {h.name for h in topo.ssh_hosts}
+    assert not vip & {h.name for h in topo.test_hosts}
+
+
+def test_vip_vpc_is_reference_section_4() -> None:
+    topo = build_topology()
+    site = topo.site("vip")
+    assert (site.kind, site.fabric_ns, site.public_ip) == ("aws", "hl-vip-fab", None)
+    assert site.networks == (IPv4Network("10.0.0.0/16"),)
+    assert [(s.name, str(s.cidr), str(s.gateway)) for s in site.subnets] == [
+        ("Subnet-1a", "10.0.10.0/24", "10.0.10.1"),
+        ("Subnet-2a", "10.0.110.0/24", "10.0.110.1"),
+        ("Subnet-2c", "10.0.120.0/24", "10.0.120.1"),
+    ]
+    links = {h.name: (n.peer_link, n.address, h.gateway) for h, n in topo.fabric_links("vip")}
+    assert links == {
+        "hl-vip-c": ("hl-c", IPv4Interface("10.0.10.10/24"), A("10.0.10.1")),
+        "hl-vip-n1": ("hl-n1", IPv4Interface("10.0.110.10/24"), A("10.0.110.1")),
+        "hl-vip-n2": ("hl-n2", IPv4Interface("10.0.120.10/24"), A("10.0.120.1")),
+    }
+    # The VIP itself lies outside the VPC: the fabric routes it by route table, not locally.
+    assert not any(A("20.0.0.100") in net for net in site.networks)
 
 
 @pytest.mark.parametrize("n", [0, 1, 10, 40, MAX_EXTRA_CLIENTS])

@@ -59,6 +59,26 @@ def _outcome_rows(outcomes: Sequence[Outcome]) -> dict[str, dict[str, int]]:
     return per_target
 
 
+def _calls(context: Context) -> dict[str, dict[str, int]]:
+    """Per backend: API calls / host commands made, reads vs changing ones (idempotency shows here)."""
+    return {b.name: {"reads": b.counter.reads, "mutations": b.counter.mutations} for b in context.backends}
+
+
+def _manual_clients(context: Context) -> list[dict[str, Any]]:
+    """LAN clients hybridctl cannot reach: the routes to add by hand, or push by DHCP option 121."""
+    return [
+        {
+            "client": c.client,
+            "address": str(c.address),
+            "routes": [f"{p} via {c.via}" for p in c.prefixes],
+            "dhcp_option_121": c.dhcp_option_121,
+            "dnsmasq": c.dnsmasq_option,
+        }
+        for c in context.desired.clients
+        if not c.managed
+    ]
+
+
 def _report_document(changes: Sequence[Change], report: ApplyReport | None) -> dict[str, Any]:
     document: dict[str, Any] = {"changes": [c.as_dict() for c in changes], "summary": summary(changes)}
     if report is not None:
@@ -120,14 +140,19 @@ def _apply_flow(
             stderr.print(f"[red]unreachable[/] {escape(target)}: {escape(error)}")
     if dry_run or not changes:
         if output is Output.json:
-            print_json(_report_document(prepared.changes, None) | {"unreachable": prepared.actual.unreachable})
+            print_json(
+                _report_document(prepared.changes, None)
+                | {"unreachable": prepared.actual.unreachable, "calls": _calls(context)}
+                | ({"manual_clients": _manual_clients(context)} if desired_for == "up" else {})
+            )
         return EXIT_ERROR if prepared.actual.unreachable else EXIT_OK
     if not yes and not _confirm(f"{verb} these {len(changes)} changes?"):
         stderr.print("nothing changed")
         return EXIT_OK
     report = execute(context, prepared, progress, chosen)
     if output is Output.json:
-        print_json(_report_document(prepared.changes, report))
+        extra = {"manual_clients": _manual_clients(context)} if desired_for == "up" else {}
+        print_json(_report_document(prepared.changes, report) | {"calls": _calls(context)} | extra)
     else:
         _render_report(report)
     return EXIT_OK if report.ok else EXIT_ERROR

@@ -180,4 +180,10 @@ def down_desired(context: Context, actual: ReadResult) -> list[Resource]:
         original = context.journal.original(resource.layer, resource.key)
         value = str(original).lower() if original is not None else resource.get("value")
         out.append(Resource(resource.layer, resource.key, (("value", value),), "restore the value found before up"))
+    # Backends may name actual items `down` must leave as they are although they look like their
+    # own (e.g. SoftEther hubs and users that existed before hybridctl configured the host).
+    for backend in context.backends:
+        keep = getattr(backend, "down_keep", None)
+        if keep is not None:
+            out.extend(keep(actual))
     return out

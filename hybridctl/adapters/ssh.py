@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -188,26 +189,39 @@ class SshSession:
             if stdin is not None:
                 channel.sendall(stdin.encode() if isinstance(stdin, str) else stdin)
             channel.shutdown_write()
-            out = bytearray()
-            err = bytearray()
-            while True:
-                if channel.recv_ready():
-                    out += channel.recv(65536)
-                elif channel.recv_stderr_ready():
-                    err += channel.recv_stderr(65536)
-                elif channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                    break
-                else:
-                    channel.status_event.wait(0.05)
-            while channel.recv_ready():
-                out += channel.recv(65536)
-            while channel.recv_stderr_ready():
-                err += channel.recv_stderr(65536)
+            out, err = self._drain(channel, timeout)
             rc = channel.recv_exit_status()
             channel.close()
         except (TimeoutError, OSError, paramiko.SSHException) as error:
             raise RemoteError(self.name, f"command failed to run: {error}") from None
         return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def _drain(self, channel: paramiko.Channel, timeout: float) -> tuple[bytearray, bytearray]:
+        """Read stdout and stderr together until the channel's EOF.
+
+        Both streams are read as data arrives (a command filling one stream's window must not
+        block the other), and reading stops only at EOF: OpenSSH may send the exit status before
+        the last output, so "exit status ready and nothing buffered" would lose the tail.
+        """
+        out = bytearray()
+        err = bytearray()
+        deadline = time.monotonic() + timeout
+        while True:
+            progressed = False
+            while channel.recv_ready():
+                out += channel.recv(65536)
+                progressed = True
+            while channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+                progressed = True
+            if channel.eof_received and not channel.recv_ready() and not channel.recv_stderr_ready():
+                return out, err
+            if channel.closed:
+                return out, err
+            if not progressed:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no end of output after {timeout:.0f}s")
+                time.sleep(0.002)
 
     def close(self) -> None:
         if self._client is not None:

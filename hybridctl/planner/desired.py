@@ -256,7 +256,8 @@ class DesiredState:
                 out.extend(softether_resources(host.name, host.softether))
             for address in host.addresses:
                 out.append(res("host-address", (host.name, address.device, str(address.address)), address.why))
-            for host_route in host.routes:
+            # A LAN client's kernel routes are its `client-route` items (below), not host routes too.
+            for host_route in host.routes if host.role != "client" else ():
                 out.append(
                     res(
                         "host-route",

@@ -6,6 +6,7 @@ namespace, so the root namespace's network is untouched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -40,10 +41,8 @@ class Sshd:
         time.sleep(0.5)
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -70,15 +69,17 @@ def start_sshd(name: str, *, record_host_key: bool = True) -> Sshd:
     )
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     subprocess.run(["ip", "-n", namespace, "link", "set", "lo", "up"], check=True)
+    log = (directory / "sshd.log").open("wb")  # sshd writes here for as long as it runs
     process = subprocess.Popen(
         [
             "ip", "netns", "exec", namespace, "unshare", "-m", "sh", "-c",
             f"mount -t tmpfs tmpfs /run && mkdir /run/sshd && exec /usr/sbin/sshd -D -e -f {config}",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=open(directory / "sshd.log", "wb"),  # noqa: SIM115 - lives as long as sshd
+        stderr=log,
         start_new_session=True,
     )
+    log.close()  # the child holds its own copy
     known_hosts = directory / "known_hosts"
     if record_host_key:
         key_line = Path(f"{host_key}.pub").read_text().split()

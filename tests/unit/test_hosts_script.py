@@ -1,0 +1,195 @@
+"""The host backend's shell scripts (hostscript.py): rendering and parsing, on real outputs.
+
+Fixtures in tests/fixtures/hostread/ were captured from the lab by
+``python -m tests.fixtures.hostread.capture`` (every exec of a cold `up`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from hybridctl.adapters.hostscript import (
+    MANAGED_MARK,
+    ApplyScript,
+    ReadRequest,
+    ScriptOutputError,
+    ServiceRef,
+    bootstrap,
+    parse_apply,
+    parse_read,
+    put_file,
+    render_read,
+    split_sections,
+)
+from hybridctl.adapters.hoststate import managed_paths
+from hybridctl.hostfiles import SOFTETHER_BINARIES
+from hybridctl.softether.parse import parse_read as parse_softether
+from hybridctl.softether.vpncmd import VpncmdInvocation, answers_bytes, check_transcript, parse_transcript
+from tests.conftest import FIXTURES
+
+HOSTREAD = FIXTURES / "hostread"
+SECRET = "S3cretAnswer-not-in-scripts"
+
+
+def fixture(name: str) -> str:
+    return (HOSTREAD / name).read_text()
+
+
+def planned_files(host: str) -> dict[str, str]:
+    plan = json.loads(fixture("plan.json"))
+    return {r["key"][1]: r["attrs"]["sha256"] for r in plan if r["layer"] == "host-file" and r["key"][0] == host}
+
+
+def test_bootstrap_holds_no_data_only_the_script_length() -> None:
+    script = "echo hello\n"
+    command = bootstrap(script)
+    argv = shlex.split(command)
+    assert argv[:2] == ["sh", "-c"]
+    assert f"head -c {len(script)} " in argv[2]
+    assert "hello" not in command
+
+
+def test_read_script_keeps_the_admin_password_on_stdin_only() -> None:
+    invocation = VpncmdInvocation(("ServerInfoGet", "HubList"), answers_bytes([SECRET]))
+    wire = render_read(
+        ReadRequest(
+            paths=managed_paths(),
+            packages=("softether-vpnserver",),
+            service=ServiceRef("softether-vpnserver", SOFTETHER_BINARIES["vpn-server"], "softether-vpnserver"),
+            vpncmd=invocation,
+            vpncmd_ports=(5555, 443),
+        )
+    )
+    assert SECRET not in wire.script and SECRET not in wire.command and SECRET not in repr(wire)
+    assert wire.stdin == wire.script.encode() + invocation.answers
+    # vpncmd gets exactly the answers' bytes from fd 3, and the batch file holds the commands.
+    assert f"head -c {len(invocation.answers)} <&3" in wire.script
+    assert "ServerInfoGet\nHubList\n" in wire.script
+    for path in managed_paths():
+        assert shlex.quote(path) in wire.script
+
+
+def test_parse_read_bare_bridge() -> None:
+    raw = parse_read(fixture("read_bare_aws-bridge.txt"))
+    assert raw.packages == {"softether-vpnbridge": True}
+    assert raw.files == {}
+    assert raw.systemd is False
+    assert raw.service_running is False
+    assert raw.ip_forward == "0"
+    assert not raw.config_exists
+    assert raw.vpncmd_port is None and raw.vpncmd_output == ""
+    assert json.loads(raw.route_json)[0]["dst"] == "default"
+
+
+@pytest.mark.parametrize("host", ["aws-bridge", "azure-bridge", "vpnserver", "hl-home-c1"])
+def test_parse_read_configured_files_match_the_plan(host: str) -> None:
+    raw = parse_read(fixture(f"read_configured_{host}.txt"))
+    assert {path: fact.sha256 for path, fact in raw.files.items()} == planned_files(host)
+    assert all(fact.ours for fact in raw.files.values())
+
+
+@pytest.mark.parametrize(
+    ("host", "role"), [("aws-bridge", "vpn-bridge"), ("azure-bridge", "vpn-bridge"), ("vpnserver", "vpn-server")]
+)
+def test_parse_read_configured_softether(host: str, role: str) -> None:
+    raw = parse_read(fixture(f"read_configured_{host}.txt"))
+    assert raw.service_running is True
+    assert raw.config_exists
+    assert raw.vpncmd_port == 5555
+    read = parse_softether(raw.vpncmd_output, role)  # type: ignore[arg-type]
+    assert read.facts.admin_password_set
+    assert read.config.listeners == (5555,)
+    if role == "vpn-bridge":
+        assert raw.ip_forward == "1"
+        state = read.facts.cascade("BRIDGE", "HYBRID")
+        assert state is not None and state.established
+
+
+def test_parse_read_without_end_marker_is_an_error() -> None:
+    text = fixture("read_configured_vpnserver.txt")
+    with pytest.raises(ScriptOutputError):
+        parse_read(text[: text.index("@@hybridctl:end@@")])
+
+
+def test_sections_keep_order_and_trim_the_blank_line_before_markers() -> None:
+    sections = split_sections(fixture("read_bare_hl-home-c1.txt"))
+    names = [n for n, _ in sections]
+    assert names == ["pkg", "files", "systemd", "service", "sysctl", "addr", "route", "config", "end"]
+    assert dict(sections)["sysctl"] == "0\n"
+
+
+def test_apply_script_secrets_only_on_stdin_in_order() -> None:
+    script = ApplyScript()
+    script.add("files", "files", put_file("/etc/hybridctl/overlay.sh", "#!/bin/sh\necho x\n", 0o755))
+    first = VpncmdInvocation(("ServerPasswordSet",), answers_bytes([SECRET, SECRET]), admin_prompt_expected=False)
+    second = VpncmdInvocation(("Hub BRIDGE", "CascadeOnline HYBRID"), answers_bytes(["other-" + SECRET]))
+    script.add_vpncmd("softether", first, 5555)
+    script.add("overlay", "network", "hctl_overlay\n")
+    script.add_vpncmd("softether", second, 5555)
+    wire = script.render()
+    assert SECRET not in wire.script and SECRET not in wire.command and SECRET not in repr(wire)
+    assert bytes(wire.secrets) == first.answers + second.answers
+    # Each vpncmd reads exactly its own answers, in script order.
+    counts = [int(n) for n in re.findall(r"hctl_vpncmd \d+ (\d+) ", wire.script)]
+    assert counts == [len(first.answers), len(second.answers)]
+    order = [m.group(1) for m in re.finditer(r"hctl_mark 'step:([a-z0-9-]+)'", wire.script)]
+    assert order == ["files", "vpncmd-1", "overlay", "vpncmd-2"]
+
+
+def test_put_file_content_travels_base64() -> None:
+    body = put_file("/etc/x", f"# {MANAGED_MARK}\nHYBRIDCTL_EOF_7f3a\n", 0o644)
+    # A content line equal to the terminator cannot end the here-document early: base64 hides it.
+    assert body.splitlines().count("HYBRIDCTL_EOF_7f3a") == 1
+    assert body.endswith("\nHYBRIDCTL_EOF_7f3a\n")
+    assert body.startswith("hctl_put /etc/x 644 <<'HYBRIDCTL_EOF_7f3a'\n")
+
+
+def test_parse_apply_cold_bridge_first_exec() -> None:
+    result = parse_apply(fixture("apply_aws-bridge_1.txt"))
+    assert result.finished and result.failed is None
+    assert result.completed == ("files", "ip-forward", "service", "vpncmd-1", "overlay")
+    transcript = parse_transcript(result.vpncmd[1])
+    check_transcript(
+        transcript,
+        ("ServerPasswordSet", "BridgeCreate BRIDGE /DEVICE:vpntap /TAP:yes", "ListenerDelete 1194"),
+        expected_connect_prompt=False,
+    )
+
+
+def test_parse_apply_cold_bridge_after_network() -> None:
+    result = parse_apply(fixture("apply_aws-bridge_2.txt"))
+    assert result.completed == ("vpncmd-1", "restart", "overlay-again", "wait-link")
+    transcript = parse_transcript(result.vpncmd[1])
+    check_transcript(transcript, ("CascadeOnline HYBRID", "Flush"), expected_connect_prompt=True)
+
+
+def test_parse_apply_server() -> None:
+    result = parse_apply(fixture("apply_vpnserver_1.txt"))
+    assert result.finished and result.completed == ("files", "service", "vpncmd-1")
+    transcript = parse_transcript(result.vpncmd[1])
+    assert not transcript.failures()
+    assert any(r.command.startswith("RouterStart") for r in transcript.results)
+
+
+def test_parse_apply_failure_stops_at_the_failed_step() -> None:
+    text = (
+        "\n@@hybridctl:step:package@@\n\n@@hybridctl:step:files@@\nmv: cannot move: Read-only file system\n"
+        "\n@@hybridctl:fail:files:1@@\n"
+    )
+    result = parse_apply(text)
+    assert result.completed == ("package",)
+    assert result.failed == "files" and result.rc == 1
+    assert "Read-only" in result.outputs["files"]
+    assert not result.finished
+
+
+def test_fixtures_hold_no_password_echo() -> None:
+    for path in Path(HOSTREAD).glob("*.txt"):
+        for line in path.read_text().splitlines():
+            if line.startswith(("Password:", "Confirm input:")):
+                assert set(line.split(":", 1)[1].strip()) <= {"*"}, (path.name, line)

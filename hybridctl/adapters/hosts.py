@@ -490,11 +490,14 @@ class HostsBackend:
             args = f"{q(service.name)} {q(service.binary)}"
             stop = f"hctl_kill_wait {args}\nhctl_stop {args}\n"
             script.add("service-stop", "service-stop", stop)
-            config = "vpn_server" if plan.role == "vpn-server" else "vpn_bridge"
+            # SoftEther had no configuration before hybridctl: everything in its state and runtime
+            # directories (config, backups, chain_certs, lang.config, pid and control files) is
+            # what hybridctl's run created. The directories stay (the package owns them).
             script.add(
                 "softether-wipe",
                 "softether",
-                f"rm -rf {q(f'{SOFTETHER_STATE}/{config}.config')} {q(f'{SOFTETHER_STATE}/backup.{config}.config')}\n",
+                f"find {q(SOFTETHER_STATE)} /run/softether -mindepth 1 -maxdepth 1 -exec rm -rf {{}} + 2>/dev/null"
+                " || true\n",
             )
         elif service is not None and hc.service_stop:
             script.add("service-stop", "service-stop", f"hctl_stop {q(service.name)} {q(service.binary)}\n")
@@ -550,9 +553,7 @@ class HostsBackend:
             # cascade): write the configuration to disk first.
             online.append(Step("Flush", why="save the configuration before the restart"))
         if online:
-            after.extend(
-                render_vpncmd(online, secrets, admin_secret=admin, admin_password_set=asked_after, port=port)
-            )
+            after.extend(render_vpncmd(online, secrets, admin_secret=admin, admin_password_set=asked_after, port=port))
         return restart
 
     def _secret_values(self, planned: SoftEtherConfig, steps: Sequence[Step]) -> dict[str, str]:
@@ -604,4 +605,3 @@ def backend_for(context: Context) -> HostsBackend | None:
 
 
 __all__ = ["HostsBackend", "backend_for"]
-

@@ -83,19 +83,23 @@ LC_ALL=C
 export PATH LC_ALL
 hctl_mark() { printf '\n@@hybridctl:%s@@\n' "$1"; }
 hctl_systemd() { [ -d /run/systemd/system ]; }
-# Is SoftEther service $1 (binary $2) running here? Without systemd: the PID in SoftEther's own
-# pid file (under /run/softether, private per host) is alive and runs that binary.
+# PIDs of live processes running exactly executable $1 on this host: same mount namespace as
+# this shell (on a normal host, every process; in the lab, where hosts share one PID namespace,
+# only this host's). By executable identity, never by name pattern. SoftEther's pid file is not
+# enough: its watchdog parent, or a worker that outlived a stop, is not in it.
+hctl_pids() {
+  hctl_me=$(readlink /proc/self/ns/mnt)
+  for hctl_x in $(find /proc -maxdepth 2 -path '/proc/[0-9]*/exe' -lname "$1" 2>/dev/null); do
+    hctl_d=${hctl_x%/exe}
+    [ "$(readlink "$hctl_d/ns/mnt" 2>/dev/null)" = "$hctl_me" ] || continue
+    hctl_s=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "$hctl_d/status" 2>/dev/null)
+    [ -n "$hctl_s" ] && [ "$hctl_s" != Z ] && echo "${hctl_d#/proc/}"
+  done
+}
+# Is SoftEther service $1 (binary $2) running here?
 hctl_running() {
   if hctl_systemd; then systemctl is-active --quiet "$1.service"; return; fi
-  for hctl_f in /run/softether/.pid_*; do
-    [ -f "$hctl_f" ] || continue
-    hctl_p=$(cat "$hctl_f" 2>/dev/null)
-    case "$hctl_p" in ''|*[!0-9]*) continue ;; esac
-    [ "$(readlink "/proc/$hctl_p/exe" 2>/dev/null)" = "$2" ] || continue
-    hctl_s=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$hctl_p/status" 2>/dev/null)
-    [ -n "$hctl_s" ] && [ "$hctl_s" != Z ] && return 0
-  done
-  return 1
+  [ -n "$(hctl_pids "$2")" ]
 }
 hctl_enabled() {
   if hctl_systemd; then systemctl is-enabled --quiet "$1.service" && echo enabled || echo disabled
@@ -154,19 +158,10 @@ hctl_start() {  # service binary "ports"
   fi
   hctl_wait_started "$1" "$2" "$3"
 }
-hctl_kill() {  # binary [signal]: the pid file's process and its watchdog parent, by PID
-  for hctl_f in /run/softether/.pid_*; do
-    [ -f "$hctl_f" ] || continue
-    hctl_p=$(cat "$hctl_f" 2>/dev/null)
-    case "$hctl_p" in ''|*[!0-9]*) continue ;; esac
-    [ "$(readlink "/proc/$hctl_p/exe" 2>/dev/null)" = "$1" ] || continue
-    hctl_pp=$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$hctl_p/status" 2>/dev/null)
-    # The parent first: it is a watchdog that would start a new worker.
-    if [ -n "$hctl_pp" ] && [ "$(readlink "/proc/$hctl_pp/exe" 2>/dev/null)" = "$1" ]; then
-      kill "-${2:-TERM}" "$hctl_pp" 2>/dev/null || true
-    fi
-    kill "-${2:-TERM}" "$hctl_p" 2>/dev/null || true
-  done
+hctl_kill() {  # binary [signal]: every process of that binary on this host (watchdog and worker
+  # at once, so the watchdog cannot start a new worker in between), by PID
+  hctl_all=$(hctl_pids "$1")
+  [ -z "$hctl_all" ] || kill "-${2:-TERM}" $hctl_all 2>/dev/null || true
 }
 hctl_halt() {  # service binary: stop it (not disabled)
   if hctl_systemd; then systemctl stop "$1.service"; return; fi
@@ -311,7 +306,7 @@ def render_read(request: ReadRequest) -> Wire:
         s = request.service
         parts.append(
             f"if hctl_running {q(s.name)} {q(s.binary)}; then hctl_st=running; else hctl_st=stopped; fi\n"
-            f"printf '%s\\t%s\\t%s\\n' {q(s.name)} \"$hctl_st\" \"$(hctl_enabled {q(s.name)})\"\n"
+            f'printf \'%s\\t%s\\t%s\\n\' {q(s.name)} "$hctl_st" "$(hctl_enabled {q(s.name)})"\n'
         )
     parts.append("hctl_mark sysctl\ncat /proc/sys/net/ipv4/ip_forward\n")
     parts.append("hctl_mark addr\nip -j -4 addr show\n")
@@ -329,9 +324,9 @@ def render_read(request: ReadRequest) -> Wire:
         parts.append(
             f"if hctl_running {q(s.name)} {q(s.binary)}; then\n"
             "  hctl_port=''\n"
-            f"  for hctl_p in {ports}; do if hctl_listening \"$hctl_p\"; then hctl_port=$hctl_p; break; fi; done\n"
-            "  if [ -n \"$hctl_port\" ]; then\n"
-            "    hctl_mark \"vpncmd:$hctl_port\"\n"
+            f'  for hctl_p in {ports}; do if hctl_listening "$hctl_p"; then hctl_port=$hctl_p; break; fi; done\n'
+            '  if [ -n "$hctl_port" ]; then\n'
+            '    hctl_mark "vpncmd:$hctl_port"\n'
             f"    head -c {len(secrets)} <&3 | timeout -k 5 {int(inv.timeout_s)} {q(inv.vpncmd)} "
             '"localhost:$hctl_port" /SERVER /CSV "/IN:$HCTL_DIR/read.in" || true\n'
             "  fi\n"

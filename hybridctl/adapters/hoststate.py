@@ -370,8 +370,17 @@ def target_config(actual: SoftEtherConfig, planned: SoftEtherConfig, changes: It
 
 
 # Hubs before what lives in them, switches before their legs.
-_KIND_ORDER = {"listener": 0, "admin-password": 0, "hub": 1, "user": 2, "local-bridge": 2, "l3-switch": 3,
-               "l3-interface": 4, "l3-route": 5, "cascade": 6}
+_KIND_ORDER = {
+    "listener": 0,
+    "admin-password": 0,
+    "hub": 1,
+    "user": 2,
+    "local-bridge": 2,
+    "l3-switch": 3,
+    "l3-interface": 4,
+    "l3-route": 5,
+    "cascade": 6,
+}
 
 
 def deleted_names(changes: Iterable[Change], kind: str) -> set[str]:

@@ -44,8 +44,9 @@ def test_route_labels_name_every_target_kind() -> None:
     labels = {r.get("DestinationCidrBlock"): route_label(r) for r in table["Routes"]}
     assert labels["192.168.20.0/23"] == "local:"
     assert labels["0.0.0.0/0"] == "internet:igw-06b7dd5f7dEXAMPLE"
-    # AWS shows both ids for a route to an instance's ENI; the instance is the friendlier name.
-    assert labels["192.168.1.0/24"] == "instance:i-0e4f7d8e4bEXAMPLE"
+    # AWS shows both ids for a route to an instance's ENI; the ENI is what the route targets
+    # (and what the inventory names), so a repointed route reads as eni:<other ENI>.
+    assert labels["192.168.1.0/24"] == "eni:eni-0b8d5e1b3aEXAMPLE"
     assert labels["192.168.30.0/24"] == "eni:eni-0c7e3f0a8dEXAMPLE"
     assert labels["10.0.0.0/8"] == "nat-gateway:nat-05dba92075EXAMPLE"
     assert labels["172.16.0.0/12"] == "transit-gateway:tgw-0e5b3b1dd8EXAMPLE"

@@ -6,7 +6,9 @@ Phases per run:
 - API -> fabric: how long after a cloud API call the fabric reflects it, with no nudge
   (the reconciler is woken by the emulators' notifications): an AWS route through boto3,
   the ENI source/dest check, an Azure NIC's IP forwarding through azure-mgmt-network;
-- hooks for ``hybridctl up`` and ``check`` on the lab inventory (None until filled in);
+- ``hybridctl up --yes`` on the lab (cold: bare hosts; the clouds carry the API phase's changes,
+  which the plan wants too), again (warm, nothing to do), then ``hybridctl check`` (must pass),
+  each as a command (wall time, Python start-up included);
 - ``lab down``, and ``lab down`` again.
 
     python bench/lab_cycle.py [--runs 3] [--extra-clients 0] [--json]
@@ -16,8 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import socket
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,17 +40,36 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# --------------------------------------------------------------------------- hooks (lead fills in)
+# --------------------------------------------------------------------------- hybridctl on the lab
+
+
+def _hybridctl(lab: manager.LabUpResult, *args: str) -> float:
+    """Wall seconds of ``hybridctl ARGS -i <lab.inventory>`` as a user runs it (a fresh process);
+    raises if it fails. Its journal goes to a state directory of this lab's own."""
+    env = dict(os.environ, HYBRIDCTL_STATE_DIR=str(LAB_DIR / "bench-state"))
+    argv = [str(Path(sys.executable).parent / "hybridctl"), *args, "-i", str(lab.inventory)]
+    t = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, check=False)
+    seconds = time.monotonic() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed (exit {proc.returncode}): {(proc.stdout + proc.stderr)[-1500:]}")
+    return seconds
 
 
 def phase_hybridctl_up(lab: manager.LabUpResult) -> float | None:
-    """Seconds for ``hybridctl up -i <lab.inventory>`` on the bare lab; None = not measured yet."""
-    return None
+    """Seconds for ``hybridctl up -i <lab.inventory> --yes`` on the bare lab (cold)."""
+    shutil.rmtree(LAB_DIR / "bench-state", ignore_errors=True)  # the lab is new: so is its journal
+    return _hybridctl(lab, "up", "--yes")
+
+
+def phase_hybridctl_up_warm(lab: manager.LabUpResult) -> float | None:
+    """Seconds for a second ``hybridctl up --yes`` (nothing to do)."""
+    return _hybridctl(lab, "up", "--yes")
 
 
 def phase_check(lab: manager.LabUpResult) -> float | None:
-    """Seconds for ``hybridctl check -i <lab.inventory>`` after ``up``; None = not measured yet."""
-    return None
+    """Seconds for ``hybridctl check -i <lab.inventory>`` after ``up`` (must pass)."""
+    return _hybridctl(lab, "check")
 
 
 # --------------------------------------------------------------------------- API -> fabric
@@ -139,6 +164,7 @@ def one_cycle(extra_clients: int) -> dict[str, float | None]:
     try:
         row.update(api_to_fabric(lab))
         row["hybridctl_up_s"] = phase_hybridctl_up(lab)
+        row["hybridctl_up_warm_s"] = phase_hybridctl_up_warm(lab)
         row["check_s"] = phase_check(lab)
     finally:
         t = time.monotonic()

@@ -10,9 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from hybridctl.lab.aws_emulator import AwsEmulator
+    from hybridctl.lab.azure_emulator import AzureEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -49,3 +55,49 @@ def require_lab_prereqs() -> None:
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+# -- the cloud emulators (tests/support/emulators.py) ----------------------------------------------
+# Imported inside the fixtures: tests/support/emulators.py itself imports require() from here.
+
+
+@pytest.fixture(scope="module")
+def aws_emulator() -> Iterator[AwsEmulator]:
+    """One AWS emulator per test module (moto's state is per process: see fresh_aws)."""
+    from tests.support.emulators import running_aws_emulator
+
+    with running_aws_emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def fresh_aws(aws_emulator: AwsEmulator) -> AwsEmulator:
+    """The module's AWS emulator, emptied: every resource, counter and pending fault forgotten."""
+    aws_emulator.reset()
+    return aws_emulator
+
+
+@pytest.fixture
+def ec2(fresh_aws: AwsEmulator) -> Any:
+    """A plain boto3 EC2 client of the (emptied) AWS emulator, in tests.support.emulators.REGION."""
+    from tests.support.emulators import boto_client
+
+    return boto_client(fresh_aws, "ec2")
+
+
+@pytest.fixture(scope="module")
+def azure_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureEmulator]:
+    """One ARM emulator per test module, its state and CA under a tmp directory."""
+    from tests.support.emulators import running_azure_emulator
+
+    with running_azure_emulator(tmp_path_factory.mktemp("azure")) as emu:
+        yield emu
+
+
+@pytest.fixture
+def fresh_azure(azure_emulator: AzureEmulator) -> AzureEmulator:
+    """The module's ARM emulator, emptied: no resources, faults or logged requests."""
+    azure_emulator.reset()
+    azure_emulator.faults.clear()
+    azure_emulator.requests.reset()
+    return azure_emulator

@@ -3,51 +3,36 @@
 Reads are a fixed handful of paginated EC2 calls per region, filtered by the sites' VPCs
 (describe_vpcs, describe_subnets, describe_route_tables, describe_network_interfaces,
 describe_security_groups, plus describe_instances only for gateways named by an instance Name
-tag), whatever the number of routes. Every call goes through one wrapper that counts it,
-lets botocore retry it (``aws.retry_mode`` / ``aws.max_attempts``) and turns failures into
-:class:`~hybridctl.errors.RemoteError` with a hint. docs/cloud-adapters.md has the rules.
+tag), whatever the number of routes. Every call goes through one wrapper
+(:class:`hybridctl.clouds.AwsApi`) that counts it, lets botocore retry it (``aws.retry_mode`` /
+``aws.max_attempts``) and turns failures into :class:`~hybridctl.errors.RemoteError` with a hint.
+docs/cloud-adapters.md has the rules.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_network
 from typing import TYPE_CHECKING, Any
 
-import boto3
-import botocore.session
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    ReadTimeoutError,
-)
-
-from hybridctl.adapters.base import CallCounter, NoProgress, Outcome, Progress, ReadResult
+from hybridctl.adapters.base import NoProgress, Outcome, Progress, ReadResult
 from hybridctl.adapters.cloudcommon import (
     AWS_RULE_MARK,
     CLOUD_FLAGS,
     MANAGED_TAG,
     TABLE_LAYER,
-    SafeCounter,
+    CloudBackend,
+    apply_flag,
+    apply_site_changes,
     journal_detail,
     network_field,
-    owns_key,
     resource,
-    run_changes,
     site_field,
-    site_names,
     table_field,
     unresolved,
 )
+from hybridctl.clouds import AwsApi, Hints, name_of
 from hybridctl.diff import Change
 from hybridctl.errors import RemoteError
 from hybridctl.inventory.models import AwsSettings, Inventory, Site
@@ -58,41 +43,12 @@ if TYPE_CHECKING:
     from hybridctl.engine import Context
 
 FLAG = CLOUD_FLAGS["aws"]
-READ_PREFIXES = ("Describe", "Get", "List", "Search")
 # Characters AWS accepts in a security group rule description (anything else is refused).
 _DESCRIPTION_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ._-:/()#,@[]+=&;{}!$*")
-
-_HINTS: dict[str, str] = {
-    "UnauthorizedOperation": "grant the IAM identity {action} (docs/cloud-adapters.md lists every permission)",
-    "AccessDenied": "grant the IAM identity {action} (docs/cloud-adapters.md lists every permission)",
-    "AuthFailure": "the credentials were refused: check aws.profile / aws.credentials_file",
-    "InvalidClientTokenId": "the access key is unknown: check aws.profile / aws.credentials_file",
-    "SignatureDoesNotMatch": "the secret key is wrong: check aws.profile / aws.credentials_file",
-    "ExpiredToken": "the session token expired: refresh the profile's credentials",
-    "RequestLimitExceeded": "EC2 kept throttling past aws.max_attempts; raise it or set aws.retry_mode: adaptive",
-    "Throttling": "the API kept throttling past aws.max_attempts; raise it or set aws.retry_mode: adaptive",
-    "RouteAlreadyExists": "another route for this prefix appeared since the read; run `hybridctl routes diff`",
-    "RouteLimitExceeded": "the route table is full: raise the quota and aws.route_limit, or summarize",
-    "RulesPerSecurityGroupLimitExceeded": "the security group is full: raise the rules-per-group quota",
-    "InvalidPermission.Duplicate": "the rule appeared since the read; run `hybridctl routes diff`",
-    "InvalidPermission.NotFound": "the rule is already gone; run `hybridctl routes diff`",
-    "InvalidRoute.NotFound": "the route is already gone; run `hybridctl routes diff`",
-}
-
-
-def _hint(code: str, action: str) -> str:
-    if code.endswith(".NotFound") and code not in _HINTS:
-        return "the object changed or vanished since it was read; run `hybridctl routes diff` again"
-    return _HINTS.get(code, "see the AWS error above").format(action=action)
-
-
-def _tags(obj: dict[str, Any]) -> dict[str, str]:
-    # DescribeNetworkInterfaces calls the list TagSet; every other Describe calls it Tags.
-    return {t["Key"]: t["Value"] for t in (obj.get("Tags") or obj.get("TagSet") or [])}
-
-
-def _name(obj: dict[str, Any]) -> str | None:
-    return _tags(obj).get("Name")
+HINTS = Hints(
+    permission="grant the IAM identity {action} (docs/cloud-adapters.md lists every permission)",
+    rerun="run `hybridctl routes diff` and apply again",
+)
 
 
 def aws_description(name: str, why: str) -> str:
@@ -141,11 +97,15 @@ def ip_permission(protocol: str, port: str, peer: str, description: str | None =
 
 
 def route_label(route: dict[str, Any]) -> str:
-    """``type:id`` of a route's target, for targets that are not the site's gateway."""
-    if route.get("InstanceId"):
-        return f"instance:{route['InstanceId']}"
+    """``type:id`` of a route's target, for targets that are not the site's gateway.
+
+    A route to an instance's ENI comes back from AWS with both ``NetworkInterfaceId`` and
+    ``InstanceId``; the ENI is what the route really targets (an instance may have several).
+    """
     if route.get("NetworkInterfaceId"):
         return f"eni:{route['NetworkInterfaceId']}"
+    if route.get("InstanceId"):
+        return f"instance:{route['InstanceId']}"
     gateway = str(route.get("GatewayId") or "")
     if gateway == "local":
         return "local:"
@@ -203,24 +163,16 @@ class _Site:
         return ids
 
 
-class AwsBackend:
+class AwsBackend(CloudBackend[_Site]):
     """:class:`~hybridctl.adapters.base.Backend` for the ``aws`` sites of an inventory."""
 
     name = "aws"
 
     def __init__(self, inventory: Inventory, journal: Journal) -> None:
-        self.inventory = inventory
-        self.journal = journal
+        super().__init__(inventory, journal)
         self.settings = inventory.aws or AwsSettings.model_validate({})
-        self.counter = CallCounter()
-        self._count = SafeCounter(self.counter)
-        self._sites = {s.name: s for s in inventory.sites if s.kind == "aws"}
-        self._lock = threading.Lock()
-        self._session: boto3.Session | None = None
-        self._clients: dict[str, Any] = {}
-        self._state: dict[str, _Site] = {}
-        self._failures: dict[str, str] = {}
-        self._read_once = False
+        # Every EC2 call goes through this one wrapper: it counts, retries, pages and translates.
+        self.api = AwsApi(self.settings, hints=HINTS, on_call=self._count.add)
 
     # -- clients and the one call wrapper ----------------------------------------------------------
 
@@ -230,109 +182,25 @@ class AwsBackend:
             raise RemoteError(f"aws {site.name}", f"{site_field(site, '.region')}: no region", "set aws.region")
         return region
 
-    def _boto_session(self) -> boto3.Session:
-        if self._session is None:
-            # A botocore session of our own: the credentials file is a config variable of this
-            # session only, so nothing in os.environ changes for the rest of the process.
-            core = botocore.session.Session(profile=self.settings.profile)
-            if self.settings.credentials_file:
-                core.set_config_variable("credentials_file", os.path.expanduser(self.settings.credentials_file))
-            self._session = boto3.Session(botocore_session=core)
-        return self._session
+    _group_of = region_of  # sites are read a region at a time
 
     def client(self, region: str) -> Any:
-        with self._lock:
-            client = self._clients.get(region)
-            if client is None:
-                config = Config(
-                    retries={"mode": self.settings.retry_mode, "max_attempts": self.settings.max_attempts},
-                    user_agent_extra="hybridctl",
-                )
-                try:
-                    client = self._boto_session().client(
-                        "ec2", region_name=region, endpoint_url=self.settings.endpoint_url, config=config
-                    )
-                except (BotoCoreError, ClientError) as exc:
-                    raise self._translate(region, "client", exc) from None
-                # Counted once per API call (each page included), before botocore's retries.
-                client.meta.events.register("before-call.ec2", self._on_call)
-                self._clients[region] = client
-            return client
-
-    def _on_call(self, model: Any, **_: Any) -> None:
-        if str(model.name).startswith(READ_PREFIXES):
-            self._count.read()
-        else:
-            self._count.mutate()
-
-    def _translate(self, region: str, op: str, exc: Exception) -> RemoteError:
-        target = f"aws {region}"
-        action = "ec2:" + "".join(part.capitalize() for part in op.split("_"))
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", "Unknown"))
-            return RemoteError(target, f"{op}: {code}: {error.get('Message', '')}", _hint(code, action))
-        if isinstance(exc, ProfileNotFound):
-            return RemoteError(target, str(exc), "set aws.profile to a profile of the credentials/config file")
-        if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-            return RemoteError(target, str(exc), "set aws.profile / aws.credentials_file, or configure credentials")
-        if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
-            return RemoteError(target, str(exc), "check aws.endpoint_url and the network path to it")
-        return RemoteError(target, f"{op}: {exc}", "see the botocore error above")
+        return self.api.client("ec2", region)
 
     def call(self, region: str, op: str, **kwargs: Any) -> dict[str, Any]:
-        client = self.client(region)
-        try:
-            result: dict[str, Any] = getattr(client, op)(**kwargs)
-        except (BotoCoreError, ClientError) as exc:
-            raise self._translate(region, op, exc) from None
-        return result
+        return self.api.call("ec2", op, region, **kwargs)
 
     def pages(self, region: str, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
-        client = self.client(region)
-        out: list[dict[str, Any]] = []
-        try:
-            for page in client.get_paginator(op).paginate(**kwargs):
-                out.extend(page.get(key) or [])
-        except (BotoCoreError, ClientError) as exc:
-            raise self._translate(region, op, exc) from None
-        return out
+        return self.api.pages("ec2", op, key, region, **kwargs)
 
     # -- Backend -------------------------------------------------------------------------------
 
-    def owns(self, resource_layer: str, key: tuple[str, ...]) -> bool:
-        return owns_key(self._sites, "aws", resource_layer, key)
-
     def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
-
-    def read(self, desired: DesiredState) -> ReadResult:
-        self._state = {}
-        self._failures = {}
-        self._read_once = True
-        result = ReadResult()
-        by_region: dict[str, list[Site]] = {}
-        for name in site_names(desired, self.inventory, "aws"):
-            site = self._sites[name]
-            try:
-                by_region.setdefault(self.region_of(site), []).append(site)
-            except RemoteError as error:
-                self._failures[name] = str(error)
-        for region, sites in by_region.items():
-            try:
-                self._read_region(region, sites, desired, result)
-            except RemoteError as error:
-                for site in sites:
-                    self._failures.setdefault(site.name, str(error))
-        result.unreachable.update(self._failures)
-        return result
+        self.api.close()
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _read_region(self, region: str, sites: list[Site], desired: DesiredState, result: ReadResult) -> None:
+    def _read_group(self, region: str, sites: list[Site], desired: DesiredState, result: ReadResult) -> None:
         vpcs = self._resolve_vpcs(region, sites)
         vpc_ids = sorted({v for v in vpcs.values()})
         if not vpc_ids:
@@ -383,16 +251,18 @@ class AwsBackend:
 
     def _resolve_vpcs(self, region: str, sites: list[Site]) -> dict[str, str]:
         """site -> vpc id; sites whose VPC does not resolve go to the failures."""
-        names = sorted({s.vpc for s in sites if s.vpc and not s.vpc.startswith("vpc-")})
-        ids = sorted({s.vpc for s in sites if s.vpc and s.vpc.startswith("vpc-")})
-        found: list[dict[str, Any]] = []
-        if names:
-            found += self.pages(region, "describe_vpcs", "Vpcs", Filters=[{"Name": "tag:Name", "Values": names}])
-        if ids:
-            found += self.pages(region, "describe_vpcs", "Vpcs", Filters=[{"Name": "vpc-id", "Values": ids}])
+        found = self.api.pages_by_id_or_name(
+            "ec2",
+            "describe_vpcs",
+            "Vpcs",
+            region,
+            {s.vpc for s in sites if s.vpc},
+            id_prefix="vpc-",
+            id_filter="vpc-id",
+        )
         out: dict[str, str] = {}
         for site in sites:
-            matches = [v for v in found if site.vpc in (v["VpcId"], _name(v))]
+            matches = [v for v in found if site.vpc in (v["VpcId"], name_of(v))]
             if len(matches) == 1:
                 out[site.name] = str(matches[0]["VpcId"])
             elif not matches:
@@ -423,7 +293,7 @@ class AwsBackend:
     ) -> dict[str, Any]:
         matches = [c for c in candidates if wanted == c.get(id_key)]
         if not matches:
-            matches = [c for c in candidates if wanted == _name(c)]
+            matches = [c for c in candidates if wanted == name_of(c)]
         if len(matches) == 1:
             return matches[0]
         if not matches:
@@ -550,7 +420,7 @@ class AwsBackend:
         for name, spec in state.specs.items():
             tables = list(state.vpc_tables.values())
             wanted = spec.table_id or name
-            matches = [t for t in tables if wanted == t["RouteTableId"]] or [t for t in tables if wanted == _name(t)]
+            matches = [t for t in tables if wanted == t["RouteTableId"]] or [t for t in tables if wanted == name_of(t)]
             if len(matches) > 1:
                 listed = ", ".join(str(t["RouteTableId"]) for t in matches)
                 raise RemoteError(
@@ -578,7 +448,7 @@ class AwsBackend:
             if table is not None and table["RouteTableId"] == table_id:
                 return name
         table = state.vpc_tables.get(table_id)
-        return (_name(table) if table else None) or table_id
+        return (name_of(table) if table else None) or table_id
 
     def _resources(self, state: _Site, desired: DesiredState, gateway_ids: set[str]) -> list[Resource]:
         site = state.site
@@ -656,7 +526,6 @@ class AwsBackend:
         progress = progress or NoProgress()
         if not self._read_once:
             self.read(desired)
-        touched: set[tuple[str, str]] = set()
 
         def apply_one(change: Change) -> None:
             state = self._state[change.key[0]]
@@ -666,49 +535,36 @@ class AwsBackend:
                 self._apply_rule(state, change)
             elif change.layer == "cloud-route":
                 self._apply_route(state, change)
-                if change.action == "delete":
-                    touched.add((state.site.name, change.key[1]))
             elif change.layer == "cloud-association":
                 self._apply_association(state, change)
-                if change.action == "delete":
-                    touched.add((state.site.name, change.key[1]))
             else:
                 raise RemoteError(f"aws {state.site.name}", f"layer {change.layer} is not the AWS backend's")
 
-        mine = [c for c in changes if self.owns(c.layer, c.key)]
-        failures = dict(self._failures)
-        for change in mine:
-            if change.key[0] not in self._state and change.key[0] not in failures:
-                failures[change.key[0]] = f"site {change.key[0]} was not read"
-        outcomes = run_changes(mine, lambda c: c.key[0], "aws", apply_one, progress, failures)
-        for site_name, table in sorted(touched):
-            outcome = self._drop_table_if_empty(self._state[site_name], table, progress)
-            if outcome is not None:
-                outcomes.append(outcome)
+        outcomes = apply_site_changes(
+            [c for c in changes if self.owns(c.layer, c.key)],
+            "aws",
+            self._state,
+            self._failures,
+            apply_one,
+            progress,
+            lambda site, table: self._drop_table_if_empty(self._state[site], table, progress),
+        )
         self._read_once = False  # state changed: the next apply reads again unless read() is called
         return outcomes
 
     def _apply_flag(self, state: _Site, change: Change) -> None:
         assert state.eni is not None
         eni_id = str(state.eni["NetworkInterfaceId"])
-        current = dict(change.actual or ()).get("value")
-        original = self.journal.original("flag", change.key)
-        if change.action == "delete":
-            # Nothing may "own" a flag away: deleting one means putting back the value found.
-            want = original
-        else:
-            want = dict(change.desired or ()).get("value")
-            if current is not None:
-                self.journal.found("flag", change.key, current)
-        if want is not None and want != current:
-            self.call(
+        apply_flag(
+            self.journal,
+            change,
+            lambda value: self.call(
                 state.region,
                 "modify_network_interface_attribute",
                 NetworkInterfaceId=eni_id,
-                SourceDestCheck={"Value": want == "true"},
-            )
-        if want is not None and want == original:
-            self.journal.restored("flag", change.key)  # back to what was found: nothing left to undo
+                SourceDestCheck={"Value": value},
+            ),
+        )
 
     def _apply_rule(self, state: _Site, change: Change) -> None:
         _, group_text, direction, protocol, port, peer = change.key

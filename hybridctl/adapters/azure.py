@@ -10,58 +10,51 @@ with a hint. docs/cloud-adapters.md has the rules.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_network
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
-from azure.core.pipeline import PipelineRequest
-from azure.core.pipeline.policies import SansIOHTTPPolicy
-
-from hybridctl.adapters.base import CallCounter, NoProgress, Outcome, Progress, ReadResult
+from hybridctl.adapters.base import NoProgress, Outcome, Progress, ReadResult
 from hybridctl.adapters.cloudcommon import (
     AZURE_NAME_MARK,
     CLOUD_FLAGS,
     MANAGED_TAG,
     TABLE_LAYER,
-    SafeCounter,
+    CloudBackend,
+    apply_flag,
+    apply_site_changes,
     journal_detail,
     network_field,
-    owns_key,
     resource,
-    run_changes,
     site_field,
-    site_names,
     table_field,
     unresolved,
 )
+from hybridctl.clouds import ArmClient, Hints, arm_call
 from hybridctl.diff import Change
-from hybridctl.errors import HybridctlError, RemoteError
+from hybridctl.errors import RemoteError
 from hybridctl.inventory.models import AzureSettings, Inventory, Site
 from hybridctl.journal import Journal
 from hybridctl.planner.desired import CloudRoute, CloudRouteTable, DesiredState, Resource
-from hybridctl.secrets import SecretRef, SecretStore
+from hybridctl.secrets import SecretStore
 
 if TYPE_CHECKING:
     from hybridctl.engine import Context
 
 FLAG = CLOUD_FLAGS["azure"]
-MUTATING_METHODS = frozenset({"PUT", "PATCH", "POST", "DELETE"})
 FIRST_PRIORITY = 1000  # hybridctl's NSG rules sit above the range people usually hand-write in
 LAST_PRIORITY = 4096
-CLIENT_SECRET = "azure/client_secret"
 # From this many route writes in one table, they go out as one route table PUT (one
 # long-running operation instead of one per route; ARM serializes child writes anyway).
 ROUTE_BATCH_MIN = 2
 
 T = TypeVar("T")
+HINTS = Hints(
+    permission="give the identity Network Contributor on the resource group (docs/cloud-adapters.md)",
+    rerun="run `hybridctl routes diff` and apply again",
+    scope="sites[].resource_group",
+)
 
 _PROTOCOLS = {"*": "all", "tcp": "tcp", "udp": "udp", "icmp": "icmp"}
 _TO_AZURE_PROTOCOL = {"all": "*", "tcp": "Tcp", "udp": "Udp", "icmp": "Icmp"}
@@ -128,19 +121,6 @@ def free_priority(taken: Iterable[int]) -> int:
     raise RemoteError("azure", "no free NSG priority between 1000 and 4096", "remove unused rules")
 
 
-class _CountingPolicy(SansIOHTTPPolicy):
-    """Counts each ARM request once (retries by azure-core are not new calls)."""
-
-    def __init__(self, counter: SafeCounter) -> None:
-        self.counter = counter
-
-    def on_request(self, request: PipelineRequest) -> None:
-        if request.http_request.method.upper() in MUTATING_METHODS:
-            self.counter.mutate()
-        else:
-            self.counter.read()
-
-
 @dataclass
 class _Site:
     """One Azure site as last read."""
@@ -164,7 +144,7 @@ def _managed(table: dict[str, Any] | None) -> bool:
     return table is not None and (table.get("tags") or {}).get(MANAGED_TAG[0]) == MANAGED_TAG[1]
 
 
-class AzureBackend:
+class AzureBackend(CloudBackend[_Site]):
     """:class:`~hybridctl.adapters.base.Backend` for the ``azure`` sites of an inventory."""
 
     name = "azure"
@@ -177,105 +157,29 @@ class AzureBackend:
         *,
         credential: Any | None = None,
     ) -> None:
-        self.inventory = inventory
-        self.journal = journal
+        super().__init__(inventory, journal)
         self.settings: AzureSettings | None = inventory.azure
         self.secrets = secrets or SecretStore.for_inventory(inventory.name, inventory.secrets.store)
-        self.counter = CallCounter()
-        self._count = SafeCounter(self.counter)
-        self._sites = {s.name: s for s in inventory.sites if s.kind == "azure"}
-        self._credential = credential
-        self._client: Any | None = None
-        self._lock = threading.Lock()
-        self._state: dict[str, _Site] = {}
-        self._failures: dict[str, str] = {}
-        self._read_once = False
+        # Every request is counted once by the client's pipeline (before azure-core's retries).
+        self.arm = ArmClient(
+            "azure.mgmt.network.NetworkManagementClient",
+            self.settings,
+            self.secrets,
+            credential=credential,
+            on_call=self._count.add,
+        )
 
     # -- client and the one call wrapper -------------------------------------------------------------
 
-    def _settings(self) -> AzureSettings:
-        if self.settings is None:
-            raise RemoteError("azure", "the inventory has no azure section", "add azure.subscription_id")
-        return self.settings
-
     def credential(self) -> Any:
         """ClientSecretCredential when tenant, client and secret are set; else DefaultAzureCredential."""
-        if self._credential is not None:
-            return self._credential
-        settings = self._settings()
-        common: dict[str, Any] = {}
-        if settings.authority:
-            # A private authority (the lab, a sovereign cloud proxy) cannot answer MSAL's
-            # instance discovery against login.microsoftonline.com.
-            common.update(authority=settings.authority, disable_instance_discovery=True)
-        if settings.ca_bundle:
-            common["connection_verify"] = settings.ca_bundle
-        from azure.identity import ClientSecretCredential, DefaultAzureCredential
-
-        if settings.tenant_id and settings.client_id and settings.client_secret:
-            try:
-                secret = self.secrets.resolve(SecretRef(CLIENT_SECRET, settings.client_secret))
-            except HybridctlError as error:
-                raise RemoteError("azure", f"azure.client_secret: {error}", "set the secret it refers to") from None
-            self._credential = ClientSecretCredential(settings.tenant_id, settings.client_id, secret, **common)
-        else:
-            self._credential = DefaultAzureCredential(**common)
-        return self._credential
+        return self.arm.credential()
 
     def client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                settings = self._settings()
-                from azure.mgmt.network import NetworkManagementClient
-
-                kwargs: dict[str, Any] = {
-                    "polling_interval": settings.polling_interval,
-                    "per_call_policies": [_CountingPolicy(self._count)],
-                }
-                if settings.arm_endpoint:
-                    base = settings.arm_endpoint.rstrip("/")
-                    kwargs.update(base_url=base, credential_scopes=[f"{base}/.default"])
-                if settings.ca_bundle:
-                    kwargs["connection_verify"] = settings.ca_bundle
-                self._client = NetworkManagementClient(self.credential(), settings.subscription_id, **kwargs)
-            return self._client
-
-    def _translate(self, target: str, what: str, exc: Exception) -> RemoteError:
-        if isinstance(exc, ClientAuthenticationError):
-            return RemoteError(
-                target,
-                f"{what}: authentication failed: {exc.message}",
-                "check azure.tenant_id / client_id / client_secret and azure.authority",
-            )
-        if isinstance(exc, HttpResponseError):
-            code = (exc.error.code if exc.error is not None else None) or str(exc.status_code)
-            message = exc.error.message if exc.error is not None and exc.error.message else exc.message
-            return RemoteError(target, f"{what}: {code}: {message}", self._hint(exc.status_code, code))
-        if isinstance(exc, ServiceRequestError | ServiceResponseError):
-            return RemoteError(target, f"{what}: {exc}", "check azure.arm_endpoint, azure.ca_bundle and the network")
-        return RemoteError(target, f"{what}: {exc}", "see the Azure error above")
-
-    @staticmethod
-    def _hint(status: int | None, code: str) -> str:
-        if status == 403 or code in ("AuthorizationFailed", "LinkedAuthorizationFailed"):
-            return "give the identity Network Contributor on the resource group (docs/cloud-adapters.md)"
-        if status == 412 or code == "PreconditionFailed":
-            return "the object changed since it was read; run `hybridctl routes diff` and apply again"
-        if code in ("ResourceGroupNotFound", "SubscriptionNotFound"):
-            return "check sites[].resource_group and azure.subscription_id"
-        if status == 429:
-            return "ARM kept throttling past the client's retries; wait and run again"
-        if code in ("AnotherOperationInProgress", "RetryableError", "Conflict") or status == 409:
-            return "another operation holds the resource; run again"
-        if status == 404:
-            return "the object vanished since it was read; run `hybridctl routes diff` again"
-        return "see the ARM error above"
+        return self.arm.client()
 
     def call(self, target: str, what: str, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except (HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError) as exc:
-            raise self._translate(target, what, exc) from None
+        return arm_call(fn, target, what, HINTS)
 
     def list_all(self, target: str, what: str, fn: Callable[[], Iterable[Any]]) -> list[dict[str, Any]]:
         """Every item of a paged list, as ARM JSON (the pipeline counts each page request)."""
@@ -292,44 +196,18 @@ class AzureBackend:
 
     # -- Backend -------------------------------------------------------------------------------------
 
-    def owns(self, resource_layer: str, key: tuple[str, ...]) -> bool:
-        return owns_key(self._sites, "azure", resource_layer, key)
-
     def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-            close = getattr(self._credential, "close", None)
-            if callable(close):
-                close()
+        self.arm.close()
 
-    def read(self, desired: DesiredState) -> ReadResult:
-        self._state = {}
-        self._failures = {}
-        self._read_once = True
-        result = ReadResult()
-        by_rg: dict[str, list[Site]] = {}
-        for name in site_names(desired, self.inventory, "azure"):
-            site = self._sites[name]
-            if not site.resource_group:
-                self._failures[name] = str(
-                    RemoteError(f"azure {name}", f"{site_field(site, '.resource_group')}: not set", "set it")
-                )
-                continue
-            by_rg.setdefault(site.resource_group, []).append(site)
-        for rg, sites in by_rg.items():
-            try:
-                self._read_rg(rg, sites, desired, result)
-            except RemoteError as error:
-                for site in sites:
-                    self._failures.setdefault(site.name, str(error))
-        result.unreachable.update(self._failures)
-        return result
+    def _group_of(self, site: Site) -> str:
+        """Sites are read a resource group at a time."""
+        if not site.resource_group:
+            raise RemoteError(f"azure {site.name}", f"{site_field(site, '.resource_group')}: not set", "set it")
+        return site.resource_group
 
     # -- reading -------------------------------------------------------------------------------------
 
-    def _read_rg(self, rg: str, sites: list[Site], desired: DesiredState, result: ReadResult) -> None:
+    def _read_group(self, rg: str, sites: list[Site], desired: DesiredState, result: ReadResult) -> None:
         client = self.client()
         target = f"azure {rg}"
         vnets = self.list_all(target, "virtual_networks.list", lambda: client.virtual_networks.list(rg))
@@ -506,7 +384,6 @@ class AzureBackend:
         progress = progress or NoProgress()
         if not self._read_once:
             self.read(desired)
-        touched: set[tuple[str, str]] = set()
         mine = [c for c in changes if self.owns(c.layer, c.key)]
         # Names a create/update (re)writes in this batch: a delete of the same name is then
         # already done (the object was overwritten in place), not to be undone.
@@ -529,35 +406,31 @@ class AzureBackend:
                 batch = batches[(change.key[0], change.key[1])]
                 if len(batch) < ROUTE_BATCH_MIN:
                     self._apply_route(state, change, rewritten)
-                else:
-                    table_key = (change.key[0], change.key[1])
-                    if table_key not in batch_errors:
-                        try:
-                            self._apply_route_batch(state, change.key[1], batch)
-                            batch_errors[table_key] = None
-                        except RemoteError as error:
-                            batch_errors[table_key] = error
-                    failed = batch_errors[table_key]
-                    if failed is not None:
-                        raise failed
-                if change.action == "delete":
-                    touched.add((state.site.name, change.key[1]))
+                    return
+                table_key = (change.key[0], change.key[1])
+                if table_key not in batch_errors:
+                    try:
+                        self._apply_route_batch(state, change.key[1], batch)
+                        batch_errors[table_key] = None
+                    except RemoteError as error:
+                        batch_errors[table_key] = error
+                failed = batch_errors[table_key]
+                if failed is not None:
+                    raise failed
             elif change.layer == "cloud-association":
                 self._apply_association(state, change)
-                if change.action == "delete":
-                    touched.add((state.site.name, change.key[1]))
             else:
                 raise RemoteError(f"azure {state.site.name}", f"layer {change.layer} is not the Azure backend's")
 
-        failures = dict(self._failures)
-        for change in mine:
-            if change.key[0] not in self._state and change.key[0] not in failures:
-                failures[change.key[0]] = f"site {change.key[0]} was not read"
-        outcomes = run_changes(mine, lambda c: c.key[0], "azure", apply_one, progress, failures)
-        for site_name, table in sorted(touched):
-            outcome = self._drop_table_if_empty(self._state[site_name], table, progress)
-            if outcome is not None:
-                outcomes.append(outcome)
+        outcomes = apply_site_changes(
+            mine,
+            "azure",
+            self._state,
+            self._failures,
+            apply_one,
+            progress,
+            lambda site, table: self._drop_table_if_empty(self._state[site], table, progress),
+        )
         self._read_once = False
         return outcomes
 
@@ -566,19 +439,7 @@ class AzureBackend:
 
     def _apply_flag(self, state: _Site, change: Change) -> None:
         assert state.nic is not None
-        current = dict(change.actual or ()).get("value")
-        original = self.journal.original("flag", change.key)
-        if change.action == "delete":
-            # Nothing may "own" a flag away: deleting one means putting back the value found.
-            want = original
-        else:
-            want = dict(change.desired or ()).get("value")
-            if current is not None:
-                self.journal.found("flag", change.key, current)
-        if want is not None and want != current:
-            self._set_forwarding(state, want == "true")
-        if want is not None and want == original:
-            self.journal.restored("flag", change.key)  # back to what was found: nothing left to undo
+        apply_flag(self.journal, change, lambda value: self._set_forwarding(state, value))
 
     def _set_forwarding(self, state: _Site, value: bool) -> None:
         from azure.mgmt.network import models as nm
@@ -664,21 +525,7 @@ class AzureBackend:
         table = state.tables.get(name)
         if table is not None:
             return table
-        spec = state.specs.get(name)
-        if spec is None or not spec.create:
-            raise unresolved(
-                self._target(state),
-                table_field(state.site, name),
-                "route table",
-                name,
-                f"in resource group {state.rg}",
-                "set create: true",
-            )
-        body = {
-            "location": self._location(state),
-            "tags": {MANAGED_TAG[0]: MANAGED_TAG[1]},
-            "properties": {"routes": [], "disableBgpRoutePropagation": False},
-        }
+        body = self._new_table(state, name, [])
         client = self.client()
         created = self.lro(
             self._target(state),
@@ -690,10 +537,41 @@ class AzureBackend:
         state.rg_tables[_lower(created.get("id"))] = created
         return created
 
+    def _new_table(self, state: _Site, name: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
+        """The body of a route table hybridctl creates (tagged as its own); only for create: true."""
+        spec = state.specs.get(name)
+        if spec is None or not spec.create:
+            raise unresolved(
+                self._target(state),
+                table_field(state.site, name),
+                "route table",
+                name,
+                f"in resource group {state.rg}",
+                "set create: true",
+            )
+        return {
+            "location": self._location(state),
+            "tags": {MANAGED_TAG[0]: MANAGED_TAG[1]},
+            "properties": {"routes": routes, "disableBgpRoutePropagation": False},
+        }
+
+    def _route_to_write(self, state: _Site, change: Change) -> tuple[str, dict[str, str]]:
+        """(name, properties) of the route a create/update writes: the gateway as virtual appliance."""
+        _, table_name, prefix = change.key
+        label = dict(change.desired or ()).get("target", "")
+        kind, _, address = label.partition(":")
+        if kind != "virtual-appliance" or not address:
+            raise RemoteError(self._target(state), f"route target {label} is not a virtual appliance next hop")
+        planned = state.planned.get((table_name, prefix))
+        name = state.route_names.get(change.key) or (
+            planned.name if planned is not None else AZURE_NAME_MARK + prefix.replace("/", "-")
+        )
+        return name, {"addressPrefix": prefix, "nextHopType": "VirtualAppliance", "nextHopIpAddress": address}
+
     def _apply_route(self, state: _Site, change: Change, rewritten: set[tuple[str, str, str]]) -> None:
         from azure.mgmt.network import models as nm
 
-        _, table_name, prefix = change.key
+        table_name = change.key[1]
         client = self.client()
         old_name = state.route_names.get(change.key)
         if change.action == "delete":
@@ -710,13 +588,7 @@ class AzureBackend:
             )
             return
         table = self._ensure_table(state, table_name)
-        label = dict(change.desired or ()).get("target", "")
-        kind, _, address = label.partition(":")
-        if kind != "virtual-appliance" or not address:
-            raise RemoteError(self._target(state), f"route target {label} is not a virtual appliance next hop")
-        planned = state.planned.get((table_name, prefix))
-        name = old_name or (planned.name if planned is not None else AZURE_NAME_MARK + prefix.replace("/", "-"))
-        props = {"addressPrefix": prefix, "nextHopType": "VirtualAppliance", "nextHopIpAddress": address}
+        name, props = self._route_to_write(state, change)
         rewritten.add((state.site.name, str(table["name"]).lower(), name.lower()))
         self.lro(
             self._target(state),
@@ -747,36 +619,13 @@ class AzureBackend:
         for change in changes:
             if change.action == "delete":
                 continue
-            prefix = change.key[2]
-            label = dict(change.desired or ()).get("target", "")
-            kind, _, address = label.partition(":")
-            if kind != "virtual-appliance" or not address:
-                raise RemoteError(self._target(state), f"route target {label} is not a virtual appliance next hop")
-            planned = state.planned.get((table_name, prefix))
-            name = state.route_names.get(change.key) or (
-                planned.name if planned is not None else AZURE_NAME_MARK + prefix.replace("/", "-")
-            )
-            props = {"addressPrefix": prefix, "nextHopType": "VirtualAppliance", "nextHopIpAddress": address}
+            name, props = self._route_to_write(state, change)
             routes[name.lower()] = {"name": name, "properties": props}
         for route in routes.values():
             for read_only in ("provisioningState", "hasBgpOverride", "nextHop"):
                 route["properties"].pop(read_only, None)
         if table is None:
-            spec = state.specs.get(table_name)
-            if spec is None or not spec.create:
-                raise unresolved(
-                    self._target(state),
-                    table_field(state.site, table_name),
-                    "route table",
-                    table_name,
-                    f"in resource group {state.rg}",
-                    "set create: true",
-                )
-            body: dict[str, Any] = {
-                "location": self._location(state),
-                "tags": {MANAGED_TAG[0]: MANAGED_TAG[1]},
-                "properties": {"routes": list(routes.values()), "disableBgpRoutePropagation": False},
-            }
+            body = self._new_table(state, table_name, list(routes.values()))
             headers = {"If-None-Match": "*"}
         else:
             body = {

@@ -9,11 +9,11 @@ the pure diff computed. See docs/cloud-adapters.md.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from ipaddress import IPv4Network
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from hybridctl.adapters.base import CallCounter, Outcome, Progress
+from hybridctl.adapters.base import CallCounter, Outcome, Progress, ReadResult
 from hybridctl.diff import Change
 from hybridctl.errors import HybridctlError, RemoteError
 from hybridctl.inventory.models import Inventory, Site
@@ -32,6 +32,8 @@ TABLE_LAYER = "route-table"
 AWS_RULE_MARK = "hybridctl:"
 AZURE_NAME_MARK = "hybridctl-"
 MANAGED_TAG = ("managed-by", "hybridctl")
+
+S = TypeVar("S")  # a backend's per-site state as last read
 
 
 # -- inventory field names (as InputError / load.field_name render them) ------------------------
@@ -113,6 +115,60 @@ class SafeCounter:
         with self._lock:
             self.counter.mutate(n)
 
+    def add(self, action: str, mutating: bool) -> None:
+        """A :data:`hybridctl.clouds.OnCall`: one API call, read or mutating."""
+        if mutating:
+            self.mutate()
+        else:
+            self.read()
+
+
+# -- the common part of a cloud backend ------------------------------------------------------------
+
+
+class CloudBackend(Generic[S]):
+    """What the AWS and Azure backends share: their sites, call counter, read state and read loop.
+
+    A backend reads its sites a group at a time (``_group_of``: AWS region, Azure resource
+    group), one set of list calls per group (``_read_group``), and keeps each site's state for
+    apply; sites that cannot be read are in ``_failures`` with why.
+    """
+
+    name: str  # the site kind: "aws" / "azure"
+
+    def __init__(self, inventory: Inventory, journal: Journal) -> None:
+        self.inventory = inventory
+        self.journal = journal
+        self.counter = CallCounter()
+        self._count = SafeCounter(self.counter)
+        self._sites = {s.name: s for s in inventory.sites if s.kind == self.name}
+        self._state: dict[str, S] = {}
+        self._failures: dict[str, str] = {}
+        self._read_once = False
+
+    def owns(self, resource_layer: str, key: tuple[str, ...]) -> bool:
+        return owns_key(self._sites, self.name, resource_layer, key)
+
+    def read(self, desired: DesiredState) -> ReadResult:
+        self._state = {}
+        self._failures = {}
+        self._read_once = True
+        result = ReadResult()
+        read_by_group(
+            [self._sites[name] for name in site_names(desired, self.inventory, self.name)],
+            self._group_of,
+            lambda group, sites: self._read_group(group, sites, desired, result),
+            self._failures,
+        )
+        result.unreachable.update(self._failures)
+        return result
+
+    def _group_of(self, site: Site) -> str:
+        raise NotImplementedError
+
+    def _read_group(self, group: str, sites: list[Site], desired: DesiredState, result: ReadResult) -> None:
+        raise NotImplementedError
+
 
 # -- applying -------------------------------------------------------------------------------------
 
@@ -149,6 +205,88 @@ def run_changes(
             continue
         outcomes.append(Outcome(target, change, True))
     return outcomes
+
+
+def apply_site_changes(
+    changes: Sequence[Change],
+    prefix: str,
+    read_sites: Container[str],
+    failures: dict[str, str],
+    apply_one: Callable[[Change], None],
+    progress: Progress,
+    drop_table: Callable[[str, str], Outcome | None],
+) -> list[Outcome]:
+    """A cloud backend's apply: ``changes`` (all its own, keyed by site first) one by one, then cleanup.
+
+    Sites that failed to read (``failures``) or were not read get a failed Outcome per change and
+    no call. After the changes, ``drop_table(site, table)`` runs once for each route table a
+    successful delete (route or association) touched, so that a table hybridctl created and
+    the deletes emptied goes too.
+    """
+    failures = dict(failures)
+    for change in changes:
+        site = change.key[0]
+        if site not in read_sites and site not in failures:
+            failures[site] = f"site {site} was not read"
+    outcomes = run_changes(changes, lambda c: c.key[0], prefix, apply_one, progress, failures)
+    touched = {
+        (o.change.key[0], o.change.key[1])
+        for o in outcomes
+        if o.ok
+        and o.change is not None
+        and o.change.action == "delete"
+        and o.change.layer in ("cloud-route", "cloud-association")
+    }
+    for site, table in sorted(touched):
+        outcome = drop_table(site, table)
+        if outcome is not None:
+            outcomes.append(outcome)
+    return outcomes
+
+
+def apply_flag(journal: Journal, change: Change, write: Callable[[bool], object]) -> None:
+    """Set a cloud forwarding flag as ``change`` says (``write(value)`` only when it differs).
+
+    The value found before the first change is journaled; nothing may "own" a flag away, so
+    deleting one means putting back the value found.
+    """
+    current = dict(change.actual or ()).get("value")
+    original = journal.original("flag", change.key)
+    if change.action == "delete":
+        want = original
+    else:
+        want = dict(change.desired or ()).get("value")
+        if current is not None:
+            journal.found("flag", change.key, current)
+    if want is not None and want != current:
+        write(want == "true")
+    if want is not None and want == original:
+        journal.restored("flag", change.key)  # back to what was found: nothing left to undo
+
+
+def read_by_group(
+    sites: Iterable[Site],
+    group_of: Callable[[Site], str],
+    read_group: Callable[[str, list[Site]], None],
+    failures: dict[str, str],
+) -> None:
+    """Read sites a group at a time (AWS region, Azure resource group): one set of list calls each.
+
+    A site whose group cannot be told (``group_of`` raises) or whose group's read fails goes to
+    ``failures`` with why; the others are read.
+    """
+    groups: dict[str, list[Site]] = {}
+    for site in sites:
+        try:
+            groups.setdefault(group_of(site), []).append(site)
+        except RemoteError as error:
+            failures[site.name] = str(error)
+    for group, members in groups.items():
+        try:
+            read_group(group, members)
+        except RemoteError as error:
+            for site in members:
+                failures.setdefault(site.name, str(error))
 
 
 def journal_detail(journal: Journal, layer: str, key: tuple[str, ...]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ create-notification    CreateNotification with its subscribers
 delete-budget          DeleteBudget (its notifications go with it)
 =====================  ===============================================================
 
-botocore retries throttling (``aws.retry_mode``, ``aws.max_attempts``); every failure becomes a
+Calls go through :class:`hybridctl.clouds.AwsApi`: botocore retries throttling
+(``aws.retry_mode``, ``aws.max_attempts``); every failure becomes a
 :class:`~hybridctl.errors.RemoteError` with a hint.
 """
 
@@ -22,26 +23,13 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import threading
 from collections.abc import Collection, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    ReadTimeoutError,
-)
-
-from hybridctl.budget.clients import BUDGETS_REGION, CallCounter, aws_client, aws_session
 from hybridctl.budget.diff import Alarm, BudgetChange, BudgetState, Contacts, Notice, Spend, Target
 from hybridctl.budget.validation import number
-from hybridctl.errors import RemoteError
+from hybridctl.clouds import AwsApi, AwsCallError, CallLog, Hints
 from hybridctl.inventory.models import AwsSettings
 
 PERIODS = {"MONTHLY": "monthly", "QUARTERLY": "quarterly", "ANNUALLY": "annual", "DAILY": "daily"}
@@ -56,18 +44,13 @@ MAX_SUBSCRIBERS = 11  # 10 email + 1 SNS per notification
 # Output-only members of the Budget shape: never sent back in UpdateBudget.
 OUTPUT_ONLY = frozenset({"CalculatedSpend", "LastUpdatedTime", "HealthStatus"})
 
-_HINTS: dict[str, str] = {
-    "AccessDeniedException": "grant the identity budgets:ViewBudget and budgets:ModifyBudget (docs/budgets.md)",
-    "AccessDenied": "grant the identity budgets:ViewBudget and budgets:ModifyBudget (docs/budgets.md)",
-    "NotFoundException": "the budget or notification changed since it was read; run the command again",
-    "DuplicateRecordException": "it appeared since the read; run the command again",
-    "CreationLimitExceededException": "the account's budget or notification quota is used up",
-    "InvalidParameterException": "AWS refused a value; docs/budgets.md lists the limits",
-    "ThrottlingException": "the API kept throttling past aws.max_attempts; raise it or set aws.retry_mode: adaptive",
-    "InvalidClientTokenId": "the access key is unknown: check aws.profile / aws.credentials_file",
-    "SignatureDoesNotMatch": "the secret key is wrong: check aws.profile / aws.credentials_file",
-    "ExpiredToken": "the session token expired: refresh the profile's credentials",
-}
+# Budgets is a global service: AWS serves it from us-east-1 whatever the caller's region.
+BUDGETS_REGION = "us-east-1"
+HINTS = Hints(
+    permission="grant the identity budgets:ViewBudget and budgets:ModifyBudget (docs/budgets.md)",
+    rerun="run the command again",
+    limits="docs/budgets.md lists the limits",
+)
 
 
 # -- pure: API shapes <-> state ---------------------------------------------------------------------
@@ -214,66 +197,29 @@ class AwsBudgets:
 
     cloud = "aws"
 
-    def __init__(self, settings: AwsSettings, counter: CallCounter | None = None) -> None:
+    def __init__(self, settings: AwsSettings, counter: CallLog | None = None) -> None:
         self.settings = settings
-        self.counter = counter or CallCounter()
-        self._lock = threading.Lock()
-        self._clients: dict[str, Any] = {}
-        self._session: Any | None = None
+        self.counter = counter or CallLog()
+        self.api = AwsApi(settings, hints=HINTS, target="aws budgets", on_call=self.counter.add)
         self._account: str | None = None
 
     # -- the one call wrapper ----------------------------------------------------------------------
 
-    def _client(self, service: str) -> Any:
-        with self._lock:
-            if service not in self._clients:
-                region = BUDGETS_REGION if service == "budgets" else (self.settings.region or BUDGETS_REGION)
-                try:
-                    if self._session is None:
-                        self._session = aws_session(self.settings)
-                    self._clients[service] = aws_client(self._session, self.settings, service, region, self.counter)
-                except (BotoCoreError, ClientError) as exc:
-                    raise self._translate("client", exc) from None
-            return self._clients[service]
-
-    def _translate(self, op: str, exc: Exception) -> RemoteError:
-        target = "aws budgets"
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", "Unknown"))
-            hint = _HINTS.get(code, "see the AWS error above")
-            return RemoteError(target, f"{op}: {code}: {error.get('Message', '')}", hint)
-        if isinstance(exc, ProfileNotFound):
-            return RemoteError(target, str(exc), "set aws.profile to a profile of the credentials/config file")
-        if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-            return RemoteError(target, str(exc), "set aws.profile / aws.credentials_file, or configure credentials")
-        if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
-            return RemoteError(target, str(exc), "check aws.endpoint_url and the network path to it")
-        return RemoteError(target, f"{op}: {exc}", "see the botocore error above")
+    def _region(self, service: str) -> str:
+        return BUDGETS_REGION if service == "budgets" else (self.settings.region or BUDGETS_REGION)
 
     def call(self, op: str, service: str = "budgets", **kwargs: Any) -> dict[str, Any]:
-        client = self._client(service)
-        try:
-            result: dict[str, Any] = getattr(client, op)(**kwargs)
-        except (BotoCoreError, ClientError) as exc:
-            raise self._translate(op, exc) from None
-        return result
+        return self.api.call(service, op, self._region(service), **kwargs)
 
     def pages(self, op: str, key: str, *, missing_ok: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
         """Every item of a paged read. ``missing_ok``: NotFoundException means none (DescribeBudgets
         answers it for an account without budgets)."""
-        client = self._client("budgets")
-        out: list[dict[str, Any]] = []
         try:
-            for page in client.get_paginator(op).paginate(**kwargs):
-                out.extend(page.get(key) or [])
-        except ClientError as exc:
-            if missing_ok and exc.response.get("Error", {}).get("Code") == "NotFoundException":
-                return out
-            raise self._translate(op, exc) from None
-        except BotoCoreError as exc:
-            raise self._translate(op, exc) from None
-        return out
+            return self.api.pages("budgets", op, key, BUDGETS_REGION, **kwargs)
+        except AwsCallError as error:
+            if missing_ok and error.code == "NotFoundException":
+                return []
+            raise
 
     def account_id(self) -> str:
         if self._account is None:
@@ -330,7 +276,7 @@ class AwsBudgets:
                     ],
                 )
             elif change.action == "update-budget" and desired is not None and actual is not None:
-                members = self._client("budgets").meta.service_model.shape_for("Budget").members
+                members = self.api.client("budgets", BUDGETS_REGION).meta.service_model.shape_for("Budget").members
                 self.call("update_budget", AccountId=account, NewBudget=updated_budget(actual, desired, members))
             elif change.action == "delete-notification" and change.before is not None:
                 self.call("delete_notification", **common, Notification=notification_of(change.before.alarm))
@@ -360,7 +306,4 @@ class AwsBudgets:
             self.call(op, **common, Notification=notification, Subscriber=subscriber)
 
     def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+        self.api.close()

@@ -7,26 +7,18 @@ budget, sent only when the diff is not empty and carrying the eTag read (a concu
 answers 412 instead of being overwritten). Notifications the cloud already has keep their names.
 
 azure-core retries throttling and 5xx as its policy says; every failure becomes a
-:class:`~hybridctl.errors.RemoteError` with a hint.
+:class:`~hybridctl.errors.RemoteError` with a hint (:func:`hybridctl.clouds.arm_call`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import threading
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
+from azure.core.exceptions import HttpResponseError
 
-from hybridctl.budget.clients import CallCounter, azure_credential, consumption_client
 from hybridctl.budget.diff import (
     Alarm,
     BudgetChange,
@@ -37,7 +29,7 @@ from hybridctl.budget.diff import (
     Target,
     final_notices,
 )
-from hybridctl.errors import RemoteError
+from hybridctl.clouds import ArmClient, CallLog, Hints, arm_call, arm_error_code
 from hybridctl.inventory.models import AzureSettings
 from hybridctl.secrets import SecretStore
 
@@ -49,6 +41,13 @@ KINDS = {"actual": "actual", "forecasted": "forecast"}
 THRESHOLD_TYPES = {"actual": "Actual", "forecast": "Forecasted"}
 OPERATORS = {"greaterthan": "gt", "greaterthanorequalto": "ge", "equalto": "eq"}
 OPERATOR_NAMES = {"gt": "GreaterThan", "ge": "GreaterThanOrEqualTo", "eq": "EqualTo"}
+TARGET = "azure budgets"
+HINTS = Hints(
+    permission="give the identity Cost Management Contributor on the scope (docs/budgets.md)",
+    rerun="run the command again",
+    limits="docs/budgets.md lists the limits",
+    scope="scope",
+)
 
 
 # -- pure: ARM JSON <-> state -----------------------------------------------------------------------
@@ -182,30 +181,6 @@ def budget_body(desired: BudgetState, actual: BudgetState | None, today: dt.date
 # -- the adapter ------------------------------------------------------------------------------------
 
 
-def _error_body(exc: HttpResponseError) -> dict[str, Any]:
-    """The ARM error object ({"code", "message"}) of a response, when its body has one."""
-    if exc.response is None:
-        return {}
-    try:
-        data = json.loads(exc.response.text())
-    except ValueError:
-        return {}
-    error = data.get("error") if isinstance(data, dict) else None
-    return error if isinstance(error, dict) else {}
-
-
-def _error_code(exc: HttpResponseError) -> str:
-    if exc.error is not None and exc.error.code:
-        return str(exc.error.code)
-    return str(_error_body(exc).get("code") or exc.status_code)
-
-
-def _error_message(exc: HttpResponseError) -> str:
-    if exc.error is not None and exc.error.message:
-        return str(exc.error.message)
-    return str(_error_body(exc).get("message") or exc.message)
-
-
 class AzureBudgets:
     """Budgets at the subscription and resource-group scopes of one subscription."""
 
@@ -215,17 +190,21 @@ class AzureBudgets:
         self,
         settings: AzureSettings,
         secrets: SecretStore,
-        counter: CallCounter | None = None,
+        counter: CallLog | None = None,
         *,
         credential: Any | None = None,
         today: Callable[[], dt.date] | None = None,
     ) -> None:
         self.settings = settings
         self.secrets = secrets
-        self.counter = counter or CallCounter()
-        self._credential = credential
-        self._client: Any | None = None
-        self._lock = threading.Lock()
+        self.counter = counter or CallLog()
+        self.arm = ArmClient(
+            "azure.mgmt.consumption.ConsumptionManagementClient",
+            settings,
+            secrets,
+            credential=credential,
+            on_call=self.counter.add,
+        )
         self._today = today or (lambda: dt.datetime.now(dt.UTC).date())
 
     def scope_id(self, scope: str) -> str:
@@ -234,51 +213,12 @@ class AzureBudgets:
         return f"{base}/resourceGroups/{rg}" if kind == "resource-group" else base
 
     def client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                if self._credential is None:
-                    self._credential = azure_credential(self.settings, self.secrets)
-                self._client = consumption_client(self.settings, self._credential, self.counter)
-            return self._client
+        return self.arm.client()
 
     # -- the one call wrapper ----------------------------------------------------------------------
 
-    def _translate(self, what: str, exc: Exception) -> RemoteError:
-        target = "azure budgets"
-        if isinstance(exc, ClientAuthenticationError):
-            return RemoteError(
-                target,
-                f"{what}: authentication failed: {exc.message}",
-                "check azure.tenant_id / client_id / client_secret and azure.authority",
-            )
-        if isinstance(exc, HttpResponseError):
-            code = _error_code(exc)
-            return RemoteError(target, f"{what}: {code}: {_error_message(exc)}", self._hint(exc.status_code, code))
-        if isinstance(exc, ServiceRequestError | ServiceResponseError):
-            return RemoteError(target, f"{what}: {exc}", "check azure.arm_endpoint, azure.ca_bundle and the network")
-        return RemoteError(target, f"{what}: {exc}", "see the Azure error above")
-
-    @staticmethod
-    def _hint(status: int | None, code: str) -> str:
-        if status == 403 or code in ("AuthorizationFailed", "LinkedAuthorizationFailed"):
-            return "give the identity Cost Management Contributor on the scope (docs/budgets.md)"
-        if code == "ResourceGroupNotFound":
-            return "the budget's resource group does not exist: create it or fix scope"
-        if code == "SubscriptionNotFound":
-            return "check azure.subscription_id"
-        if status == 412:
-            return "someone changed the budget since it was read; run the command again"
-        if status == 429:
-            return "ARM kept throttling past the client's retries; wait and run again"
-        if status == 400:
-            return "Azure refused a value; docs/budgets.md lists the limits"
-        return "see the ARM error above"
-
     def call(self, what: str, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except (HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError) as exc:
-            raise self._translate(what, exc) from None
+        return arm_call(fn, TARGET, what, HINTS)
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -286,14 +226,18 @@ class AzureBudgets:
         """The budget, or None when the scope has no budget of that name."""
         scope = self.scope_id(target.scope)
         client = self.client()
-        try:
-            raw = client.budgets.get(scope, target.name)
-        except HttpResponseError as exc:
-            if exc.status_code == 404 and _error_code(exc) in ("ResourceNotFound", "NotFound", "404"):
-                return None
-            raise self._translate(f"get budget {target.name}", exc) from None
-        except (ClientAuthenticationError, ServiceRequestError, ServiceResponseError) as exc:
-            raise self._translate(f"get budget {target.name}", exc) from None
+
+        def get() -> Any:
+            try:
+                return client.budgets.get(scope, target.name)
+            except HttpResponseError as exc:
+                if exc.status_code == 404 and arm_error_code(exc) in ("ResourceNotFound", "NotFound", "404"):
+                    return None
+                raise
+
+        raw = self.call(f"get budget {target.name}", get)
+        if raw is None:
+            return None
         return parse_budget(raw.as_dict(), target.scope)
 
     def read_scope(self, scope: str) -> list[BudgetState]:
@@ -325,10 +269,4 @@ class AzureBudgets:
         self.call(f"put budget {target.name}", lambda: client.budgets.create_or_update(scope, target.name, body))
 
     def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-            close = getattr(self._credential, "close", None)
-            if callable(close):
-                close()
+        self.arm.close()

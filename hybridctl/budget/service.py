@@ -9,12 +9,12 @@ the clouds really have, and marks every threshold crossed.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from hybridctl.budget.clients import CallCounter, settings_from_env
 from hybridctl.budget.diff import (
     ACTION_ORDER,
     BudgetChange,
@@ -29,19 +29,46 @@ from hybridctl.budget.diff import (
 )
 from hybridctl.budget.models import Budget
 from hybridctl.budget.validation import number, today_utc
+from hybridctl.clouds import CallLog
 from hybridctl.errors import HybridctlError, InputError, Problem
+from hybridctl.inventory.models import AwsSettings, AzureSettings
 from hybridctl.secrets import SecretStore
 
 if TYPE_CHECKING:
     from hybridctl.budget.aws import AwsBudgets
     from hybridctl.budget.azure import AzureBudgets
     from hybridctl.inventory.load import LoadedInventory
-    from hybridctl.inventory.models import AwsSettings, AzureSettings
 
 CLOUDS = ("aws", "azure")
 
 
 # -- where the clouds are ---------------------------------------------------------------------------
+
+
+def settings_from_env(environ: dict[str, str] | None = None) -> tuple[AwsSettings, AzureSettings | None]:
+    """AWS: botocore's own chain (AWS_PROFILE, AWS_ENDPOINT_URL, AWS_SHARED_CREDENTIALS_FILE...).
+
+    Azure: AZURE_SUBSCRIPTION_ID (required for Azure), AZURE_TENANT_ID, AZURE_CLIENT_ID,
+    AZURE_CLIENT_SECRET (read from the environment at call time, never copied), AZURE_AUTHORITY_HOST,
+    HYBRIDCTL_ARM_ENDPOINT and REQUESTS_CA_BUNDLE.
+    """
+    env = dict(os.environ if environ is None else environ)
+    aws = AwsSettings.model_validate({})
+    subscription = env.get("AZURE_SUBSCRIPTION_ID")
+    if not subscription:
+        return aws, None
+    azure = AzureSettings.model_validate(
+        {
+            "subscription_id": subscription,
+            "tenant_id": env.get("AZURE_TENANT_ID") or None,
+            "client_id": env.get("AZURE_CLIENT_ID") or None,
+            "client_secret": "env:AZURE_CLIENT_SECRET" if env.get("AZURE_CLIENT_SECRET") else None,
+            "authority": env.get("AZURE_AUTHORITY_HOST") or None,
+            "arm_endpoint": env.get("HYBRIDCTL_ARM_ENDPOINT") or None,
+            "ca_bundle": env.get("REQUESTS_CA_BUNDLE") or None,
+        }
+    )
+    return aws, azure
 
 
 class Clouds:
@@ -59,14 +86,12 @@ class Clouds:
         self.azure_settings = azure_settings
         self.secrets = secrets
         self.origin = origin
-        self.counters = {"aws": CallCounter(), "azure": CallCounter()}
+        self.counters = {"aws": CallLog(), "azure": CallLog()}
         self._aws: AwsBudgets | None = None
         self._azure: AzureBudgets | None = None
 
     @classmethod
     def from_inventory(cls, loaded: LoadedInventory) -> Clouds:
-        from hybridctl.inventory.models import AwsSettings
-
         inventory = loaded.inventory
         return cls(
             inventory.aws or AwsSettings.model_validate({}),

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from hybridctl import clouds
 from hybridctl.errors import HybridctlError, RemoteError
 from hybridctl.vip import endpoint as endpoint_mod
 from hybridctl.vip import iam, ops, safety
@@ -409,41 +410,42 @@ class Doctor:
     # -- Azure ---------------------------------------------------------------------------------------
 
     def azure(self) -> None:
-        from hybridctl.secrets import SecretRef, SecretStore, check_resolvable
+        from hybridctl.secrets import SecretStore, check_resolvable
 
         settings = self.inventory.azure
         subject = "azure"
-        common: dict[str, Any] = {"connection_timeout": self.bound, "read_timeout": self.bound}
-        if settings.authority:
-            common.update(authority=settings.authority, disable_instance_discovery=True)
-        if settings.ca_bundle:
-            common["connection_verify"] = settings.ca_bundle
         try:
-            from azure.identity import ClientSecretCredential, DefaultAzureCredential
+            import azure.identity  # noqa: F401  (only: is it there?)
         except ImportError:
             self.add(fail("azure-sdk", subject, "azure-identity is not installed", "pip install azure-identity"))
             return
-        if settings.tenant_id and settings.client_id and settings.client_secret:
+        if clouds.uses_service_principal(settings):
             why = None if settings.client_secret == "generate" else check_resolvable(settings.client_secret)
             if why:
                 self.add(
                     fail("azure-credentials", subject, f"azure.client_secret: {why}", "set the secret it refers to")
                 )
                 return
-            try:
-                store = SecretStore.for_inventory(self.inventory.name, self.inventory.secrets.store)
-                secret = store.resolve(SecretRef("azure/client_secret", settings.client_secret))
-            except HybridctlError as exc:
-                self.add(
-                    fail("azure-credentials", subject, f"azure.client_secret: {exc}", "set the secret it refers to")
-                )
-                return
-            credential: Any = ClientSecretCredential(settings.tenant_id, settings.client_id, secret, **common)
+        store = SecretStore.for_inventory(self.inventory.name, self.inventory.secrets.store)
+        arm = clouds.ArmClient("azure.mgmt.network.NetworkManagementClient", settings, store, timeout=self.bound)
+        try:
+            self._azure_checks(arm)
+        finally:
+            arm.close()
+
+    def _azure_checks(self, arm: clouds.ArmClient) -> None:
+        settings = arm.settings
+        subject = "azure"
+        try:
+            credential = arm.credential()
+        except RemoteError as exc:
+            self.add(fail("azure-credentials", subject, exc.message, exc.hint or "set the secret it refers to"))
+            return
+        if clouds.uses_service_principal(settings):
             self.add(
                 ok("azure-credentials", subject, f"service principal {settings.client_id} in {settings.tenant_id}")
             )
         else:
-            credential = DefaultAzureCredential(**{k: v for k, v in common.items() if k != "read_timeout"})
             self.add(
                 warn(
                     "azure-credentials",
@@ -452,7 +454,7 @@ class Doctor:
                     "set azure.tenant_id, client_id and client_secret for a predictable identity",
                 )
             )
-        base = (settings.arm_endpoint or "https://management.azure.com").rstrip("/")
+        base = clouds.arm_base(settings)
         try:
             _, elapsed = bounded(lambda: credential.get_token(f"{base}/.default"), self.bound)
             self.add(ok("azure-token", subject, f"token in {elapsed * 1000:.0f} ms"))
@@ -466,14 +468,7 @@ class Doctor:
                 )
             )
             return
-        from azure.mgmt.network import NetworkManagementClient
-
-        kwargs: dict[str, Any] = {"connection_timeout": self.bound, "read_timeout": self.bound}
-        if settings.arm_endpoint:
-            kwargs.update(base_url=base, credential_scopes=[f"{base}/.default"])
-        if settings.ca_bundle:
-            kwargs["connection_verify"] = settings.ca_bundle
-        client = NetworkManagementClient(credential, settings.subscription_id, **kwargs)
+        client = arm.client()
         try:
             _, elapsed = bounded(lambda: next(iter(client.virtual_networks.list_all()), None), self.bound)
             self.add(ok("azure-arm", subject, f"ARM at {base} answered in {elapsed * 1000:.0f} ms"))
@@ -487,8 +482,6 @@ class Doctor:
                     "check azure.subscription_id, the identity's role and the path to ARM",
                 )
             )
-        finally:
-            client.close()
 
 
 def run(inventory: Any, *, bound: float = DEFAULT_BOUND, api: AwsApi | None = None) -> DoctorReport:

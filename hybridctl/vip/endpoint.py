@@ -96,26 +96,16 @@ def read_state(api: AwsApi, vips: list[Vip]) -> EndpointState:
         for a in vpc.get("CidrBlockAssociationSet") or [{"CidrBlock": vpc["CidrBlock"]}]
         if (a.get("CidrBlockState") or {}).get("State", "associated") == "associated"
     ]
-    enis = {n.eni for v in vips for n in v.nodes}
-    ids = [e for e in enis if e.startswith("eni-")]
-    names = [e for e in enis if not e.startswith("eni-")]
-    found: list[dict[str, Any]] = []
-    if ids:
-        found += api.pages(
-            "ec2",
-            "describe_network_interfaces",
-            "NetworkInterfaces",
-            region,
-            Filters=[{"Name": "network-interface-id", "Values": ids}, {"Name": "vpc-id", "Values": [vpc_id]}],
-        )
-    if names:
-        found += api.pages(
-            "ec2",
-            "describe_network_interfaces",
-            "NetworkInterfaces",
-            region,
-            Filters=[{"Name": "tag:Name", "Values": names}, {"Name": "vpc-id", "Values": [vpc_id]}],
-        )
+    found = api.pages_by_id_or_name(
+        "ec2",
+        "describe_network_interfaces",
+        "NetworkInterfaces",
+        region,
+        {n.eni for v in vips for n in v.nodes},
+        id_prefix="eni-",
+        id_filter="network-interface-id",
+        filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
+    )
     subnets = {str(e["SubnetId"]): str(e.get("AvailabilityZone", "")) for e in found}
     endpoints = api.pages(
         "ec2",

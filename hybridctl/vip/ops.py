@@ -198,8 +198,6 @@ def read_context(api: AwsApi, vip: Vip, *, with_collisions: bool = True) -> VipC
     region = api.region(vip.region)
     dest = vip.destination
     vpc_filter = _filters({"vpc-id": [vip.vpc]}) if vip.vpc.startswith("vpc-") else _filters({"tag:Name": [vip.vpc]})
-    eni_ids = [n.eni for n in vip.nodes if n.eni.startswith("eni-")]
-    eni_names = [n.eni for n in vip.nodes if not n.eni.startswith("eni-")]
 
     def holders_anywhere() -> list[dict[str, Any]]:
         # Region-wide on purpose: other VPCs routing the same VIP are the collision check.
@@ -212,24 +210,15 @@ def read_context(api: AwsApi, vip: Vip, *, with_collisions: bool = True) -> VipC
         )
 
     def enis() -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        if eni_ids:
-            found += api.pages(
-                "ec2",
-                "describe_network_interfaces",
-                "NetworkInterfaces",
-                region,
-                Filters=_filters({"network-interface-id": eni_ids}),
-            )
-        if eni_names:
-            found += api.pages(
-                "ec2",
-                "describe_network_interfaces",
-                "NetworkInterfaces",
-                region,
-                Filters=_filters({"tag:Name": eni_names}),
-            )
-        return found
+        return api.pages_by_id_or_name(
+            "ec2",
+            "describe_network_interfaces",
+            "NetworkInterfaces",
+            region,
+            [n.eni for n in vip.nodes],
+            id_prefix="eni-",
+            id_filter="network-interface-id",
+        )
 
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="vip-read") as pool:
         vpcs_f = pool.submit(api.pages, "ec2", "describe_vpcs", "Vpcs", region, Filters=vpc_filter)

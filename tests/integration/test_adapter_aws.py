@@ -16,52 +16,18 @@ import pytest
 import yaml
 
 from hybridctl.adapters.aws import AwsBackend
-from hybridctl.adapters.base import NoProgress, Outcome
-from hybridctl.diff import Change, diff
-from hybridctl.inventory.load import LoadedInventory, load_inventory, plan_loaded
+from hybridctl.adapters.base import NoProgress
+from hybridctl.diff import diff
+from hybridctl.inventory.load import LoadedInventory, load_inventory
 from hybridctl.journal import Journal
-from hybridctl.planner.desired import DesiredState, Resource
-from tests.conftest import FIXTURES, require
+from tests.conftest import FIXTURES
+from tests.support.backends import BackendRun, by_key
+from tests.support.emulators import write_aws_credentials
 
-pytestmark = pytest.mark.integration
+# Each test starts from an empty emulator (the module shares one; moto's state is per process).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_aws")]
 
-REGION = "ap-northeast-1"
 PROFILE = "hybridctl-lab"
-
-
-def _have_moto_server() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None for m in ("moto", "flask", "werkzeug", "boto3"))
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Any]:
-    require(_have_moto_server(), "moto[server] and boto3 (pip install -e '.[test]')")
-    from hybridctl.lab.aws_emulator import AwsEmulator
-
-    emu = AwsEmulator("127.0.0.1", 0)
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(emulator: Any) -> None:
-    emulator.reset()
-
-
-@pytest.fixture
-def ec2(emulator: Any) -> Any:
-    import boto3
-
-    return boto3.client(
-        "ec2",
-        endpoint_url=emulator.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def _name_tag(kind: str, name: str) -> list[dict[str, Any]]:
@@ -95,13 +61,12 @@ def cloud(ec2: Any) -> dict[str, str]:
 
 
 def make_inventory(
-    tmp_path: Path, emulator: Any, extra_networks: int = 0, edit: Any = None, name: str = "inventory.yaml"
+    tmp_path: Path, aws_emulator: Any, extra_networks: int = 0, edit: Any = None, name: str = "inventory.yaml"
 ) -> LoadedInventory:
     """tests/fixtures/aws/inventory.yaml, pointed at the emulator, optionally grown or edited."""
-    credentials = tmp_path / "credentials"
-    credentials.write_text(f"[{PROFILE}]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    credentials = write_aws_credentials(tmp_path / "credentials", PROFILE)
     text = string.Template((FIXTURES / "aws" / "inventory.yaml").read_text()).substitute(
-        endpoint_url=emulator.endpoint_url, credentials_file=str(credentials)
+        endpoint_url=aws_emulator.endpoint_url, credentials_file=str(credentials)
     )
     raw = yaml.safe_load(text)
     home = raw["sites"][0]
@@ -114,39 +79,17 @@ def make_inventory(
     return load_inventory(path)
 
 
-class Run:
-    """One inventory + journal + backend, and the read/diff/apply loop the engine runs."""
+class Run(BackendRun[AwsBackend]):
+    """The AWS backend of one inventory, with its journal at ``journal_path``."""
 
     def __init__(self, loaded: LoadedInventory, journal_path: Path) -> None:
-        self.loaded = loaded
-        self.desired: DesiredState = plan_loaded(loaded)
-        self.journal = Journal(journal_path)
-        self.backend = AwsBackend(loaded.inventory, self.journal)
-        self.want = [r for r in self.desired.resources() if self.backend.owns(r.layer, r.key)]
-
-    def read(self) -> list[Resource]:
-        result = self.backend.read(self.desired)
-        assert result.unreachable == {}
-        return result.resources
-
-    def changes(self) -> list[Change]:
-        return diff(self.want, self.read())
-
-    def apply(self, changes: list[Change]) -> list[Outcome]:
-        outcomes = self.backend.apply(changes, self.desired, NoProgress())
-        assert [o.error for o in outcomes if not o.ok] == []
-        return outcomes
-
-    def up(self) -> list[Outcome]:
-        return self.apply(self.changes())
-
-    def down(self) -> list[Outcome]:
-        return self.apply(diff([], self.read()))
+        journal = Journal(journal_path)
+        super().__init__(loaded, journal, AwsBackend(loaded.inventory, journal))
 
 
 @pytest.fixture
-def run(tmp_path: Path, emulator: Any, cloud: dict[str, str]) -> Iterator[Run]:
-    runner = Run(make_inventory(tmp_path, emulator), tmp_path / "journal.json")
+def run(tmp_path: Path, aws_emulator: Any, cloud: dict[str, str]) -> Iterator[Run]:
+    runner = Run(make_inventory(tmp_path, aws_emulator), tmp_path / "journal.json")
     yield runner
     runner.backend.close()
 
@@ -164,15 +107,11 @@ def association_of(ec2: Any, subnet: str) -> str | None:
     return None
 
 
-def by_key(changes: list[Change]) -> dict[tuple[str, ...], Change]:
-    return {c.key: c for c in changes}
-
-
 # --------------------------------------------------------------------------- tests
 
 
-def test_bare_read_plans_every_create(run: Run, emulator: Any) -> None:
-    emulator.reset_call_counts()
+def test_bare_read_plans_every_create(run: Run, aws_emulator: Any) -> None:
+    aws_emulator.reset_call_counts()
     changes = run.changes()
     creates = {c.key for c in changes if c.action == "create"}
     planned = {r.key for r in run.want if r.layer != "flag"}
@@ -183,11 +122,11 @@ def test_bare_read_plans_every_create(run: Run, emulator: Any) -> None:
     assert flag.differing() == {"value": ("false", "true")}
     assert run.backend.counter.mutations == 0
     # One call per object kind: VPCs, subnets, route tables, ENIs, security groups.
-    assert run.backend.counter.reads == emulator.call_count("ec2", kind="read") <= 5
-    assert emulator.call_count("ec2", kind="mutating") == 0
+    assert run.backend.counter.reads == aws_emulator.call_count("ec2", kind="read") <= 5
+    assert aws_emulator.call_count("ec2", kind="mutating") == 0
 
 
-def test_apply_converges_and_a_second_apply_changes_nothing(run: Run, emulator: Any, ec2: Any, cloud: Any) -> None:
+def test_apply_converges_and_a_second_apply_changes_nothing(run: Run, aws_emulator: Any, ec2: Any, cloud: Any) -> None:
     outcomes = run.up()
     assert outcomes and all(o.ok for o in outcomes)
 
@@ -205,11 +144,11 @@ def test_apply_converges_and_a_second_apply_changes_nothing(run: Run, emulator: 
     assert run.journal.original("flag", ("aws", "aws-bridge-eni", "source_dest_check")) == "true"
 
     assert run.changes() == []
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     before = run.backend.counter.mutations
     again = run.up()
     assert again == []
-    assert emulator.call_count("ec2", kind="mutating") == 0
+    assert aws_emulator.call_count("ec2", kind="mutating") == 0
     assert run.backend.counter.mutations == before
 
 
@@ -290,12 +229,12 @@ def test_foreign_routes_are_flagged_never_touched_and_survive_down(run: Run, ec2
     assert run.journal.entries()["created"] == {}
 
 
-def test_down_restores_the_previous_association(tmp_path: Path, emulator: Any, ec2: Any, cloud: Any) -> None:
+def test_down_restores_the_previous_association(tmp_path: Path, aws_emulator: Any, ec2: Any, cloud: Any) -> None:
     old = ec2.create_route_table(VpcId=cloud["vpc"], TagSpecifications=_name_tag("route-table", "Old-RT"))[
         "RouteTable"
     ]["RouteTableId"]
     ec2.associate_route_table(RouteTableId=old, SubnetId=cloud["subnet"])
-    run = Run(make_inventory(tmp_path, emulator), tmp_path / "journal.json")
+    run = Run(make_inventory(tmp_path, aws_emulator), tmp_path / "journal.json")
     changes = by_key(run.changes())
     # The subnet's current association is another table's: not hybridctl's, not in the way.
     assert changes[("aws", "Hybrid-RT", "Hybrid-Subnet")].action == "create"
@@ -309,7 +248,7 @@ def test_down_restores_the_previous_association(tmp_path: Path, emulator: Any, e
 
 
 def test_route_table_created_when_missing_and_dropped_on_down(
-    tmp_path: Path, emulator: Any, ec2: Any, cloud: Any
+    tmp_path: Path, aws_emulator: Any, ec2: Any, cloud: Any
 ) -> None:
     def use_new_table(raw: dict[str, Any]) -> None:
         aws = raw["sites"][1]
@@ -317,7 +256,7 @@ def test_route_table_created_when_missing_and_dropped_on_down(
         for network in aws["networks"]:
             network["route_table"] = "Overlay-RT"
 
-    run = Run(make_inventory(tmp_path, emulator, edit=use_new_table), tmp_path / "journal.json")
+    run = Run(make_inventory(tmp_path, aws_emulator, edit=use_new_table), tmp_path / "journal.json")
     run.up()
     created = ec2.describe_route_tables(Filters=[{"Name": "tag:Name", "Values": ["Overlay-RT"]}])["RouteTables"]
     assert len(created) == 1
@@ -330,62 +269,62 @@ def test_route_table_created_when_missing_and_dropped_on_down(
     assert run.journal.entries()["created"] == {}
 
 
-def test_throttling_is_retried_and_the_run_succeeds(run: Run, emulator: Any, ec2: Any, cloud: Any) -> None:
-    emulator.inject_fault("ec2", "DescribeRouteTables", count=2)
-    emulator.inject_fault("ec2", "CreateRoute", count=2)
-    emulator.inject_fault("ec2", "ModifyNetworkInterfaceAttribute", count=1)
+def test_throttling_is_retried_and_the_run_succeeds(run: Run, aws_emulator: Any, ec2: Any, cloud: Any) -> None:
+    aws_emulator.inject_fault("ec2", "DescribeRouteTables", count=2)
+    aws_emulator.inject_fault("ec2", "CreateRoute", count=2)
+    aws_emulator.inject_fault("ec2", "ModifyNetworkInterfaceAttribute", count=1)
     run.up()
-    stats = {(s.action): s for s in emulator.call_counts()}
+    stats = {(s.action): s for s in aws_emulator.call_counts()}
     assert stats["DescribeRouteTables"].throttled == 2
     assert stats["CreateRoute"].throttled == 2
     assert stats["ModifyNetworkInterfaceAttribute"].throttled == 1
-    assert emulator.pending_faults() == []
+    assert aws_emulator.pending_faults() == []
     assert len(routes_of(ec2, cloud["table"])) == 4  # local + 3 overlay routes
     assert run.changes() == []
 
 
-def test_read_calls_do_not_grow_with_the_number_of_routes(tmp_path: Path, emulator: Any, cloud: Any) -> None:
+def test_read_calls_do_not_grow_with_the_number_of_routes(tmp_path: Path, aws_emulator: Any, cloud: Any) -> None:
     counts = []
     for extra in (0, 57):
-        emulator.reset_call_counts()
-        run = Run(make_inventory(tmp_path, emulator, extra_networks=extra), tmp_path / f"journal-{extra}.json")
+        aws_emulator.reset_call_counts()
+        run = Run(make_inventory(tmp_path, aws_emulator, extra_networks=extra), tmp_path / f"journal-{extra}.json")
         routes = [r for r in run.want if r.layer == "cloud-route"]
         assert len(routes) == 3 + extra
         run.up()
         assert run.changes() == []
-        emulator.reset_call_counts()
+        aws_emulator.reset_call_counts()
         reads_before = run.backend.counter.reads
         run.read()
-        counts.append((run.backend.counter.reads - reads_before, emulator.call_count("ec2", kind="read")))
+        counts.append((run.backend.counter.reads - reads_before, aws_emulator.call_count("ec2", kind="read")))
         run.down()
     assert counts[0] == counts[1]
     assert counts[0][0] == counts[0][1]
 
 
-def test_names_that_do_not_resolve_name_the_inventory_field(tmp_path: Path, emulator: Any, cloud: Any) -> None:
+def test_names_that_do_not_resolve_name_the_inventory_field(tmp_path: Path, aws_emulator: Any, cloud: Any) -> None:
     def wrong(raw: dict[str, Any]) -> None:
         raw["sites"][1]["gateway"]["eni"] = "no-such-eni"
 
-    loaded = make_inventory(tmp_path, emulator, edit=wrong)
+    loaded = make_inventory(tmp_path, aws_emulator, edit=wrong)
     run = Run(loaded, tmp_path / "journal.json")
     result = run.backend.read(run.desired)
     assert set(result.unreachable) == {"aws"}
     assert "sites[aws].gateway.eni" in result.unreachable["aws"]
     assert "no-such-eni" in result.unreachable["aws"]
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     outcomes = run.backend.apply(diff(run.want, result.resources), run.desired, NoProgress())
     assert outcomes and not any(o.ok for o in outcomes)
-    assert emulator.call_count("ec2", kind="mutating") == 0
+    assert aws_emulator.call_count("ec2", kind="mutating") == 0
 
     def no_vpc(raw: dict[str, Any]) -> None:
         raw["sites"][1]["vpc"] = "Nope-VPC"
 
-    run = Run(make_inventory(tmp_path, emulator, edit=no_vpc, name="novpc.yaml"), tmp_path / "j2.json")
+    run = Run(make_inventory(tmp_path, aws_emulator, edit=no_vpc, name="novpc.yaml"), tmp_path / "j2.json")
     result = run.backend.read(run.desired)
     assert "sites[aws].vpc" in result.unreachable["aws"]
 
 
-def test_instance_gateway_by_name_tag(tmp_path: Path, emulator: Any, ec2: Any, cloud: Any) -> None:
+def test_instance_gateway_by_name_tag(tmp_path: Path, aws_emulator: Any, ec2: Any, cloud: Any) -> None:
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     ec2.delete_network_interface(NetworkInterfaceId=cloud["eni"])
     instance = ec2.run_instances(
@@ -402,7 +341,7 @@ def test_instance_gateway_by_name_tag(tmp_path: Path, emulator: Any, ec2: Any, c
         del gateway["eni"]
         gateway["instance"] = "aws-bridge-vm"
 
-    run = Run(make_inventory(tmp_path, emulator, edit=by_instance), tmp_path / "journal.json")
+    run = Run(make_inventory(tmp_path, aws_emulator, edit=by_instance), tmp_path / "journal.json")
     changes = by_key(run.changes())
     assert changes[("aws", "Hybrid-RT", "192.168.1.0/24")].desired == (("target", "instance:aws-bridge-vm"),)
     assert changes[("aws", "aws-bridge-vm", "source_dest_check")].action == "update"
@@ -411,7 +350,9 @@ def test_instance_gateway_by_name_tag(tmp_path: Path, emulator: Any, ec2: Any, c
     assert run.changes() == []
 
 
-def test_an_owned_rule_under_another_name_is_renamed_in_place(run: Run, ec2: Any, cloud: Any, emulator: Any) -> None:
+def test_an_owned_rule_under_another_name_is_renamed_in_place(
+    run: Run, ec2: Any, cloud: Any, aws_emulator: Any
+) -> None:
     ec2.authorize_security_group_ingress(
         GroupId=cloud["sg"],
         IpPermissions=[
@@ -426,10 +367,10 @@ def test_an_owned_rule_under_another_name_is_renamed_in_place(run: Run, ec2: Any
     rename = changes[("aws", "aws-bridge-sg", "inbound", "all", "*", "192.168.20.0/24")]
     assert (rename.action, rename.differing()) == ("update", {"name": ("hybridctl-from-Hybrid-Subnet", "old-name")})
     assert ("aws", "aws-bridge-sg", "inbound", "tcp", "22", "0.0.0.0/0") not in changes  # foreign, no collision
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     run.apply(list(changes.values()))
-    assert emulator.call_count("ec2", "UpdateSecurityGroupRuleDescriptionsIngress") == 1
-    assert emulator.call_count("ec2", "RevokeSecurityGroupIngress") == 0
+    assert aws_emulator.call_count("ec2", "UpdateSecurityGroupRuleDescriptionsIngress") == 1
+    assert aws_emulator.call_count("ec2", "RevokeSecurityGroupIngress") == 0
     assert run.changes() == []
     run.down()
     group = ec2.describe_security_groups(GroupIds=[cloud["sg"]])["SecurityGroups"][0]
@@ -438,8 +379,8 @@ def test_an_owned_rule_under_another_name_is_renamed_in_place(run: Run, ec2: Any
     ]
 
 
-def test_a_refused_call_fails_its_change_only_with_a_permission_hint(run: Run, emulator: Any, ec2: Any) -> None:
-    emulator.inject_fault("ec2", "CreateRoute", count=1, code="UnauthorizedOperation", status=403)
+def test_a_refused_call_fails_its_change_only_with_a_permission_hint(run: Run, aws_emulator: Any, ec2: Any) -> None:
+    aws_emulator.inject_fault("ec2", "CreateRoute", count=1, code="UnauthorizedOperation", status=403)
     outcomes = run.backend.apply(run.changes(), run.desired, NoProgress())
     failed = [o for o in outcomes if not o.ok]
     assert len(failed) == 1 and failed[0].change is not None

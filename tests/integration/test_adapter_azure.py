@@ -9,7 +9,6 @@ serves the module (port 0); each test starts from an empty store.
 
 from __future__ import annotations
 
-import os
 import string
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,62 +17,32 @@ from typing import Any
 import pytest
 import yaml
 from azure.core.rest import HttpRequest
-from azure.identity import ClientSecretCredential
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as nm
 
 from hybridctl.adapters.azure import AzureBackend
 from hybridctl.adapters.base import NoProgress, Outcome
-from hybridctl.diff import Change, diff
-from hybridctl.inventory.load import LoadedInventory, load_inventory, plan_loaded
+from hybridctl.diff import diff
+from hybridctl.inventory.load import LoadedInventory, load_inventory
 from hybridctl.journal import Journal
 from hybridctl.lab.azure_emulator import AzureEmulator
-from hybridctl.planner.desired import DesiredState, Resource
 from hybridctl.secrets import SecretStore
 from tests.conftest import FIXTURES
+from tests.support.backends import BackendRun, by_key
+from tests.support.emulators import azure_credential, azure_template_values, network_client, write_client_secret
 
-pytestmark = pytest.mark.integration
+# Each test starts from an empty emulator (one serves the module).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_azure")]
 
 RG = "hybrid-rg"
 LOCATION = "japaneast"
 BRIDGE = "192.168.30.100"
 
 
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureEmulator]:
-    emu = AzureEmulator(tmp_path_factory.mktemp("azure"), port=0)
-    emu.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(emulator: AzureEmulator) -> None:
-    emulator.reset()
-    emulator.faults.clear()
-    emulator.requests.reset()
-
-
 @pytest.fixture
-def net(emulator: AzureEmulator) -> Iterator[NetworkManagementClient]:
-    credential = ClientSecretCredential(
-        emulator.tenant_id,
-        emulator.client_id,
-        emulator.client_secret,
-        authority=emulator.authority,
-        disable_instance_discovery=True,
-        connection_verify=emulator.ca_bundle,
-    )
-    client = NetworkManagementClient(
-        credential,
-        emulator.subscription_id,
-        base_url=emulator.base_url,
-        credential_scopes=[f"{emulator.base_url}/.default"],
-        connection_verify=emulator.ca_bundle,
-        polling_interval=0.05,
-    )
+def net(azure_emulator: AzureEmulator) -> Iterator[NetworkManagementClient]:
+    credential = azure_credential(azure_emulator)
+    client = network_client(azure_emulator, credential)
     yield client
     client.close()
     credential.close()
@@ -100,9 +69,9 @@ def _rule(name: str, priority: int, source: str, port: str = "*", protocol: str 
 
 
 @pytest.fixture
-def cloud(emulator: AzureEmulator, net: NetworkManagementClient) -> dict[str, str]:
+def cloud(azure_emulator: AzureEmulator, net: NetworkManagementClient) -> dict[str, str]:
     """The reference Azure site, as a user would have built it before running hybridctl."""
-    rg_path = f"/subscriptions/{emulator.subscription_id}/resourcegroups/{RG}?api-version=2021-04-01"
+    rg_path = f"/subscriptions/{azure_emulator.subscription_id}/resourcegroups/{RG}?api-version=2021-04-01"
     net.send_request(HttpRequest("PUT", rg_path, json={"location": LOCATION})).raise_for_status()
     vnet = net.virtual_networks.begin_create_or_update(
         RG,
@@ -151,17 +120,9 @@ def make_inventory(
     tmp_path: Path, emulator: AzureEmulator, extra_networks: int = 0, edit: Any = None, name: str = "inventory.yaml"
 ) -> LoadedInventory:
     """tests/fixtures/azure/inventory.yaml, pointed at the emulator, optionally grown or edited."""
-    secret = tmp_path / "client-secret"
-    secret.write_text(emulator.client_secret)
-    os.chmod(secret, 0o600)
+    secret = write_client_secret(tmp_path / "client-secret", emulator.client_secret)
     text = string.Template((FIXTURES / "azure" / "inventory.yaml").read_text()).substitute(
-        subscription_id=emulator.subscription_id,
-        tenant_id=emulator.tenant_id,
-        client_id=emulator.client_id,
-        secret_file=str(secret),
-        arm_endpoint=emulator.base_url,
-        authority=emulator.authority,
-        ca_bundle=emulator.ca_bundle,
+        azure_template_values(emulator, secret)
     )
     raw = yaml.safe_load(text)
     for i in range(extra_networks):
@@ -173,38 +134,34 @@ def make_inventory(
     return load_inventory(path)
 
 
-class Run:
+class Run(BackendRun[AzureBackend]):
+    """The Azure backend of one inventory; journal and secrets under ``tmp_path`` (``tag``: more than one)."""
+
     def __init__(self, loaded: LoadedInventory, tmp_path: Path, tag: str = "") -> None:
-        self.desired: DesiredState = plan_loaded(loaded)
-        self.journal = Journal(tmp_path / f"journal{tag}.json")
-        self.backend = AzureBackend(loaded.inventory, self.journal, SecretStore(tmp_path / f"secrets{tag}.json"))
-        self.want = [r for r in self.desired.resources() if self.backend.owns(r.layer, r.key)]
-
-    def read(self) -> list[Resource]:
-        result = self.backend.read(self.desired)
-        assert result.unreachable == {}
-        return result.resources
-
-    def changes(self) -> list[Change]:
-        return diff(self.want, self.read())
-
-    def apply(self, changes: list[Change]) -> list[Outcome]:
-        outcomes = self.backend.apply(changes, self.desired, NoProgress())
-        assert [o.error for o in outcomes if not o.ok] == []
-        return outcomes
+        journal = Journal(tmp_path / f"journal{tag}.json")
+        super().__init__(
+            loaded, journal, AzureBackend(loaded.inventory, journal, SecretStore(tmp_path / f"secrets{tag}.json"))
+        )
 
     def up(self) -> list[Outcome]:
         return self.apply([c for c in self.changes() if c.action != "conflict"])
 
-    def down(self) -> list[Outcome]:
-        return self.apply(diff([], self.read()))
-
 
 @pytest.fixture
-def run(tmp_path: Path, emulator: AzureEmulator, cloud: dict[str, str]) -> Iterator[Run]:
-    runner = Run(make_inventory(tmp_path, emulator), tmp_path)
+def run(tmp_path: Path, azure_emulator: AzureEmulator, cloud: dict[str, str]) -> Iterator[Run]:
+    runner = Run(make_inventory(tmp_path, azure_emulator), tmp_path)
     yield runner
     runner.backend.close()
+
+
+def add_user_route(net: NetworkManagementClient) -> None:
+    """A route someone else adds to Hybrid-RT (outside the overlay), with plain azure-mgmt-network."""
+    net.routes.begin_create_or_update(
+        RG,
+        "Hybrid-RT",
+        "user-route",
+        nm.Route({"properties": {"addressPrefix": "10.99.0.0/16", "nextHopType": "Internet"}}),
+    ).result()
 
 
 def routes_of(net: NetworkManagementClient, table: str = "Hybrid-RT") -> dict[str, dict[str, Any]]:
@@ -218,25 +175,21 @@ def subnet_table(net: NetworkManagementClient, subnet: str) -> str | None:
     return str(ref["id"]).rsplit("/", 1)[-1] if ref else None
 
 
-def by_key(changes: list[Change]) -> dict[tuple[str, ...], Change]:
-    return {c.key: c for c in changes}
-
-
 # --------------------------------------------------------------------------- tests
 
 
-def test_bare_read_plans_every_create_in_four_list_calls(run: Run, emulator: AzureEmulator) -> None:
-    emulator.requests.reset()
+def test_bare_read_plans_every_create_in_four_list_calls(run: Run, azure_emulator: AzureEmulator) -> None:
+    azure_emulator.requests.reset()
     changes = run.changes()
     assert {c.key for c in changes if c.action == "create"} == {r.key for r in run.want if r.layer != "flag"}
     (flag,) = [c for c in changes if c.layer == "flag"]
     assert (flag.action, flag.differing()) == ("update", {"value": ("true", "false")})
-    assert run.backend.counter.reads == emulator.requests.count(kind="read") == 4
-    assert emulator.requests.count(kind="mutating") == 0
+    assert run.backend.counter.reads == azure_emulator.requests.count(kind="read") == 4
+    assert azure_emulator.requests.count(kind="mutating") == 0
 
 
 def test_apply_converges_and_a_second_apply_changes_nothing(
-    run: Run, emulator: AzureEmulator, net: NetworkManagementClient
+    run: Run, azure_emulator: AzureEmulator, net: NetworkManagementClient
 ) -> None:
     run.up()
     table = net.route_tables.get(RG, "Hybrid-RT").as_dict()
@@ -256,22 +209,22 @@ def test_apply_converges_and_a_second_apply_changes_nothing(
     assert run.journal.original("flag", ("azure", "azure-bridge-nic", "ip_forwarding")) == "false"
 
     assert run.changes() == []
-    emulator.requests.reset()
+    azure_emulator.requests.reset()
     mutations = run.backend.counter.mutations
     assert run.up() == []
-    assert emulator.requests.count(kind="mutating") == 0
+    assert azure_emulator.requests.count(kind="mutating") == 0
     assert run.backend.counter.mutations == mutations
 
 
-def test_drift_is_shown_and_repaired(run: Run, emulator: AzureEmulator, net: NetworkManagementClient) -> None:
+def test_drift_is_shown_and_repaired(run: Run, azure_emulator: AzureEmulator, net: NetworkManagementClient) -> None:
     run.up()
     # One route missing: written back alone, under the plan's name.
     net.routes.begin_delete(RG, "Hybrid-RT", "hybridctl-192-168-21-0-24").result()
     changes = run.changes()
     assert [(c.action, c.key) for c in changes] == [("create", ("azure", "Hybrid-RT", "192.168.21.0/24"))]
-    emulator.requests.reset()
+    azure_emulator.requests.reset()
     run.apply(changes)
-    assert [(e.method, e.path.rsplit("/", 2)[-2]) for e in emulator.requests.entries(kind="mutating")] == [
+    assert [(e.method, e.path.rsplit("/", 2)[-2]) for e in azure_emulator.requests.entries(kind="mutating")] == [
         ("PUT", "routes")
     ]
     assert routes_of(net)["192.168.21.0/24"]["name"] == "hybridctl-192-168-21-0-24"
@@ -309,10 +262,10 @@ def test_drift_is_shown_and_repaired(run: Run, emulator: AzureEmulator, net: Net
         {"target": (f"virtual-appliance:{BRIDGE}", "virtual-appliance:192.168.30.50")},
     )
     assert drift[("azure", "azure-bridge-nic", "ip_forwarding")].differing() == {"value": ("true", "false")}
-    emulator.requests.reset()
+    azure_emulator.requests.reset()
     run.apply(list(drift.values()))
     # The two route writes of one table went out as a single table PUT.
-    puts = [e.path.rsplit("/", 2)[-2] for e in emulator.requests.entries(method="PUT")]
+    puts = [e.path.rsplit("/", 2)[-2] for e in azure_emulator.requests.entries(method="PUT")]
     assert sorted(puts) == ["networkInterfaces", "routeTables"]
     assert run.changes() == []
     assert routes_of(net)["192.168.20.0/24"]["properties"]["nextHopIpAddress"] == BRIDGE
@@ -320,12 +273,7 @@ def test_drift_is_shown_and_repaired(run: Run, emulator: AzureEmulator, net: Net
 
 def test_foreign_route_survives_apply_and_down(run: Run, net: NetworkManagementClient) -> None:
     run.up()
-    net.routes.begin_create_or_update(
-        RG,
-        "Hybrid-RT",
-        "user-route",
-        nm.Route({"properties": {"addressPrefix": "10.99.0.0/16", "nextHopType": "Internet"}}),
-    ).result()
+    add_user_route(net)
     assert run.changes() == []  # a foreign route that collides with nothing is invisible
     run.up()
     run.down()
@@ -348,7 +296,7 @@ def test_down_deletes_the_table_it_created_once_empty(run: Run, net: NetworkMana
 
 
 def test_foreign_collisions_are_conflicts_and_left_alone(
-    tmp_path: Path, emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
+    tmp_path: Path, azure_emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
 ) -> None:
     # The user's own table and rule already hold overlay keys.
     net.route_tables.begin_create_or_update(
@@ -373,7 +321,7 @@ def test_foreign_collisions_are_conflicts_and_left_alone(
     nsg["properties"]["securityRules"].append(_rule("deny-dammy", 1001, "192.168.31.0/24"))
     net.network_security_groups.begin_create_or_update(RG, "azure-bridge-nsg", nm.NetworkSecurityGroup(nsg)).result()
 
-    run = Run(make_inventory(tmp_path, emulator), tmp_path)
+    run = Run(make_inventory(tmp_path, azure_emulator), tmp_path)
     changes = by_key(run.changes())
     home = changes[("azure", "Hybrid-RT", "192.168.1.0/24")]
     assert home.action == "conflict"
@@ -396,24 +344,24 @@ def test_foreign_collisions_are_conflicts_and_left_alone(
 
 
 def test_throttling_is_retried_and_the_run_succeeds(
-    run: Run, emulator: AzureEmulator, net: NetworkManagementClient
+    run: Run, azure_emulator: AzureEmulator, net: NetworkManagementClient
 ) -> None:
-    emulator.faults.add(method="GET", path_regex=r"/routeTables$", status=429, count=2, retry_after=0)
-    emulator.faults.add(method="PUT", path_regex=r"/routeTables/Hybrid-RT$", status=429, count=1, retry_after=0)
-    emulator.faults.add(method="PUT", path_regex=r"/subnets/", status=429, count=1, retry_after=0)
+    azure_emulator.faults.add(method="GET", path_regex=r"/routeTables$", status=429, count=2, retry_after=0)
+    azure_emulator.faults.add(method="PUT", path_regex=r"/routeTables/Hybrid-RT$", status=429, count=1, retry_after=0)
+    azure_emulator.faults.add(method="PUT", path_regex=r"/subnets/", status=429, count=1, retry_after=0)
     run.up()
-    throttled = [e for e in emulator.requests.entries() if e.status == 429]
+    throttled = [e for e in azure_emulator.requests.entries() if e.status == 429]
     assert len(throttled) == 4
     assert len(routes_of(net)) == 3
     assert run.changes() == []
 
 
 def test_read_calls_do_not_grow_with_the_number_of_routes(
-    tmp_path: Path, emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
+    tmp_path: Path, azure_emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
 ) -> None:
     counts = []
     for extra in (0, 57):
-        run = Run(make_inventory(tmp_path, emulator, extra_networks=extra), tmp_path, tag=str(extra))
+        run = Run(make_inventory(tmp_path, azure_emulator, extra_networks=extra), tmp_path, tag=str(extra))
         (table,) = [t for t in run.desired.route_tables if t.site == "azure"]
         assert len(table.routes) == 3 + extra
         # The planned routes, written in one table PUT (plain SDK), so the read has them all.
@@ -431,34 +379,34 @@ def test_read_calls_do_not_grow_with_the_number_of_routes(
         net.route_tables.begin_create_or_update(
             RG, "Hybrid-RT", nm.RouteTable({"location": LOCATION, "properties": {"routes": routes}})
         ).result()
-        emulator.requests.reset()
+        azure_emulator.requests.reset()
         changes = run.changes()
         assert not [c for c in changes if c.layer == "cloud-route"]
-        counts.append((run.backend.counter.reads, emulator.requests.count(kind="read")))
+        counts.append((run.backend.counter.reads, azure_emulator.requests.count(kind="read")))
         run.backend.close()
     assert counts[0] == counts[1] == (4, 4)
 
 
 def test_names_that_do_not_resolve_name_the_inventory_field(
-    tmp_path: Path, emulator: AzureEmulator, cloud: dict[str, str]
+    tmp_path: Path, azure_emulator: AzureEmulator, cloud: dict[str, str]
 ) -> None:
     def wrong(raw: dict[str, Any]) -> None:
         raw["sites"][2]["gateway"]["nic"] = "no-such-nic"
 
-    run = Run(make_inventory(tmp_path, emulator, edit=wrong), tmp_path)
+    run = Run(make_inventory(tmp_path, azure_emulator, edit=wrong), tmp_path)
     result = run.backend.read(run.desired)
     assert set(result.unreachable) == {"azure"}
     assert "sites[azure].gateway.nic" in result.unreachable["azure"]
-    emulator.requests.reset()
+    azure_emulator.requests.reset()
     outcomes = run.backend.apply(diff(run.want, result.resources), run.desired, NoProgress())
     assert outcomes and not any(o.ok for o in outcomes)
-    assert emulator.requests.count(kind="mutating") == 0
+    assert azure_emulator.requests.count(kind="mutating") == 0
 
 
 def test_wrong_client_secret_is_a_remote_error_with_a_hint(
-    tmp_path: Path, emulator: AzureEmulator, cloud: dict[str, str]
+    tmp_path: Path, azure_emulator: AzureEmulator, cloud: dict[str, str]
 ) -> None:
-    run = Run(make_inventory(tmp_path, emulator), tmp_path)
+    run = Run(make_inventory(tmp_path, azure_emulator), tmp_path)
     (tmp_path / "client-secret").write_text("not-the-secret")
     result = run.backend.read(run.desired)
     assert "authentication failed" in result.unreachable["azure"]
@@ -466,20 +414,15 @@ def test_wrong_client_secret_is_a_remote_error_with_a_hint(
 
 
 def test_a_table_changed_since_the_read_is_not_overwritten(
-    tmp_path: Path, emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
+    tmp_path: Path, azure_emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
 ) -> None:
     net.route_tables.begin_create_or_update(
         RG, "Hybrid-RT", nm.RouteTable({"location": LOCATION, "properties": {"routes": []}})
     ).result()
-    run = Run(make_inventory(tmp_path, emulator), tmp_path)
+    run = Run(make_inventory(tmp_path, azure_emulator), tmp_path)
     changes = run.changes()
     # Someone adds a route between hybridctl's read and its write.
-    net.routes.begin_create_or_update(
-        RG,
-        "Hybrid-RT",
-        "user-route",
-        nm.Route({"properties": {"addressPrefix": "10.99.0.0/16", "nextHopType": "Internet"}}),
-    ).result()
+    add_user_route(net)
     outcomes = run.backend.apply(changes, run.desired, NoProgress())
     failed = [o for o in outcomes if not o.ok]
     assert {o.change.layer for o in failed if o.change} == {"cloud-route"}
@@ -510,8 +453,8 @@ def test_an_owned_rule_under_another_name_is_replaced(run: Run, net: NetworkMana
     ]
 
 
-def test_a_refused_call_fails_its_change_only_with_a_role_hint(run: Run, emulator: AzureEmulator) -> None:
-    emulator.faults.add(
+def test_a_refused_call_fails_its_change_only_with_a_role_hint(run: Run, azure_emulator: AzureEmulator) -> None:
+    azure_emulator.faults.add(
         method="PUT", path_regex=r"/subnets/Hybrid_Subnet_Dammy$", status=403, count=1, code="AuthorizationFailed"
     )
     outcomes = run.backend.apply(run.changes(), run.desired, NoProgress())

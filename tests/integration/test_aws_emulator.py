@@ -6,7 +6,6 @@ state is process-wide. No test patches boto3: requests go over loopback to the s
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,52 +13,20 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import require
+from tests.support.emulators import ACCOUNT, REGION, boto_client, have_moto_server, running_aws_emulator
 
-pytestmark = pytest.mark.integration
-
-REGION = "ap-northeast-1"
-ACCOUNT = "123456789012"
-
-
-def _have_moto_server() -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in ("moto", "flask", "werkzeug", "boto3"))
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Any]:
-    require(_have_moto_server(), "moto[server] and boto3 (pip install -e '.[test]')")
-    from hybridctl.lab.aws_emulator import AwsEmulator
-
-    emu = AwsEmulator("127.0.0.1", 0)
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(emulator: Any) -> None:
-    emulator.reset()
+# Each test starts from empty state: one emulator serves the module, moto's state is per process.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_aws")]
 
 
 def client(emulator: Any, service: str, **config: Any) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        service,
-        endpoint_url=emulator.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        # total_max_attempts counts the first try: 1 = no retries, so errors reach the test.
-        config=Config(**({"retries": {"mode": "standard", "total_max_attempts": 1}} | config)),
-    )
+    # total_max_attempts counts the first try: 1 = no retries, so errors reach the test.
+    return boto_client(emulator, service, **({"retries": {"mode": "standard", "total_max_attempts": 1}} | config))
 
 
 def admin(emulator: Any, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -100,24 +67,17 @@ def hybrid_vpc(ec2: Any) -> dict[str, str]:
 
 
 def test_port_zero_serves_and_stop_closes_the_socket() -> None:
-    require(_have_moto_server(), "moto[server]")
-    from hybridctl.lab.aws_emulator import AwsEmulator
-
-    emu = AwsEmulator("127.0.0.1", 0)
-    emu.start()
-    try:
+    with running_aws_emulator() as emu:
         assert emu.port != 0
         assert emu.endpoint_url == f"http://127.0.0.1:{emu.port}"
         assert admin(emu, "GET", "/health") == {"ok": True}
         assert client(emu, "sts").get_caller_identity()["Account"] == ACCOUNT
-    finally:
-        emu.stop()
     with pytest.raises(urllib.error.URLError):
         admin(emu, "GET", "/health")
 
 
 def test_runs_as_a_module_with_a_port_argument() -> None:
-    require(_have_moto_server(), "moto[server]")
+    require(have_moto_server(), "moto[server]")
     import socket
 
     from hybridctl.lab.aws_emulator import AwsEmulator
@@ -164,8 +124,8 @@ FORECAST_100 = {
 ME = {"SubscriptionType": "EMAIL", "Address": "me@example.com"}
 
 
-def test_update_budget_replaces_it_and_misses_with_not_found(emulator: Any) -> None:
-    budgets = client(emulator, "budgets")
+def test_update_budget_replaces_it_and_misses_with_not_found(aws_emulator: Any) -> None:
+    budgets = client(aws_emulator, "budgets")
     budgets.create_budget(AccountId=ACCOUNT, Budget=BUDGET)
     budgets.update_budget(AccountId=ACCOUNT, NewBudget={**BUDGET, "BudgetLimit": {"Amount": "1000", "Unit": "USD"}})
     got = budgets.describe_budget(AccountId=ACCOUNT, BudgetName="monthly")["Budget"]
@@ -175,10 +135,12 @@ def test_update_budget_replaces_it_and_misses_with_not_found(emulator: Any) -> N
         budgets.update_budget(AccountId=ACCOUNT, NewBudget={**BUDGET, "BudgetName": "nope"})
 
 
-def test_update_budget_zeroes_calculated_spend_until_new_data_arrives(emulator: Any) -> None:
-    budgets = client(emulator, "budgets")
+def test_update_budget_zeroes_calculated_spend_until_new_data_arrives(aws_emulator: Any) -> None:
+    budgets = client(aws_emulator, "budgets")
     budgets.create_budget(AccountId=ACCOUNT, Budget=BUDGET)
-    seeded = admin(emulator, "POST", "/budgets/spend", {"budget_name": "monthly", "actual": "12.5", "forecasted": 40})
+    seeded = admin(
+        aws_emulator, "POST", "/budgets/spend", {"budget_name": "monthly", "actual": "12.5", "forecasted": 40}
+    )
     assert seeded["CalculatedSpend"]["ActualSpend"] == {"Amount": "12.5", "Unit": "USD"}
 
     def spend() -> dict[str, Any]:
@@ -190,13 +152,13 @@ def test_update_budget_zeroes_calculated_spend_until_new_data_arrives(emulator: 
     budgets.update_budget(AccountId=ACCOUNT, NewBudget={**BUDGET, "BudgetLimit": {"Amount": "5000", "Unit": "USD"}})
     assert spend() == {"ActualSpend": {"Amount": "0", "Unit": "USD"}, "ForecastedSpend": {"Amount": "0", "Unit": "USD"}}
 
-    assert admin(emulator, "POST", "/budgets/refresh", {})["refreshed"] == 1
+    assert admin(aws_emulator, "POST", "/budgets/refresh", {})["refreshed"] == 1
     assert spend()["ActualSpend"]["Amount"] == "12.5"
     assert spend()["ForecastedSpend"]["Amount"] == "40"
 
 
-def test_notifications_create_update_delete_with_aws_errors(emulator: Any) -> None:
-    budgets = client(emulator, "budgets")
+def test_notifications_create_update_delete_with_aws_errors(aws_emulator: Any) -> None:
+    budgets = client(aws_emulator, "budgets")
     budgets.create_budget(
         AccountId=ACCOUNT,
         Budget=BUDGET,
@@ -242,8 +204,8 @@ def test_notifications_create_update_delete_with_aws_errors(emulator: Any) -> No
         budgets.describe_notifications_for_budget(AccountId=ACCOUNT, BudgetName="nope")
 
 
-def test_notification_state_follows_seeded_spend(emulator: Any) -> None:
-    budgets = client(emulator, "budgets")
+def test_notification_state_follows_seeded_spend(aws_emulator: Any) -> None:
+    budgets = client(aws_emulator, "budgets")
     budgets.create_budget(
         AccountId=ACCOUNT,
         Budget=BUDGET,
@@ -255,12 +217,12 @@ def test_notification_state_follows_seeded_spend(emulator: Any) -> None:
         return str(notes[0]["NotificationState"])
 
     assert state() == "OK"
-    emulator.seed_budget_spend("monthly", "3500")  # 87.5 % of 4000 > 80 %
+    aws_emulator.seed_budget_spend("monthly", "3500")  # 87.5 % of 4000 > 80 %
     assert state() == "ALARM"
 
 
-def test_subscribers_create_describe_update_delete(emulator: Any) -> None:
-    budgets = client(emulator, "budgets")
+def test_subscribers_create_describe_update_delete(aws_emulator: Any) -> None:
+    budgets = client(aws_emulator, "budgets")
     budgets.create_budget(
         AccountId=ACCOUNT,
         Budget=BUDGET,
@@ -290,8 +252,8 @@ def test_subscribers_create_describe_update_delete(emulator: Any) -> None:
         )
 
 
-def test_describe_budgets_paginates(emulator: Any) -> None:
-    budgets = client(emulator, "budgets")
+def test_describe_budgets_paginates(aws_emulator: Any) -> None:
+    budgets = client(aws_emulator, "budgets")
     names = {f"b{i:02d}" for i in range(7)}
     for name in names:
         budgets.create_budget(AccountId=ACCOUNT, Budget={**BUDGET, "BudgetName": name})
@@ -314,8 +276,8 @@ POLICY = {
 }
 
 
-def test_simulate_principal_policy_decides_allowed_implicit_and_explicit_deny(emulator: Any) -> None:
-    iam = client(emulator, "iam")
+def test_simulate_principal_policy_decides_allowed_implicit_and_explicit_deny(aws_emulator: Any) -> None:
+    iam = client(aws_emulator, "iam")
     trust = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
@@ -339,8 +301,8 @@ def test_simulate_principal_policy_decides_allowed_implicit_and_explicit_deny(em
     assert allowed["EvalResourceName"] == "*"
 
 
-def test_simulate_principal_policy_reads_user_groups_managed_policies_and_conditions(emulator: Any) -> None:
-    iam = client(emulator, "iam")
+def test_simulate_principal_policy_reads_user_groups_managed_policies_and_conditions(aws_emulator: Any) -> None:
+    iam = client(aws_emulator, "iam")
     managed = iam.create_policy(
         PolicyName="read-only",
         PolicyDocument=json.dumps(
@@ -392,8 +354,8 @@ def test_simulate_principal_policy_reads_user_groups_managed_policies_and_condit
         iam.simulate_principal_policy(PolicySourceArn=f"arn:aws:iam::{ACCOUNT}:user/bob", ActionNames=["ec2:*"])
 
 
-def test_simulate_custom_policy_and_permissions_boundary(emulator: Any) -> None:
-    iam = client(emulator, "iam")
+def test_simulate_custom_policy_and_permissions_boundary(aws_emulator: Any) -> None:
+    iam = client(aws_emulator, "iam")
     custom = iam.simulate_custom_policy(PolicyInputList=[json.dumps(POLICY)], ActionNames=["ec2:DescribeVpcs"])
     result = custom["EvaluationResults"][0]
     assert result["EvalDecision"] == "allowed"
@@ -418,8 +380,8 @@ def test_simulate_custom_policy_and_permissions_boundary(emulator: Any) -> None:
     assert by_action["ec2:ReplaceRoute"]["PermissionsBoundaryDecisionDetail"] == {"AllowedByPermissionsBoundary": False}
 
 
-def test_instance_profile_association_is_described_as_associated(emulator: Any) -> None:
-    ec2, iam = client(emulator, "ec2"), client(emulator, "iam")
+def test_instance_profile_association_is_described_as_associated(aws_emulator: Any) -> None:
+    ec2, iam = client(aws_emulator, "ec2"), client(aws_emulator, "iam")
     ids = hybrid_vpc(ec2)
     iam.create_role(RoleName="node", AssumeRolePolicyDocument="{}")
     iam.create_instance_profile(InstanceProfileName="node")
@@ -438,8 +400,8 @@ def test_instance_profile_association_is_described_as_associated(emulator: Any) 
 # --------------------------------------------------------------------------- EC2 route tables and ENIs
 
 
-def test_route_table_filters(emulator: Any) -> None:
-    ec2 = client(emulator, "ec2")
+def test_route_table_filters(aws_emulator: Any) -> None:
+    ec2 = client(aws_emulator, "ec2")
     ids = hybrid_vpc(ec2)
     other = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     ec2.create_route(RouteTableId=ids["rt"], DestinationCidrBlock="192.168.1.0/24", NetworkInterfaceId=ids["eni"])
@@ -464,8 +426,8 @@ def test_route_table_filters(emulator: Any) -> None:
     assert error_code(bad) == "InvalidParameterValue"
 
 
-def test_create_and_replace_route_with_network_interface(emulator: Any) -> None:
-    ec2 = client(emulator, "ec2")
+def test_create_and_replace_route_with_network_interface(aws_emulator: Any) -> None:
+    ec2 = client(aws_emulator, "ec2")
     ids = hybrid_vpc(ec2)
     standby = ec2.create_network_interface(SubnetId=ids["subnet"], PrivateIpAddress="192.168.20.101")[
         "NetworkInterface"
@@ -494,8 +456,8 @@ def test_create_and_replace_route_with_network_interface(emulator: Any) -> None:
     assert error_code(missing) == "InvalidParameterValue"
 
 
-def test_route_to_an_instance_is_described_with_its_eni(emulator: Any) -> None:
-    ec2 = client(emulator, "ec2")
+def test_route_to_an_instance_is_described_with_its_eni(aws_emulator: Any) -> None:
+    ec2 = client(aws_emulator, "ec2")
     ids = hybrid_vpc(ec2)
     instance = ec2.run_instances(
         ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=ids["subnet"], PrivateIpAddress="192.168.20.50"
@@ -515,8 +477,8 @@ def test_route_to_an_instance_is_described_with_its_eni(emulator: Any) -> None:
     assert [t["RouteTableId"] for t in by_eni["RouteTables"]] == [ids["rt"]]
 
 
-def test_source_dest_check_on_eni_and_instance_stay_one_flag(emulator: Any) -> None:
-    ec2 = client(emulator, "ec2")
+def test_source_dest_check_on_eni_and_instance_stay_one_flag(aws_emulator: Any) -> None:
+    ec2 = client(aws_emulator, "ec2")
     ids = hybrid_vpc(ec2)
     ec2.modify_network_interface_attribute(NetworkInterfaceId=ids["eni"], SourceDestCheck={"Value": False})
     attr = ec2.describe_network_interface_attribute(NetworkInterfaceId=ids["eni"], Attribute="sourceDestCheck")
@@ -536,8 +498,8 @@ def test_source_dest_check_on_eni_and_instance_stay_one_flag(emulator: Any) -> N
     assert attr["SourceDestCheck"]["Value"] is True
 
 
-def test_network_interface_filters_and_address_rules(emulator: Any) -> None:
-    ec2 = client(emulator, "ec2")
+def test_network_interface_filters_and_address_rules(aws_emulator: Any) -> None:
+    ec2 = client(aws_emulator, "ec2")
     ids = hybrid_vpc(ec2)
 
     def found(name: str, value: str) -> list[str]:
@@ -567,8 +529,8 @@ def test_network_interface_filters_and_address_rules(emulator: Any) -> None:
     assert all(int(ip.rsplit(".", 1)[1]) >= 4 for ip in everything)  # .0-.3 are reserved
 
 
-def test_vpc_attributes_and_interface_endpoint_for_ec2(emulator: Any) -> None:
-    ec2 = client(emulator, "ec2")
+def test_vpc_attributes_and_interface_endpoint_for_ec2(aws_emulator: Any) -> None:
+    ec2 = client(aws_emulator, "ec2")
     ids = hybrid_vpc(ec2)
     sg = ec2.create_security_group(GroupName="endpoint", Description="443 from the VPC", VpcId=ids["vpc"])["GroupId"]
     service = f"com.amazonaws.{REGION}.ec2"
@@ -615,8 +577,8 @@ def test_vpc_attributes_and_interface_endpoint_for_ec2(emulator: Any) -> None:
     assert error_code(unknown) == "InvalidServiceName"
 
 
-def test_security_group_rules_with_descriptions(emulator: Any) -> None:
-    ec2 = client(emulator, "ec2")
+def test_security_group_rules_with_descriptions(aws_emulator: Any) -> None:
+    ec2 = client(aws_emulator, "ec2")
     ids = hybrid_vpc(ec2)
     sg = ec2.create_security_group(GroupName="bridge", Description="bridge host", VpcId=ids["vpc"])["GroupId"]
     created = ec2.authorize_security_group_ingress(
@@ -655,8 +617,8 @@ def test_security_group_rules_with_descriptions(emulator: Any) -> None:
 # --------------------------------------------------------------------------- transit gateway
 
 
-def test_transit_gateway_routes_create_search_replace(emulator: Any) -> None:
-    ec2 = client(emulator, "ec2")
+def test_transit_gateway_routes_create_search_replace(aws_emulator: Any) -> None:
+    ec2 = client(aws_emulator, "ec2")
     ids = hybrid_vpc(ec2)
     tgw = ec2.create_transit_gateway(Description="dx")["TransitGateway"]
     table = tgw["Options"]["AssociationDefaultRouteTableId"]
@@ -718,8 +680,8 @@ def test_transit_gateway_routes_create_search_replace(emulator: Any) -> None:
 # --------------------------------------------------------------------------- paginators
 
 
-def test_paginators_page_by_max_results(emulator: Any) -> None:
-    ec2 = client(emulator, "ec2")
+def test_paginators_page_by_max_results(aws_emulator: Any) -> None:
+    ec2 = client(aws_emulator, "ec2")
     vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
     sub = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.1.0/24")["Subnet"]["SubnetId"]
     for i in range(11):
@@ -746,53 +708,53 @@ def test_paginators_page_by_max_results(emulator: Any) -> None:
 # --------------------------------------------------------------------------- middleware
 
 
-def test_counts_reads_and_mutations_per_action_and_resets(emulator: Any) -> None:
-    ec2 = client(emulator, "ec2")
+def test_counts_reads_and_mutations_per_action_and_resets(aws_emulator: Any) -> None:
+    ec2 = client(aws_emulator, "ec2")
     ec2.describe_vpcs()
     ec2.describe_vpcs()
     ec2.create_vpc(CidrBlock="10.2.0.0/16")
-    client(emulator, "budgets").describe_budgets(AccountId=ACCOUNT)
-    assert emulator.call_count("ec2", "DescribeVpcs") == 2
-    assert emulator.call_count("ec2", kind="mutating") == 1
-    assert emulator.call_count("budgets", "DescribeBudgets", kind="read") == 1
+    client(aws_emulator, "budgets").describe_budgets(AccountId=ACCOUNT)
+    assert aws_emulator.call_count("ec2", "DescribeVpcs") == 2
+    assert aws_emulator.call_count("ec2", kind="mutating") == 1
+    assert aws_emulator.call_count("budgets", "DescribeBudgets", kind="read") == 1
 
-    over_http = admin(emulator, "GET", "/calls")
+    over_http = admin(aws_emulator, "GET", "/calls")
     rows = {(c["service"], c["action"]): c for c in over_http["calls"]}
     assert rows[("ec2", "DescribeVpcs")]["kind"] == "read"
     assert rows[("ec2", "CreateVpc")]["kind"] == "mutating"
     assert over_http["totals"] == {"read": 3, "mutating": 1, "throttled": 0}
 
-    admin(emulator, "POST", "/calls/reset")
-    assert emulator.call_count() == 0
+    admin(aws_emulator, "POST", "/calls/reset")
+    assert aws_emulator.call_count() == 0
     ec2.describe_vpcs()
-    emulator.reset_call_counts()
-    assert admin(emulator, "GET", "/calls")["calls"] == []
+    aws_emulator.reset_call_counts()
+    assert admin(aws_emulator, "GET", "/calls")["calls"] == []
 
 
-def test_ec2_throttling_is_retried_by_botocore_standard_mode(emulator: Any) -> None:
-    ec2 = client(emulator, "ec2")
+def test_ec2_throttling_is_retried_by_botocore_standard_mode(aws_emulator: Any) -> None:
+    ec2 = client(aws_emulator, "ec2")
     ids = hybrid_vpc(ec2)
     ec2.create_route(RouteTableId=ids["rt"], DestinationCidrBlock="20.0.0.100/32", NetworkInterfaceId=ids["eni"])
-    emulator.reset_call_counts()
-    emulator.inject_fault("ec2", "ReplaceRoute", count=2)
-    retrying = client(emulator, "ec2", retries={"mode": "standard", "total_max_attempts": 3})
+    aws_emulator.reset_call_counts()
+    aws_emulator.inject_fault("ec2", "ReplaceRoute", count=2)
+    retrying = client(aws_emulator, "ec2", retries={"mode": "standard", "total_max_attempts": 3})
     retrying.replace_route(RouteTableId=ids["rt"], DestinationCidrBlock="20.0.0.100/32", NetworkInterfaceId=ids["eni"])
-    stats = {(s.service, s.action): s for s in emulator.call_counts()}
+    stats = {(s.service, s.action): s for s in aws_emulator.call_counts()}
     assert (stats[("ec2", "ReplaceRoute")].count, stats[("ec2", "ReplaceRoute")].throttled) == (3, 2)
-    assert emulator.pending_faults() == []
+    assert aws_emulator.pending_faults() == []
 
-    emulator.inject_fault("ec2", "DescribeVpcs")
+    aws_emulator.inject_fault("ec2", "DescribeVpcs")
     with pytest.raises(ec2.exceptions.ClientError) as throttled:
         ec2.describe_vpcs()  # no retries: the raw error reaches the caller
     assert error_code(throttled) == "RequestLimitExceeded"
     assert throttled.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
 
 
-def test_json_and_query_throttling_errors_over_the_admin_api(emulator: Any) -> None:
-    budgets, iam = client(emulator, "budgets"), client(emulator, "iam")
-    admin(emulator, "POST", "/faults", {"service": "budgets", "action": "DescribeBudgets", "count": 1})
-    admin(emulator, "POST", "/faults", {"service": "iam", "action": "ListRoles", "count": 1})
-    assert len(admin(emulator, "GET", "/faults")["faults"]) == 2
+def test_json_and_query_throttling_errors_over_the_admin_api(aws_emulator: Any) -> None:
+    budgets, iam = client(aws_emulator, "budgets"), client(aws_emulator, "iam")
+    admin(aws_emulator, "POST", "/faults", {"service": "budgets", "action": "DescribeBudgets", "count": 1})
+    admin(aws_emulator, "POST", "/faults", {"service": "iam", "action": "ListRoles", "count": 1})
+    assert len(admin(aws_emulator, "GET", "/faults")["faults"]) == 2
     with pytest.raises(budgets.exceptions.ClientError) as json_err:
         budgets.describe_budgets(AccountId=ACCOUNT)
     assert error_code(json_err) == "ThrottlingException"
@@ -801,17 +763,17 @@ def test_json_and_query_throttling_errors_over_the_admin_api(emulator: Any) -> N
         iam.list_roles()
     assert error_code(query_err) == "Throttling"
 
-    admin(emulator, "POST", "/faults", {"service": "iam", "action": "ListRoles", "count": 2})
-    roles = client(emulator, "iam", retries={"mode": "standard", "total_max_attempts": 3}).list_roles()["Roles"]
+    admin(aws_emulator, "POST", "/faults", {"service": "iam", "action": "ListRoles", "count": 2})
+    roles = client(aws_emulator, "iam", retries={"mode": "standard", "total_max_attempts": 3}).list_roles()["Roles"]
     assert roles == []
-    assert emulator.call_count("iam", "ListRoles") == 4  # 1 failed earlier + 2 throttled + 1 served
-    admin(emulator, "POST", "/faults", {"service": "ec2", "action": "*", "count": 5})
-    admin(emulator, "DELETE", "/faults")
-    assert admin(emulator, "GET", "/faults") == {"faults": []}
+    assert aws_emulator.call_count("iam", "ListRoles") == 4  # 1 failed earlier + 2 throttled + 1 served
+    admin(aws_emulator, "POST", "/faults", {"service": "ec2", "action": "*", "count": 5})
+    admin(aws_emulator, "DELETE", "/faults")
+    assert admin(aws_emulator, "GET", "/faults") == {"faults": []}
 
 
-def test_subscribers_hear_mutations_only(emulator: Any) -> None:
-    ec2 = client(emulator, "ec2")
+def test_subscribers_hear_mutations_only(aws_emulator: Any) -> None:
+    ec2 = client(aws_emulator, "ec2")
     events: list[Any] = []
     lock = threading.Lock()
 
@@ -819,7 +781,7 @@ def test_subscribers_hear_mutations_only(emulator: Any) -> None:
         with lock:
             events.append(event)
 
-    unsubscribe = emulator.subscribe(record)
+    unsubscribe = aws_emulator.subscribe(record)
     try:
         ec2.describe_vpcs()
         vpc = ec2.create_vpc(CidrBlock="10.3.0.0/16")["Vpc"]["VpcId"]
@@ -836,10 +798,10 @@ def test_subscribers_hear_mutations_only(emulator: Any) -> None:
     assert events[1].status >= 400
 
 
-def test_fabric_view_reads_route_tables_enis_and_source_dest_check(emulator: Any) -> None:
+def test_fabric_view_reads_route_tables_enis_and_source_dest_check(aws_emulator: Any) -> None:
     from hybridctl.lab.aws_emulator import fabric_view
 
-    ec2 = client(emulator, "ec2")
+    ec2 = client(aws_emulator, "ec2")
     ids = hybrid_vpc(ec2)
     for cidr in ("192.168.1.0/24", "192.168.30.0/24"):
         ec2.create_route(RouteTableId=ids["rt"], DestinationCidrBlock=cidr, NetworkInterfaceId=ids["eni"])

@@ -27,6 +27,7 @@ from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as nm
 
 from hybridctl.lab.azure_emulator import AzureEmulator, StoreChange
+from tests.support.emulators import arm_kwargs, azure_credential, running_azure_emulator
 
 pytestmark = pytest.mark.integration
 
@@ -40,46 +41,23 @@ RG_API = "2021-04-01"
 
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[AzureEmulator]:
-    emu = AzureEmulator(tmp_path / "azure", port=0)
-    emu.start()
-    try:
+    with running_azure_emulator(tmp_path / "azure") as emu:
         yield emu
-    finally:
-        emu.stop()
-
-
-def make_credential(emu: AzureEmulator) -> ClientSecretCredential:
-    return ClientSecretCredential(
-        emu.tenant_id,
-        emu.client_id,
-        emu.client_secret,
-        authority=emu.authority,
-        disable_instance_discovery=True,
-        connection_verify=emu.ca_bundle,
-    )
-
-
-def client_kwargs(emu: AzureEmulator) -> dict[str, Any]:
-    return {
-        "base_url": emu.base_url,
-        "credential_scopes": [f"{emu.base_url}/.default"],
-        "connection_verify": emu.ca_bundle,
-    }
 
 
 @pytest.fixture
 def credential(emulator: AzureEmulator) -> ClientSecretCredential:
-    return make_credential(emulator)
+    return azure_credential(emulator)
 
 
 @pytest.fixture
 def net(emulator: AzureEmulator, credential: ClientSecretCredential) -> NetworkManagementClient:
-    return NetworkManagementClient(credential, emulator.subscription_id, **client_kwargs(emulator))
+    return NetworkManagementClient(credential, emulator.subscription_id, **arm_kwargs(emulator))
 
 
 @pytest.fixture
 def consumption(emulator: AzureEmulator, credential: ClientSecretCredential) -> ConsumptionManagementClient:
-    return ConsumptionManagementClient(credential, emulator.subscription_id, **client_kwargs(emulator))
+    return ConsumptionManagementClient(credential, emulator.subscription_id, **arm_kwargs(emulator))
 
 
 def rg_path(emu: AzureEmulator, name: str = RG) -> str:
@@ -749,11 +727,11 @@ def test_state_persists_across_restarts(tmp_path: Path) -> None:
     first = AzureEmulator(state_dir, port=0)
     first.start()
     try:
-        credential = make_credential(first)
-        net = NetworkManagementClient(credential, first.subscription_id, **client_kwargs(first))
+        credential = azure_credential(first)
+        net = NetworkManagementClient(credential, first.subscription_id, **arm_kwargs(first))
         create_rg(net, first)
         create_vnet(net)
-        ConsumptionManagementClient(credential, first.subscription_id, **client_kwargs(first)).budgets \
+        ConsumptionManagementClient(credential, first.subscription_id, **arm_kwargs(first)).budgets \
             .create_or_update(f"/subscriptions/{first.subscription_id}", "b", budget_body())
         old_token = credential.get_token(f"{first.base_url}/.default").token
         identity = (first.subscription_id, first.tenant_id, first.client_id, first.client_secret)
@@ -767,10 +745,10 @@ def test_state_persists_across_restarts(tmp_path: Path) -> None:
     try:
         assert (second.subscription_id, second.tenant_id, second.client_id, second.client_secret) == identity
         assert Path(second.ca_bundle).read_bytes() == ca
-        net = NetworkManagementClient(make_credential(second), second.subscription_id, **client_kwargs(second))
+        net = NetworkManagementClient(azure_credential(second), second.subscription_id, **arm_kwargs(second))
         assert net.virtual_networks.get(RG, "hybrid-vnet").subnets[0].name == "Hybrid_Subnet"
-        budgets = ConsumptionManagementClient(make_credential(second), second.subscription_id,
-                                              **client_kwargs(second)).budgets
+        budgets = ConsumptionManagementClient(azure_credential(second), second.subscription_id,
+                                              **arm_kwargs(second)).budgets
         assert some(budgets.get(f"/subscriptions/{second.subscription_id}", "b").properties).amount == 1000
         # A token issued before the restart is still valid, as an Entra token would be.
         reuse = requests.get(f"{second.base_url}{rg_path(second)}", headers={"Authorization": f"Bearer {old_token}"},

@@ -7,50 +7,32 @@ counted by the emulators themselves, never by hybridctl.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import string
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from hybridctl.cli import main
-from tests.conftest import FIXTURES, require
+from tests.conftest import FIXTURES
+from tests.support.emulators import (
+    ACCOUNT,
+    azure_template_values,
+    boto_client,
+    write_aws_credentials,
+    write_client_secret,
+)
+
+if TYPE_CHECKING:
+    from hybridctl.lab.aws_emulator import AwsEmulator
+    from hybridctl.lab.azure_emulator import AzureEmulator
 
 pytestmark = pytest.mark.integration
 
-ACCOUNT = "123456789012"  # moto's account for any dummy credentials
 RG = "hybrid-rg"
-
-
-def _have_emulators() -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in ("moto", "flask", "werkzeug", "boto3", "cryptography"))
-
-
-@pytest.fixture(scope="module")
-def aws_emu() -> Iterator[Any]:
-    require(_have_emulators(), "moto[server], boto3 and cryptography (pip install -e '.[test]')")
-    from hybridctl.lab.aws_emulator import AwsEmulator
-
-    emu = AwsEmulator("127.0.0.1", 0)
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
-def az_emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    require(_have_emulators(), "cryptography and the Azure SDKs (pip install -e '.[test]')")
-    from hybridctl.lab.azure_emulator import AzureEmulator
-
-    emu = AzureEmulator(tmp_path_factory.mktemp("azure"), port=0)
-    emu.start()
-    yield emu
-    emu.stop()
 
 
 @dataclass
@@ -105,15 +87,7 @@ class Lab:
     # -- looking at the clouds directly ------------------------------------------------------------
 
     def boto(self) -> Any:
-        import boto3
-
-        return boto3.client(
-            "budgets",
-            endpoint_url=self.aws.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return boto_client(self.aws, "budgets", region="us-east-1")
 
     def aws_names(self) -> set[str]:
         return {b["BudgetName"] for b in self.boto().describe_budgets(AccountId=ACCOUNT).get("Budgets", [])}
@@ -133,33 +107,24 @@ class Lab:
 
 @pytest.fixture
 def lab(
-    aws_emu: Any, az_emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    fresh_aws: AwsEmulator,
+    fresh_azure: AzureEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> Lab:
-    aws_emu.reset()
-    az_emu.reset()
-    az_emu.requests.reset()
-    az_emu.faults.clear()
-    az_emu.create_resource_group(RG, "japaneast")
+    fresh_azure.create_resource_group(RG, "japaneast")
     monkeypatch.setenv("HYBRIDCTL_STATE_DIR", str(tmp_path / "state"))
-    credentials = tmp_path / "credentials"
-    credentials.write_text("[hybridctl-lab]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-    secret = tmp_path / "client_secret"
-    secret.write_text(az_emu.client_secret)
-    secret.chmod(0o600)
+    credentials = write_aws_credentials(tmp_path / "credentials", "hybridctl-lab")
+    secret = write_client_secret(tmp_path / "client_secret", fresh_azure.client_secret)
     text = string.Template((FIXTURES / "budget" / "inventory.yaml").read_text()).substitute(
-        aws_endpoint=aws_emu.endpoint_url,
+        aws_endpoint=fresh_aws.endpoint_url,
         aws_credentials=str(credentials),
-        subscription_id=az_emu.subscription_id,
-        tenant_id=az_emu.tenant_id,
-        client_id=az_emu.client_id,
-        secret_file=str(secret),
-        arm_endpoint=az_emu.base_url,
-        authority=az_emu.authority,
-        ca_bundle=az_emu.ca_bundle,
+        **azure_template_values(fresh_azure, secret),
     )
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(text)
-    return Lab(aws_emu, az_emu, inventory, yaml.safe_load(text), capsys)
+    return Lab(fresh_aws, fresh_azure, inventory, yaml.safe_load(text), capsys)
 
 
 def _results(document: dict[str, Any]) -> dict[str, str]:

@@ -2,74 +2,30 @@
 
 from __future__ import annotations
 
-import configparser
-import importlib.util
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from hybridctl.inventory.load import load_inventory
 from hybridctl.vip import doctor, iam, scenario
 from hybridctl.vip.checks import Status
-from tests.conftest import require
+from tests.support.emulators import KEYS, azure_section, boto_client, write_client_secret, write_vip_inventory
 
-pytestmark = pytest.mark.integration
-REGION = "ap-northeast-1"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Any]:
-    require(all(importlib.util.find_spec(m) for m in ("moto", "flask", "boto3")), "moto[server] and boto3")
-    from hybridctl.lab.aws_emulator import AwsEmulator
-
-    emu = AwsEmulator("127.0.0.1", 0)
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(emulator: Any) -> None:
-    emulator.reset()
-
-
-def _client(emulator: Any, service: str) -> Any:
-    import boto3
-
-    return boto3.client(
-        service,
-        endpoint_url=emulator.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_aws")]
 
 
 Make = Callable[..., Any]
 
 
 @pytest.fixture
-def make(tmp_path: Path, emulator: Any) -> Make:
+def make(tmp_path: Path, aws_emulator: Any) -> Make:
     """An inventory against the emulator (optionally as an IAM user's keys); returns the Inventory."""
 
-    def build(
-        keys: tuple[str, str] = ("testing", "testing"), edit: Callable[[dict[str, Any]], None] | None = None
-    ) -> Any:
-        credentials = tmp_path / "credentials"
-        parser = configparser.ConfigParser()
-        parser["default"] = {"aws_access_key_id": keys[0], "aws_secret_access_key": keys[1]}
-        with credentials.open("w") as handle:
-            parser.write(handle)
-        doc = scenario.inventory_document(emulator.endpoint_url, str(credentials))
-        if edit is not None:
-            edit(doc)
-        path = tmp_path / "inventory.yaml"
-        path.write_text(yaml.safe_dump(doc))
-        return load_inventory(path).inventory
+    def build(keys: tuple[str, str] = KEYS, edit: Callable[[dict[str, Any]], None] | None = None) -> Any:
+        return load_inventory(write_vip_inventory(tmp_path, aws_emulator, keys=keys, edit=edit)).inventory
 
     return build
 
@@ -78,8 +34,8 @@ def _by(report: doctor.DoctorReport) -> dict[tuple[str, str], Any]:
     return {(c.id, c.subject): c for c in report.checks}
 
 
-def test_nodes_with_the_node_policy_pass(emulator: Any, make: Make) -> None:
-    ec2, iam_client = _client(emulator, "ec2"), _client(emulator, "iam")
+def test_nodes_with_the_node_policy_pass(aws_emulator: Any, make: Make) -> None:
+    ec2, iam_client = boto_client(aws_emulator, "ec2"), boto_client(aws_emulator, "iam")
     built = scenario.build(ec2)
     inventory = make()
     scenario.node_role(iam_client, ec2, built, iam.policy(inventory, "node"))
@@ -100,8 +56,8 @@ def test_nodes_with_the_node_policy_pass(emulator: Any, make: Make) -> None:
     assert report.status is Status.warn
 
 
-def test_a_node_role_without_replace_route_fails_with_the_missing_action(emulator: Any, make: Make) -> None:
-    ec2, iam_client = _client(emulator, "ec2"), _client(emulator, "iam")
+def test_a_node_role_without_replace_route_fails_with_the_missing_action(aws_emulator: Any, make: Make) -> None:
+    ec2, iam_client = boto_client(aws_emulator, "ec2"), boto_client(aws_emulator, "iam")
     built = scenario.build(ec2)
     inventory = make()
     describe_only = {
@@ -119,15 +75,15 @@ def test_a_node_role_without_replace_route_fails_with_the_missing_action(emulato
     assert report.status is Status.fail
 
 
-def test_an_instance_without_profile_fails(emulator: Any, make: Make) -> None:
-    scenario.build(_client(emulator, "ec2"))
+def test_an_instance_without_profile_fails(aws_emulator: Any, make: Make) -> None:
+    scenario.build(boto_client(aws_emulator, "ec2"))
     report = doctor.run(make(), bound=30)
     check = _by(report)[("instance-profile", "node ha-vip/node2")]
     assert check.status is Status.fail and "no instance profile" in check.message
 
 
-def test_operator_permissions_are_simulated_per_feature(emulator: Any, make: Make) -> None:
-    ec2, iam_client = _client(emulator, "ec2"), _client(emulator, "iam")
+def test_operator_permissions_are_simulated_per_feature(aws_emulator: Any, make: Make) -> None:
+    ec2, iam_client = boto_client(aws_emulator, "ec2"), boto_client(aws_emulator, "iam")
     scenario.build(ec2)
     inventory = make()
     iam_client.create_user(UserName="operator")
@@ -173,11 +129,11 @@ def test_missing_region_fails(make: Make, monkeypatch: pytest.MonkeyPatch) -> No
     assert check.status is Status.fail and "aws.region" in check.fix
 
 
-def test_endpoint_is_checked_once_it_exists(emulator: Any, make: Make) -> None:
+def test_endpoint_is_checked_once_it_exists(aws_emulator: Any, make: Make) -> None:
     from hybridctl.vip import endpoint
     from hybridctl.vip.aws import AwsApi, AwsConfig
 
-    built = scenario.build(_client(emulator, "ec2"))
+    built = scenario.build(boto_client(aws_emulator, "ec2"))
     inventory = make()
     with AwsApi(AwsConfig.from_settings(inventory.aws)) as api:
         endpoint.ensure(api, list(inventory.vips))
@@ -190,35 +146,11 @@ def test_endpoint_is_checked_once_it_exists(emulator: Any, make: Make) -> None:
     assert probe.status is Status.warn and "aws.endpoint_url" in probe.message
 
 
-@pytest.fixture(scope="module")
-def azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    require(importlib.util.find_spec("cryptography") is not None, "cryptography (pip install -e '.[lab]')")
-    from hybridctl.lab.azure_emulator import AzureEmulator
-
-    emu = AzureEmulator(tmp_path_factory.mktemp("azure"), port=0)
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-def _azure_section(azure: Any, secret_file: Path) -> dict[str, Any]:
-    return {
-        "subscription_id": azure.subscription_id,
-        "tenant_id": azure.tenant_id,
-        "client_id": azure.client_id,
-        "client_secret": f"file:{secret_file}",
-        "arm_endpoint": azure.base_url,
-        "authority": azure.authority,
-        "ca_bundle": str(azure.ca_bundle),
-    }
-
-
-def test_azure_credentials_token_and_arm(azure: Any, make: Make, tmp_path: Path) -> None:
-    secret = tmp_path / "client_secret"
-    secret.write_text(azure.client_secret + "\n")
+def test_azure_credentials_token_and_arm(azure_emulator: Any, make: Make, tmp_path: Path) -> None:
+    secret = write_client_secret(tmp_path / "client_secret", azure_emulator.client_secret + "\n")
 
     def edit(doc: dict[str, Any]) -> None:
-        doc["azure"] = _azure_section(azure, secret)
+        doc["azure"] = azure_section(azure_emulator, secret)
         doc["vips"] = []
         doc["sites"][1] = {**doc["sites"][1], "kind": "onprem", "vpc": None}
 
@@ -227,12 +159,11 @@ def test_azure_credentials_token_and_arm(azure: Any, make: Make, tmp_path: Path)
     assert statuses == {"azure-credentials": Status.ok, "azure-token": Status.ok, "azure-arm": Status.ok}
 
 
-def test_azure_wrong_secret_fails_the_token_check(azure: Any, make: Make, tmp_path: Path) -> None:
-    secret = tmp_path / "client_secret"
-    secret.write_text("not-the-secret\n")
+def test_azure_wrong_secret_fails_the_token_check(azure_emulator: Any, make: Make, tmp_path: Path) -> None:
+    secret = write_client_secret(tmp_path / "client_secret", "not-the-secret\n")
 
     def edit(doc: dict[str, Any]) -> None:
-        doc["azure"] = _azure_section(azure, secret)
+        doc["azure"] = azure_section(azure_emulator, secret)
         doc["vips"] = []
         doc["sites"][1] = {**doc["sites"][1], "kind": "onprem", "vpc": None}
 
@@ -243,10 +174,10 @@ def test_azure_wrong_secret_fails_the_token_check(azure: Any, make: Make, tmp_pa
     assert "azure-arm" not in checks
 
 
-def test_cli_doctor_exit_codes(emulator: Any, make: Make, tmp_path: Path, capsys: Any) -> None:
+def test_cli_doctor_exit_codes(aws_emulator: Any, make: Make, tmp_path: Path, capsys: Any) -> None:
     from hybridctl.cli import main
 
-    scenario.build(_client(emulator, "ec2"))
+    scenario.build(boto_client(aws_emulator, "ec2"))
     make()
     path = tmp_path / "inventory.yaml"
     with pytest.raises(SystemExit) as code:

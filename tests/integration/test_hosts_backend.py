@@ -333,7 +333,6 @@ def test_drift_is_repaired_and_foreign_routes_are_left_alone(site: Site) -> None
         prepared = prepare(context)
         seen = {(c.action, c.layer, c.key) for c in prepared.changes}
         assert ("create", "client-route", ("cli", "192.168.50.0/24")) in seen
-        assert ("create", "host-route", ("cli", "192.168.50.0/24")) in seen
         assert ("conflict", "client-route", ("cli", "192.168.10.128/25")) in seen
         report = execute(context, prepared)
         counter = backend(context).counter

@@ -15,16 +15,19 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from azure.identity import ClientSecretCredential
-from azure.mgmt.network import NetworkManagementClient
 
 from hybridctl.lab import reconciler, seed
-from hybridctl.lab.aws_emulator import AwsEmulator, fabric_view
-from hybridctl.lab.azure_emulator import AzureEmulator
+from hybridctl.lab.aws_emulator import fabric_view
 from hybridctl.lab.fabric import ApplyReport, CloudFabric, FabricSpec, Route
 from hybridctl.lab.topology import build_topology
+from tests.support.emulators import (
+    azure_credential,
+    boto_client,
+    network_client,
+    running_aws_emulator,
+    running_azure_emulator,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -58,68 +61,45 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def clouds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    state = tmp_path_factory.mktemp("azure")
-    aws = AwsEmulator("127.0.0.1", 0)
-    azure = AzureEmulator(Path(state), port=0, subscription_id=seed.AZURE_SUBSCRIPTION_ID)
-    aws.start()
-    azure.start()
-    aws.reset()  # moto's state is per process: start from nothing whatever ran before
-    ec2 = boto3.client(
-        "ec2",
-        endpoint_url=aws.endpoint_url,
-        region_name=seed.AWS_REGION,
-        aws_access_key_id=seed.AWS_ACCESS_KEY_ID,
-        aws_secret_access_key=seed.AWS_SECRET_ACCESS_KEY,
-    )
-    aws_ids = seed.seed_aws(ec2, TOPOLOGY)
-    vip_ids = seed.seed_vip(ec2, TOPOLOGY)
-    azure_ids = seed.seed_azure(azure, TOPOLOGY)
-    credential = ClientSecretCredential(
-        azure.tenant_id,
-        azure.client_id,
-        azure.client_secret,
-        authority=azure.authority,
-        disable_instance_discovery=True,
-        connection_verify=azure.ca_bundle,
-    )
-    network = NetworkManagementClient(
-        credential,
-        azure.subscription_id,
-        base_url=azure.base_url,
-        credential_scopes=[f"{azure.base_url}/.default"],
-        connection_verify=azure.ca_bundle,
-        polling_interval=0.05,
-    )
-    recorder = Recorder()
-    rec = reconciler.Reconciler(
-        TOPOLOGY,
-        read_aws=lambda: fabric_view(seed.AWS_REGION),
-        read_azure=lambda: reconciler.AzureSnapshot.from_store(azure.store),
-        apply=recorder,
-        status_file=Path(state) / reconciler.STATUS_FILE,
-        poll_interval=600,  # no safety poll here: only the emulators' notifications may wake it
-    )
-    aws.subscribe(rec.on_aws_event)
-    azure.store.subscribe(rec.on_azure_changes)
-    rec.start()
-    try:
-        yield {
-            "aws": aws,
-            "azure": azure,
-            "ec2": ec2,
-            "network": network,
-            "aws_ids": aws_ids,
-            "vip_ids": vip_ids,
-            "azure_ids": azure_ids,
-            "rec": rec,
-            "recorder": recorder,
-            "state": Path(state),
-        }
-    finally:
-        rec.stop()
-        aws.reset()
-        aws.stop()
-        azure.stop()
+    state = Path(tmp_path_factory.mktemp("azure"))
+    with (
+        running_aws_emulator() as aws,
+        running_azure_emulator(state, subscription_id=seed.AZURE_SUBSCRIPTION_ID) as azure,
+    ):
+        aws.reset()  # moto's state is per process: start from nothing whatever ran before
+        ec2 = boto_client(aws, "ec2", region=seed.AWS_REGION, keys=(seed.AWS_ACCESS_KEY_ID, seed.AWS_SECRET_ACCESS_KEY))
+        aws_ids = seed.seed_aws(ec2, TOPOLOGY)
+        vip_ids = seed.seed_vip(ec2, TOPOLOGY)
+        azure_ids = seed.seed_azure(azure, TOPOLOGY)
+        network = network_client(azure, azure_credential(azure))
+        recorder = Recorder()
+        rec = reconciler.Reconciler(
+            TOPOLOGY,
+            read_aws=lambda: fabric_view(seed.AWS_REGION),
+            read_azure=lambda: reconciler.AzureSnapshot.from_store(azure.store),
+            apply=recorder,
+            status_file=state / reconciler.STATUS_FILE,
+            poll_interval=600,  # no safety poll here: only the emulators' notifications may wake it
+        )
+        aws.subscribe(rec.on_aws_event)
+        azure.store.subscribe(rec.on_azure_changes)
+        rec.start()
+        try:
+            yield {
+                "aws": aws,
+                "azure": azure,
+                "ec2": ec2,
+                "network": network,
+                "aws_ids": aws_ids,
+                "vip_ids": vip_ids,
+                "azure_ids": azure_ids,
+                "rec": rec,
+                "recorder": recorder,
+                "state": state,
+            }
+        finally:
+            rec.stop()
+            aws.reset()
 
 
 def forwarding(cloud: CloudFabric) -> dict[IPv4Address, bool]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,53 +10,19 @@ import yaml
 
 from hybridctl.inventory.load import load_inventory
 from hybridctl.vip import endpoint, scenario
-from hybridctl.vip.aws import AwsApi, AwsConfig
+from hybridctl.vip.aws import AwsApi
 from hybridctl.vip.checks import Status
 from hybridctl.vip.models import Vip
-from tests.conftest import require
+from tests.support.emulators import REGION, vip_api, write_vip_inventory
 
-pytestmark = pytest.mark.integration
-REGION = "ap-northeast-1"
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_aws")]
 SERVICE = f"com.amazonaws.{REGION}.ec2"
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Any]:
-    require(all(importlib.util.find_spec(m) for m in ("moto", "flask", "boto3")), "moto[server] and boto3")
-    from hybridctl.lab.aws_emulator import AwsEmulator
-
-    emu = AwsEmulator("127.0.0.1", 0)
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(emulator: Any) -> None:
-    emulator.reset()
-
-
 @pytest.fixture
-def ec2(emulator: Any) -> Any:
-    import boto3
-
-    return boto3.client(
-        "ec2",
-        endpoint_url=emulator.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-@pytest.fixture
-def setup(tmp_path: Path, emulator: Any) -> tuple[Path, AwsApi, Vip]:
-    credentials = tmp_path / "credentials"
-    credentials.write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-    path = tmp_path / "inventory.yaml"
-    path.write_text(yaml.safe_dump(scenario.inventory_document(emulator.endpoint_url, str(credentials))))
-    api = AwsApi(AwsConfig(region=REGION, endpoint_url=emulator.endpoint_url, credentials_file=str(credentials)))
-    return path, api, load_inventory(path).inventory.vips[0]
+def setup(tmp_path: Path, aws_emulator: Any) -> tuple[Path, AwsApi, Vip]:
+    path = write_vip_inventory(tmp_path, aws_emulator)
+    return path, vip_api(aws_emulator, tmp_path), load_inventory(path).inventory.vips[0]
 
 
 def _endpoints(ec2: Any, vpc_id: str) -> list[dict[str, Any]]:
@@ -68,7 +32,7 @@ def _endpoints(ec2: Any, vpc_id: str) -> list[dict[str, Any]]:
 
 
 def test_ensure_builds_the_private_path_then_changes_nothing(
-    emulator: Any, ec2: Any, setup: tuple[Path, AwsApi, Vip]
+    aws_emulator: Any, ec2: Any, setup: tuple[Path, AwsApi, Vip]
 ) -> None:
     _, api, vip = setup
     built = scenario.build(ec2)
@@ -100,10 +64,10 @@ def test_ensure_builds_the_private_path_then_changes_nothing(
         "endpoint-subnets": Status.ok,
         "endpoint-https": Status.ok,
     }
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     again = endpoint.ensure(api, [vip])
     assert again.changes == [] and again.endpoint_id == result.endpoint_id
-    assert emulator.call_count(kind="mutating") == 0
+    assert aws_emulator.call_count(kind="mutating") == 0
 
 
 def test_ensure_completes_a_half_built_endpoint(ec2: Any, setup: tuple[Path, AwsApi, Vip]) -> None:

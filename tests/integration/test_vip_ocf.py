@@ -11,60 +11,25 @@ Address management (interface) is exercised in test_vip_ocf_address.py (needs ro
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from hybridctl.vip import ocf, scenario
-from tests.conftest import require
+from tests.support.emulators import write_vip_inventory
 
-pytestmark = pytest.mark.integration
-REGION = "ap-northeast-1"
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_aws")]
 VIP = "20.0.0.100/32"
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Any]:
-    require(all(importlib.util.find_spec(m) for m in ("moto", "flask", "boto3")), "moto[server] and boto3")
-    from hybridctl.lab.aws_emulator import AwsEmulator
-
-    emu = AwsEmulator("127.0.0.1", 0)
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(emulator: Any) -> None:
-    emulator.reset()
-
-
 @pytest.fixture
-def ec2(emulator: Any) -> Any:
-    import boto3
+def inventory(tmp_path: Path, aws_emulator: Any) -> Path:
+    def fail_fast(doc: dict[str, Any]) -> None:
+        doc["aws"]["max_attempts"] = 2
 
-    return boto3.client(
-        "ec2",
-        endpoint_url=emulator.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-@pytest.fixture
-def inventory(tmp_path: Path, emulator: Any) -> Path:
-    credentials = tmp_path / "credentials"
-    credentials.write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-    doc = scenario.inventory_document(emulator.endpoint_url, str(credentials))
-    doc["aws"]["max_attempts"] = 2
-    path = tmp_path / "inventory.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    return write_vip_inventory(tmp_path, aws_emulator, edit=fail_fast)
 
 
 class Clock:
@@ -102,54 +67,54 @@ def _targets(ec2: Any, vpc_id: str) -> set[str]:
     }
 
 
-def test_lifecycle_exit_codes(emulator: Any, ec2: Any, run: tuple[Run, Clock]) -> None:
+def test_lifecycle_exit_codes(aws_emulator: Any, ec2: Any, run: tuple[Run, Clock]) -> None:
     agent, clock = run
     built = scenario.build(ec2)
     assert agent("monitor", "node2").code == ocf.OCF_NOT_RUNNING  # probe: never started
     assert agent("start", "node2").code == ocf.OCF_SUCCESS
     assert _targets(ec2, built.vpc_id) == {built.enis["node2"]}
     assert agent("start", "node2").code == ocf.OCF_SUCCESS  # already started
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     assert agent("monitor", "node2").code == ocf.OCF_SUCCESS
-    assert emulator.call_count() == 0  # within monitor_interval of start: cached verdict
+    assert aws_emulator.call_count() == 0  # within monitor_interval of start: cached verdict
     clock.now += 11
     assert agent("monitor", "node2").code == ocf.OCF_SUCCESS
-    assert emulator.call_count("ec2", "DescribeRouteTables") == 1
-    assert emulator.call_count() == 1  # one filtered read, nothing else
+    assert aws_emulator.call_count("ec2", "DescribeRouteTables") == 1
+    assert aws_emulator.call_count() == 1  # one filtered read, nothing else
     assert agent("stop", "node2").code == ocf.OCF_SUCCESS
     assert agent("stop", "node2").code == ocf.OCF_SUCCESS  # already stopped
     assert agent("monitor", "node2").code == ocf.OCF_NOT_RUNNING
 
 
 def test_monitor_fails_when_the_vip_moved_away_and_is_rate_bounded(
-    emulator: Any, ec2: Any, run: tuple[Run, Clock]
+    aws_emulator: Any, ec2: Any, run: tuple[Run, Clock]
 ) -> None:
     agent, clock = run
     built = scenario.build(ec2)
     assert agent("start", "node1").code == ocf.OCF_SUCCESS
     assert agent("start", "node2").code == ocf.OCF_SUCCESS  # failover without stopping node1 (split brain)
     # node1 still answers from its cache until the interval passes...
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     for _ in range(5):
         assert agent("monitor", "node1").code == ocf.OCF_SUCCESS
-    assert emulator.call_count() == 0
+    assert aws_emulator.call_count() == 0
     # ...then reads once and reports the failure, and keeps it cached for the interval
     clock.now += 10
     result = agent("monitor", "node1")
     assert result.code == ocf.OCF_ERR_GENERIC
     assert any(built.enis["node2"] in line for line in result.log)
     assert agent("monitor", "node1").code == ocf.OCF_ERR_GENERIC
-    assert emulator.call_count() == 1
+    assert aws_emulator.call_count() == 1
     assert agent("monitor", "node2").code == ocf.OCF_SUCCESS
 
 
-def test_check_level_10_bypasses_the_cache(emulator: Any, ec2: Any, run: tuple[Run, Clock], tmp_path: Path) -> None:
+def test_check_level_10_bypasses_the_cache(aws_emulator: Any, ec2: Any, run: tuple[Run, Clock], tmp_path: Path) -> None:
     agent, _ = run
     scenario.build(ec2)
     assert agent("start", "node1").code == ocf.OCF_SUCCESS
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     assert agent("monitor", "node1").code == ocf.OCF_SUCCESS
-    assert emulator.call_count() == 0
+    assert aws_emulator.call_count() == 0
     env = {
         "OCF_RESKEY_inventory": str(tmp_path / "inventory.yaml"),
         "OCF_RESKEY_vip": "ha-vip",
@@ -158,61 +123,65 @@ def test_check_level_10_bypasses_the_cache(emulator: Any, ec2: Any, run: tuple[R
         "OCF_CHECK_LEVEL": "10",
     }
     assert ocf.run_agent("monitor", env).code == ocf.OCF_SUCCESS
-    assert emulator.call_count("ec2", "DescribeRouteTables") == 1
+    assert aws_emulator.call_count("ec2", "DescribeRouteTables") == 1
 
 
-def test_monitor_interval_parameter_overrides_the_inventory(emulator: Any, ec2: Any, run: tuple[Run, Clock]) -> None:
+def test_monitor_interval_parameter_overrides_the_inventory(
+    aws_emulator: Any, ec2: Any, run: tuple[Run, Clock]
+) -> None:
     agent, clock = run
     scenario.build(ec2)
     assert agent("start", "node1", monitor_interval="0").code == ocf.OCF_SUCCESS
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     clock.now += 0.5
     for _ in range(3):
         assert agent("monitor", "node1", monitor_interval="0").code == ocf.OCF_SUCCESS
-    assert emulator.call_count("ec2", "DescribeRouteTables") == 3
+    assert aws_emulator.call_count("ec2", "DescribeRouteTables") == 3
 
 
-def test_start_with_source_dest_check_on_is_an_argument_error(emulator: Any, ec2: Any, run: tuple[Run, Clock]) -> None:
+def test_start_with_source_dest_check_on_is_an_argument_error(
+    aws_emulator: Any, ec2: Any, run: tuple[Run, Clock]
+) -> None:
     agent, _ = run
     built = scenario.build(ec2, source_dest_check=True)
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     result = agent("start", "node2")
     assert result.code == ocf.OCF_ERR_ARGS  # this node only: Pacemaker bans the node
     assert any("source-dest-check" in line for line in result.log)
-    assert emulator.call_count(kind="mutating") == 0
+    assert aws_emulator.call_count(kind="mutating") == 0
     assert _targets(ec2, built.vpc_id) == {built.enis["node1"]}
     assert agent("monitor", "node2").code == ocf.OCF_NOT_RUNNING
 
 
-def test_start_with_a_collision_is_not_configured(emulator: Any, ec2: Any, run: tuple[Run, Clock]) -> None:
+def test_start_with_a_collision_is_not_configured(aws_emulator: Any, ec2: Any, run: tuple[Run, Clock]) -> None:
     agent, _ = run
     scenario.build(ec2, collision_vpc=True)
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     result = agent("start", "node2")
     assert result.code == ocf.OCF_ERR_CONFIGURED
     assert any("collision" in line for line in result.log)
-    assert emulator.call_count(kind="mutating") == 0
+    assert aws_emulator.call_count(kind="mutating") == 0
     assert agent("start", "node2", allow_collisions="true").code == ocf.OCF_SUCCESS
 
 
-def test_start_refused_by_iam_is_a_permission_error(emulator: Any, ec2: Any, run: tuple[Run, Clock]) -> None:
+def test_start_refused_by_iam_is_a_permission_error(aws_emulator: Any, ec2: Any, run: tuple[Run, Clock]) -> None:
     agent, _ = run
     scenario.build(ec2)
-    emulator.inject_fault("ec2", "ReplaceRoute", count=10, code="UnauthorizedOperation", status=403)
+    aws_emulator.inject_fault("ec2", "ReplaceRoute", count=10, code="UnauthorizedOperation", status=403)
     result = agent("start", "node2")
     assert result.code == ocf.OCF_ERR_PERM
     assert any("UnauthorizedOperation" in line for line in result.log)
     assert agent("monitor", "node2").code == ocf.OCF_NOT_RUNNING
 
 
-def test_start_with_the_api_failing_is_a_generic_error(emulator: Any, ec2: Any, run: tuple[Run, Clock]) -> None:
+def test_start_with_the_api_failing_is_a_generic_error(aws_emulator: Any, ec2: Any, run: tuple[Run, Clock]) -> None:
     agent, clock = run
     scenario.build(ec2)
-    emulator.inject_fault("ec2", "ReplaceRoute", count=40)  # throttled past max_attempts (2)
+    aws_emulator.inject_fault("ec2", "ReplaceRoute", count=40)  # throttled past max_attempts (2)
     assert agent("start", "node2").code == ocf.OCF_ERR_GENERIC
-    emulator.clear_faults()
+    aws_emulator.clear_faults()
     assert agent("start", "node2").code == ocf.OCF_SUCCESS
     # monitor's read failing is a generic error too
-    emulator.inject_fault("ec2", "DescribeRouteTables", count=40)
+    aws_emulator.inject_fault("ec2", "DescribeRouteTables", count=40)
     clock.now += 60
     assert agent("monitor", "node2").code == ocf.OCF_ERR_GENERIC

@@ -7,7 +7,7 @@ moto's state is process-wide, so every test resets it.
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,75 +16,28 @@ import pytest
 import yaml
 
 from hybridctl.errors import InputError, RemoteError
-from hybridctl.inventory.load import LoadedInventory, load_inventory
+from hybridctl.inventory.load import LoadedInventory
 from hybridctl.vip import ops, scenario
-from hybridctl.vip.aws import AwsApi, AwsConfig
+from hybridctl.vip.aws import AwsApi
 from hybridctl.vip.checks import Status, UnsafeError
-from hybridctl.vip.validate import check_vips
-from tests.conftest import require
+from tests.support.emulators import load_vip_inventory, vip_api
 
-pytestmark = pytest.mark.integration
-REGION = "ap-northeast-1"
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_aws")]
 VIP = "20.0.0.100/32"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Any]:
-    require(all(importlib.util.find_spec(m) for m in ("moto", "flask", "boto3")), "moto[server] and boto3")
-    from hybridctl.lab.aws_emulator import AwsEmulator
-
-    emu = AwsEmulator("127.0.0.1", 0)
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(emulator: Any) -> None:
-    emulator.reset()
-
-
-@pytest.fixture
-def ec2(emulator: Any) -> Any:
-    import boto3
-
-    return boto3.client(
-        "ec2",
-        endpoint_url=emulator.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 Write = Callable[..., LoadedInventory]
 
 
 @pytest.fixture
-def write_inventory(tmp_path: Path, emulator: Any) -> Write:
-    credentials = tmp_path / "credentials"
-    credentials.write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-
-    def write(vips: list[dict[str, Any]] | None = None, edit: Callable[[dict[str, Any]], None] | None = None) -> Any:
-        doc = scenario.inventory_document(emulator.endpoint_url, str(credentials), vips=vips)
-        if edit is not None:
-            edit(doc)
-        path = tmp_path / "inventory.yaml"
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        loaded = load_inventory(path)
-        check_vips(loaded)
-        return loaded
-
-    return write
+def write_inventory(tmp_path: Path, aws_emulator: Any) -> Write:
+    """(vips=None, edit=None) -> the loaded, VIP-checked inventory of reference section 4."""
+    return functools.partial(load_vip_inventory, tmp_path, aws_emulator)
 
 
 @pytest.fixture
-def api(emulator: Any, tmp_path: Path) -> Iterator[AwsApi]:
-    credentials = tmp_path / "api-credentials"
-    credentials.write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-    with AwsApi(
-        AwsConfig(region=REGION, endpoint_url=emulator.endpoint_url, credentials_file=str(credentials), max_attempts=4)
-    ) as client:
+def api(aws_emulator: Any, tmp_path: Path) -> Iterator[AwsApi]:
+    with vip_api(aws_emulator, tmp_path, max_attempts=4) as client:
         yield client
 
 
@@ -112,24 +65,24 @@ def test_status_reads_every_table_and_names_the_active_node(ec2: Any, write_inve
 
 
 def test_move_repoints_every_table_in_parallel_and_verifies(
-    emulator: Any, ec2: Any, write_inventory: Write, api: AwsApi
+    aws_emulator: Any, ec2: Any, write_inventory: Write, api: AwsApi
 ) -> None:
     built = scenario.build(ec2, extra_tables=7)
     vip = write_inventory().inventory.vips[0]
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     result = ops.move(api, vip, "node2")
     assert result.ok
     assert _targets(ec2, built.vpc_id) == {t: built.enis["node2"] for t in built.tables.values()}
     assert len(result.tables) == len(built.tables) == 10
     assert all(t.op == "replace" and t.after == built.enis["node2"] for t in result.tables)
     # one ReplaceRoute per table, nothing else mutating
-    assert emulator.call_count("ec2", "ReplaceRoute") == 10
-    assert emulator.call_count(kind="mutating") == 10
+    assert aws_emulator.call_count("ec2", "ReplaceRoute") == 10
+    assert aws_emulator.call_count(kind="mutating") == 10
     # moving again is a no-op
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     again = ops.move(api, vip, "node2")
     assert again.tables == []
-    assert emulator.call_count(kind="mutating") == 0
+    assert aws_emulator.call_count(kind="mutating") == 0
 
 
 def test_move_creates_the_route_in_declared_tables_that_lack_it(ec2: Any, write_inventory: Write, api: AwsApi) -> None:
@@ -175,30 +128,30 @@ def test_move_survives_a_route_deleted_after_the_read(ec2: Any, write_inventory:
     assert _targets(ec2, built.vpc_id)[built.tables["Route-A"]] == built.enis["node2"]
 
 
-def test_throttled_writes_are_retried(emulator: Any, ec2: Any, write_inventory: Write, api: AwsApi) -> None:
+def test_throttled_writes_are_retried(aws_emulator: Any, ec2: Any, write_inventory: Write, api: AwsApi) -> None:
     scenario.build(ec2)
     vip = write_inventory().inventory.vips[0]
-    emulator.reset_call_counts()
-    emulator.inject_fault("ec2", "ReplaceRoute", count=2)
+    aws_emulator.reset_call_counts()
+    aws_emulator.inject_fault("ec2", "ReplaceRoute", count=2)
     result = ops.move(api, vip, "node2")
     assert result.ok
-    stats = {(s.action): s for s in emulator.call_counts() if s.service == "ec2"}
+    stats = {(s.action): s for s in aws_emulator.call_counts() if s.service == "ec2"}
     assert stats["ReplaceRoute"].throttled == 2
     assert stats["ReplaceRoute"].count == 3 + 2
 
 
 def test_collision_in_another_vpc_is_refused_with_the_offenders(
-    emulator: Any, ec2: Any, write_inventory: Write, api: AwsApi
+    aws_emulator: Any, ec2: Any, write_inventory: Write, api: AwsApi
 ) -> None:
     built = scenario.build(ec2, collision_vpc=True)
     vip = write_inventory().inventory.vips[0]
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     with pytest.raises(UnsafeError) as caught:
         ops.move(api, vip, "node2")
     assert caught.value.ids == {"collision"}
     check = caught.value.checks[0]
     assert any(built.collision_table_id in d and built.collision_vpc_id in d for d in check.details)
-    assert emulator.call_count(kind="mutating") == 0
+    assert aws_emulator.call_count(kind="mutating") == 0
     assert set(_targets(ec2, built.vpc_id).values()) == {built.enis["node1"]}
     # told to proceed: our VPC moves, the other VPC's table is never touched
     result = ops.move(api, vip, "node2", allow_collisions=True)
@@ -228,7 +181,7 @@ def test_vip_inside_the_vpc_is_refused(ec2: Any, write_inventory: Write, api: Aw
 
 
 def test_source_dest_check_on_is_refused_and_ensure_fixes_it(
-    emulator: Any, ec2: Any, write_inventory: Write, api: AwsApi
+    aws_emulator: Any, ec2: Any, write_inventory: Write, api: AwsApi
 ) -> None:
     built = scenario.build(ec2, source_dest_check=True)
     vip = write_inventory().inventory.vips[0]
@@ -243,7 +196,7 @@ def test_source_dest_check_on_is_refused_and_ensure_fixes_it(
 
 
 def test_ensure_is_idempotent_and_builds_section_5(
-    emulator: Any, ec2: Any, write_inventory: Write, api: AwsApi
+    aws_emulator: Any, ec2: Any, write_inventory: Write, api: AwsApi
 ) -> None:
     built = scenario.build(ec2, transit_gateway=True)
     for table in built.tables.values():
@@ -274,11 +227,11 @@ def test_ensure_is_idempotent_and_builds_section_5(
     }
     assert onprem == {t: [built.tgw_id] for t in built.tables.values()}
     assert ops.status(api, vip).in_sync
-    emulator.reset_call_counts()
+    aws_emulator.reset_call_counts()
     again = ops.ensure(api, vip)
     assert again.ok and again.tables == [] and again.onprem == [] and again.tgw is not None
     assert again.tgw.op == "none"
-    assert emulator.call_count(kind="mutating") == 0
+    assert aws_emulator.call_count(kind="mutating") == 0
 
 
 def test_onprem_route_to_another_target_is_left_and_reported(ec2: Any, write_inventory: Write, api: AwsApi) -> None:

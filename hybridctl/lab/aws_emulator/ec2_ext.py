@@ -594,6 +594,15 @@ class ExtEC2Response(EC2Response):
                 f"Value ({cidr}) for parameter destinationCidrBlock is invalid. This is not a valid CIDR block.",
             ) from None
 
+    def _put_tgw_route(self, table: Any, cidr: str) -> ActionResult:
+        """Create or replace a static route to the request's attachment (or a blackhole)."""
+        blackhole = bool(self._get_param("Blackhole"))
+        attachment = self._tgw_attachment()
+        if attachment is None and not blackhole:
+            raise _ec2_error("MissingParameter", "Either TransitGatewayAttachmentId or Blackhole must be specified.")
+        table.routes[cidr] = _static_tgw_route(cidr, attachment, blackhole)
+        return ActionResult({"Route": _public_tgw_route(table.routes[cidr])})
+
     def create_transit_gateway_route(self) -> ActionResult:
         """moto dropped the attachment from the route (TransitGatewayAttachments came back empty),
         silently replaced an existing route and failed with a 500 on an unknown table."""
@@ -603,12 +612,7 @@ class ExtEC2Response(EC2Response):
             raise _ec2_error(
                 "RouteAlreadyExists", f"Route {cidr} already exists in Transit Gateway Route Table {table.id}."
             )
-        blackhole = bool(self._get_param("Blackhole"))
-        attachment = self._tgw_attachment()
-        if attachment is None and not blackhole:
-            raise _ec2_error("MissingParameter", "Either TransitGatewayAttachmentId or Blackhole must be specified.")
-        table.routes[cidr] = _static_tgw_route(cidr, attachment, blackhole)
-        return ActionResult({"Route": _public_tgw_route(table.routes[cidr])})
+        return self._put_tgw_route(table, cidr)
 
     def replace_transit_gateway_route(self) -> ActionResult:
         """Not implemented in moto."""
@@ -619,12 +623,7 @@ class ExtEC2Response(EC2Response):
                 "InvalidRoute.NotFound",
                 f"No route with destination-cidr-block {cidr} in Transit Gateway Route Table {table.id}.",
             )
-        blackhole = bool(self._get_param("Blackhole"))
-        attachment = self._tgw_attachment()
-        if attachment is None and not blackhole:
-            raise _ec2_error("MissingParameter", "Either TransitGatewayAttachmentId or Blackhole must be specified.")
-        table.routes[cidr] = _static_tgw_route(cidr, attachment, blackhole)
-        return ActionResult({"Route": _public_tgw_route(table.routes[cidr])})
+        return self._put_tgw_route(table, cidr)
 
     def delete_transit_gateway_route(self) -> ActionResult:
         """moto failed with a 500 on an unknown route or table."""

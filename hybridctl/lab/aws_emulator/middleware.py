@@ -34,6 +34,8 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
+from hybridctl.lab.subscribers import Subscribers
+
 from . import budgets_ext, ec2_ext, iam_ext
 from .backends import DEFAULT_ACCOUNT_ID, STATE_LOCK, reset_state
 from .protocol import ErrorResponse, RequestInfo, identify, internal_error, is_mutating, throttle_error
@@ -89,7 +91,7 @@ class EmulatorControl:
         self._lock = threading.Lock()
         self._calls: dict[tuple[str, str], CallStats] = {}
         self._faults: list[Fault] = []
-        self._subscribers: list[Callable[[MutationEvent], None]] = []
+        self._subscribers: Subscribers[MutationEvent] = Subscribers("aws emulator")
 
     # -- counters
 
@@ -159,25 +161,11 @@ class EmulatorControl:
     # -- subscribers
 
     def subscribe(self, callback: Callable[[MutationEvent], None]) -> Callable[[], None]:
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.subscribe(callback)
 
     def notify(self, event: MutationEvent) -> None:
-        with self._lock:
-            callbacks = list(self._subscribers)
-        for callback in callbacks:
-            try:
-                callback(event)
-            except Exception:
-                # A broken subscriber must not turn a served request into an error.
-                log.exception("aws emulator subscriber %r failed on %s", callback, event)
+        # A broken subscriber must not turn a served request into an error: Subscribers logs it.
+        self._subscribers.notify(event)
 
     def reset(self) -> None:
         reset_state()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from hybridctl.lab.subscribers import Subscribers
 
 STATE_FORMAT = 1
 RESOURCE_GROUP_TYPE = "Microsoft.Resources/resourceGroups"
@@ -104,7 +103,7 @@ class Store:
         self._resources: dict[str, dict[str, Any]] = {}
         self._operations: dict[str, dict[str, Any]] = {}
         self._meta: dict[str, Any] = {}
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: Subscribers[list[StoreChange]] = Subscribers("azure emulator store")
         self._renderer: Renderer | None = None
         self._dirty = False
         self._depth = 0
@@ -173,23 +172,11 @@ class Store:
             self._notify(notify)
 
     def _notify(self, changes: list[StoreChange]) -> None:
-        for callback in list(self._subscribers):
-            try:
-                callback(changes)
-            except Exception:  # a broken subscriber must not break the API it observes
-                log.exception("azure emulator store subscriber failed")
+        self._subscribers.notify(changes)  # a broken subscriber is logged, never raised to the API
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(changes)`` after every committed change; returns an unsubscribe."""
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.subscribe(callback)
 
     # -- reading ------------------------------------------------------------------------------
 

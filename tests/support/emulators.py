@@ -1,0 +1,203 @@
+"""The lab's cloud emulators for integration tests, and what tests build around them.
+
+Each emulator runs in-process on port 0 (a free port). Clients are the real SDKs over
+loopback with the emulators' dummy credentials (nothing patches boto3 or azure). Inventories
+point ``endpoint_url`` / ``arm_endpoint`` at the running emulator, with a credentials file or
+client secret written under the test's tmp_path.
+
+The pytest fixtures built on these (``aws_emulator``, ``fresh_aws``, ``ec2``, ``azure_emulator``,
+``fresh_azure``) are registered in tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from tests.conftest import require
+
+if TYPE_CHECKING:
+    from azure.identity import ClientSecretCredential
+    from azure.mgmt.network import NetworkManagementClient
+
+    from hybridctl.inventory.load import LoadedInventory
+    from hybridctl.lab.aws_emulator import AwsEmulator
+    from hybridctl.lab.azure_emulator import AzureEmulator
+    from hybridctl.vip.aws import AwsApi
+
+REGION = "ap-northeast-1"
+ACCOUNT = "123456789012"  # moto's account for any dummy credentials
+KEYS = ("testing", "testing")  # dummy access key id / secret: moto takes any
+
+
+def have_moto_server() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("moto", "flask", "werkzeug", "boto3"))
+
+
+# -- AWS ----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def running_aws_emulator() -> Iterator[AwsEmulator]:
+    """The AWS emulator (moto server + extensions) on a free port, stopped on exit."""
+    require(have_moto_server(), "moto[server] and boto3 (pip install -e '.[test]')")
+    from hybridctl.lab.aws_emulator import AwsEmulator
+
+    emu = AwsEmulator("127.0.0.1", 0)
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+def boto_client(
+    emulator: AwsEmulator, service: str, *, region: str = REGION, keys: tuple[str, str] = KEYS, **config: Any
+) -> Any:
+    """A plain boto3 client of the emulator (``config``: botocore ``Config`` arguments)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=emulator.endpoint_url,
+        region_name=region,
+        aws_access_key_id=keys[0],
+        aws_secret_access_key=keys[1],
+        **({"config": Config(**config)} if config else {}),
+    )
+
+
+def write_aws_credentials(path: Path, profile: str = "default", keys: tuple[str, str] = KEYS) -> Path:
+    """A shared credentials file with one profile (what ``aws.credentials_file`` names)."""
+    path.write_text(f"[{profile}]\naws_access_key_id = {keys[0]}\naws_secret_access_key = {keys[1]}\n")
+    return path
+
+
+def write_vip_inventory(
+    tmp_path: Path,
+    emulator: AwsEmulator,
+    *,
+    vips: list[dict[str, Any]] | None = None,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+    keys: tuple[str, str] = KEYS,
+) -> Path:
+    """``tmp_path/inventory.yaml``: reference section 4's VIP inventory against the emulator.
+
+    ``edit`` changes the document before it is written; ``keys`` are the caller's credentials.
+    """
+    from hybridctl.vip import scenario
+
+    credentials = write_aws_credentials(tmp_path / "credentials", keys=keys)
+    doc = scenario.inventory_document(emulator.endpoint_url, str(credentials), vips=vips)
+    if edit is not None:
+        edit(doc)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def load_vip_inventory(tmp_path: Path, emulator: AwsEmulator, **options: Any) -> LoadedInventory:
+    """:func:`write_vip_inventory`, loaded and with its VIPs checked."""
+    from hybridctl.inventory.load import load_inventory
+    from hybridctl.vip.validate import check_vips
+
+    loaded = load_inventory(write_vip_inventory(tmp_path, emulator, **options))
+    check_vips(loaded)
+    return loaded
+
+
+def vip_api(emulator: AwsEmulator, tmp_path: Path, **config: Any) -> AwsApi:
+    """hybridctl's own VIP client of the emulator, with its own credentials file."""
+    from hybridctl.vip.aws import AwsApi, AwsConfig
+
+    credentials = write_aws_credentials(tmp_path / "api-credentials")
+    return AwsApi(
+        AwsConfig(region=REGION, endpoint_url=emulator.endpoint_url, credentials_file=str(credentials), **config)
+    )
+
+
+# -- Azure --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def running_azure_emulator(state_dir: Path, **options: Any) -> Iterator[AzureEmulator]:
+    """The ARM emulator (HTTPS, its own CA under ``state_dir``) on a free port, stopped on exit."""
+    require(importlib.util.find_spec("cryptography") is not None, "cryptography (pip install -e '.[lab]')")
+    from hybridctl.lab.azure_emulator import AzureEmulator
+
+    emu = AzureEmulator(state_dir, port=0, **options)
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+def azure_credential(emulator: AzureEmulator) -> ClientSecretCredential:
+    """The emulator's service principal, as azure-identity reaches a private authority."""
+    from azure.identity import ClientSecretCredential
+
+    return ClientSecretCredential(
+        emulator.tenant_id,
+        emulator.client_id,
+        emulator.client_secret,
+        authority=emulator.authority,
+        disable_instance_discovery=True,
+        connection_verify=emulator.ca_bundle,
+    )
+
+
+def arm_kwargs(emulator: AzureEmulator) -> dict[str, Any]:
+    """What a management client needs to talk to the emulator instead of management.azure.com."""
+    return {
+        "base_url": emulator.base_url,
+        "credential_scopes": [f"{emulator.base_url}/.default"],
+        "connection_verify": emulator.ca_bundle,
+    }
+
+
+def network_client(emulator: AzureEmulator, credential: Any) -> NetworkManagementClient:
+    """A plain azure-mgmt-network client of the emulator, polling long-running operations fast."""
+    from azure.mgmt.network import NetworkManagementClient
+
+    return NetworkManagementClient(credential, emulator.subscription_id, polling_interval=0.05, **arm_kwargs(emulator))
+
+
+def write_client_secret(path: Path, secret: str) -> Path:
+    """A 0600 file holding the client secret (what ``azure.client_secret: file:`` names)."""
+    path.write_text(secret)
+    os.chmod(path, 0o600)
+    return path
+
+
+def azure_section(emulator: AzureEmulator, secret_file: Path) -> dict[str, str]:
+    """An inventory's ``azure`` section for the emulator's service principal."""
+    return {
+        "subscription_id": emulator.subscription_id,
+        "tenant_id": emulator.tenant_id,
+        "client_id": emulator.client_id,
+        "client_secret": f"file:{secret_file}",
+        "arm_endpoint": emulator.base_url,
+        "authority": emulator.authority,
+        "ca_bundle": str(emulator.ca_bundle),
+    }
+
+
+def azure_template_values(emulator: AzureEmulator, secret_file: Path) -> dict[str, str]:
+    """The ``${...}`` values of the Azure part of the inventory templates in tests/fixtures."""
+    return {
+        "subscription_id": emulator.subscription_id,
+        "tenant_id": emulator.tenant_id,
+        "client_id": emulator.client_id,
+        "secret_file": str(secret_file),
+        "arm_endpoint": emulator.base_url,
+        "authority": emulator.authority,
+        "ca_bundle": str(emulator.ca_bundle),
+    }

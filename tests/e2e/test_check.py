@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from hybridctl.lab import dataplane, manager
-from tests.e2e.test_lab import ec2_client, free_port, require_lab
+from tests.e2e.test_lab import ec2_client, running_lab
 from tests.e2e.test_up import Run
 
 pytestmark = [pytest.mark.lab]
@@ -28,13 +28,8 @@ LAB_DIR = Path("/var/lib/hybridctl-lab-test-check")
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[manager.LabUpResult]:
-    require_lab()
-    with dataplane.lab_lock():
-        result = manager.up(lab_dir=LAB_DIR, aws_port=free_port(), azure_port=free_port())
-        try:
-            yield result
-        finally:
-            manager.down(lab_dir=LAB_DIR)
+    with running_lab(LAB_DIR) as result:
+        yield result
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ shared with the other tests/e2e/test_lab_* modules.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import importlib.util
 import json
 import os
@@ -44,6 +45,18 @@ def require_lab() -> None:
     require_dataplane_prereqs()
     for module in ("moto", "werkzeug", "cryptography"):
         require(importlib.util.find_spec(module) is not None, f"Python package {module} (hybridctl[lab])")
+
+
+@contextlib.contextmanager
+def running_lab(lab_dir: Path) -> Iterator[manager.LabUpResult]:
+    """A whole lab in LAB_DIR on free ports, under the machine-wide lab lock; taken down after."""
+    require_lab()
+    with dataplane.lab_lock():
+        result = manager.up(lab_dir=lab_dir, aws_port=free_port(), azure_port=free_port())
+        try:
+            yield result
+        finally:
+            manager.down(lab_dir=lab_dir)
 
 
 @pytest.fixture(scope="module")

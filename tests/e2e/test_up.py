@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from hybridctl.lab import dataplane, manager
-from tests.e2e.test_lab import ec2_client, free_port, inventory_of, network_client, require_lab
+from tests.e2e.test_lab import ec2_client, inventory_of, network_client, running_lab
 
 pytestmark = [pytest.mark.lab]
 
@@ -43,13 +43,8 @@ BROKEN_HOST = "azure-bridge"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[manager.LabUpResult]:
-    require_lab()
-    with dataplane.lab_lock():
-        result = manager.up(lab_dir=LAB_DIR, aws_port=free_port(), azure_port=free_port())
-        try:
-            yield result
-        finally:
-            manager.down(lab_dir=LAB_DIR)
+    with running_lab(LAB_DIR) as result:
+        yield result
 
 
 @pytest.fixture(scope="module")

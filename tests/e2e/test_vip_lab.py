@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ import yaml
 from hybridctl.lab import dataplane, manager, seed
 from hybridctl.vip import scenario
 from tests.conftest import require_lab_prereqs
+from tests.e2e.test_lab import running_lab
 
 pytestmark = [pytest.mark.lab]
 
@@ -48,21 +48,11 @@ OVERLAY_VIP = "20.0.0.200"  # not 20.0.0.100: VIP-VPC routes that one in the sam
 PORT = 7100
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def lab() -> Iterator[manager.LabUpResult]:
     require_lab_prereqs()
-    with dataplane.lab_lock():
-        result = manager.up(lab_dir=VIP_LAB_DIR, aws_port=free_port(), azure_port=free_port())
-        try:
-            yield result
-        finally:
-            manager.down(lab_dir=VIP_LAB_DIR)
+    with running_lab(VIP_LAB_DIR) as result:
+        yield result
 
 
 @pytest.fixture(scope="module")

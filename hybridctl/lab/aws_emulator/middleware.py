@@ -24,6 +24,7 @@ POST   /_emulator/reset             forget all state, counters and faults
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import logging
@@ -40,6 +41,11 @@ from . import budgets_ext, ec2_ext, iam_ext
 from .backends import DEFAULT_ACCOUNT_ID, STATE_LOCK, reset_state
 from .protocol import ErrorResponse, RequestInfo, identify, internal_error, is_mutating, throttle_error
 
+# moto >= 5.2.5 responses read attributes (from_wsgi_server, raw_url) of the request class its
+# server builds, BackendRequest; older moto servers hand them a plain werkzeug Request.
+ServerRequest: type[Request] = getattr(
+    importlib.import_module("moto.moto_server.werkzeug_app"), "BackendRequest", Request
+)
 log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/_emulator"
@@ -261,7 +267,9 @@ class EmulatorMiddleware:
 
     @staticmethod
     def _run_extension(responder: type[Any], environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-        request = Request(environ)
+        # The same request class moto's own server hands its responses, so an extension's
+        # response class sees the request exactly as moto's server would give it.
+        request = ServerRequest(environ)
         status, headers, body = responder.dispatch(request, request.url, dict(request.headers))
         payload = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
         header_list = [(str(k), str(v)) for k, v in dict(headers).items() if str(k).lower() != "status"]

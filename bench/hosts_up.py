@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import tempfile
 import threading
@@ -26,6 +25,7 @@ from hybridctl.checkrun import run_check
 from hybridctl.engine import Options, execute, open_context, prepare
 from hybridctl.inventory.load import load_inventory, plan_loaded
 from hybridctl.lab import dataplane, manager
+from hybridctl.lab.daemon import free_port
 
 LAB_DIR = Path("/var/lib/hybridctl-lab-bench-up")
 
@@ -39,12 +39,6 @@ class Timeline:
     def step(self, target: str, message: str) -> None:
         with self._lock:
             self.events.append((time.monotonic() - self.t0, target, message))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def one_up(inventory: Path) -> dict[str, Any]:

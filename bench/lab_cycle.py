@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,14 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from hybridctl.lab import dataplane, manager, reconciler, seed
+from hybridctl.lab.daemon import free_port
 
 LAB_DIR = Path("/var/lib/hybridctl-lab-bench")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- hybridctl on the lab

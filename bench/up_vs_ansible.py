@@ -41,7 +41,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,6 +60,7 @@ from hybridctl.hostfiles import ROUTE_PROTO, HostFile, host_files
 from hybridctl.inventory.load import LoadedInventory, load_inventory, plan_loaded
 from hybridctl.inventory.models import SshEndpoint
 from hybridctl.lab import dataplane, manager
+from hybridctl.lab.daemon import free_port
 from hybridctl.planner.desired import DesiredState
 
 LAB_DIR = Path("/var/lib/hybridctl-lab-bench-ansible")
@@ -80,12 +80,6 @@ LABELS = {
     "hybridctl-up": "`hybridctl up` CLI, whole lab",
     "hybridctl-up-engine": "  of which the engine",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- the clients

@@ -121,8 +121,13 @@ def _scopes(scope: str | None, declared: Sequence[Budget] | None) -> list[str]:
     return list(dict.fromkeys(scopes))
 
 
+def _named(declared: Sequence[Budget] | None, name: str) -> list[Budget]:
+    """The declared budgets called ``name`` (budget names compare case-insensitively)."""
+    return [b for b in declared or [] if b.name.lower() == name.lower()]
+
+
 def _select(declared: Sequence[Budget], name: str, file: str) -> list[Budget]:
-    chosen = [b for b in declared if b.name.lower() == name.lower()]
+    chosen = _named(declared, name)
     if not chosen:
         known = ", ".join(b.name for b in declared) or "none"
         raise InputError([Problem(file, "budgets", f"no budget named '{name}' (declared: {known})", "check the name")])
@@ -364,7 +369,7 @@ def show_budget(
     """One budget in each cloud: limit, alerts with their contacts, spend, and what `set` would change."""
     clouds, declared, loaded = _open(inventory, scope)
     try:
-        chosen = [b for b in declared or [] if b.name.lower() == name.lower()]
+        chosen = _named(declared, name)
         if chosen:
             check_azure_section(chosen, clouds, loaded)
             plans = plan_set(chosen, clouds)
@@ -477,7 +482,7 @@ def delete_budget(
     """Delete the named budget (and its alerts) in each cloud; nothing else is touched."""
     clouds, declared, _ = _open(inventory, scope)
     try:
-        chosen = [b for b in declared or [] if b.name.lower() == name.lower()]
+        chosen = _named(declared, name)
         targets: list[Target] = []
         if chosen and cloud is None and scope is None:
             targets = [t for b in chosen for t in targets_of(b)]

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -58,6 +59,13 @@ def env_port(name: str, default: int) -> int:
 def default_ports() -> tuple[int, int]:
     """(AWS, Azure) ports: the environment, else 5511 / 5512 (what inventory/lab.yaml uses)."""
     return env_port(AWS_PORT_ENV, DEFAULT_AWS_PORT), env_port(AZURE_PORT_ENV, DEFAULT_AZURE_PORT)
+
+
+def free_port() -> int:
+    """A loopback TCP port free right now: for a second lab (tests, benchmarks) beside the default one."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

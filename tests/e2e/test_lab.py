@@ -12,7 +12,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from azure.identity import ClientSecretCredential
 from azure.mgmt.network import NetworkManagementClient
 
 from hybridctl.lab import dataplane, manager, seed
+from hybridctl.lab.daemon import free_port
 from hybridctl.lab.topology import build_topology
 from tests.conftest import require
 from tests.integration.test_lab_dataplane import lab_leftovers, pings, require_dataplane_prereqs, root_snapshot
@@ -33,12 +33,6 @@ from tests.integration.test_lab_dataplane import lab_leftovers, pings, require_d
 pytestmark = [pytest.mark.lab]
 
 E2E_LAB_DIR = Path("/var/lib/hybridctl-lab-test-e2e")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def require_lab() -> None:

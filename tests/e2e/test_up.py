@@ -91,7 +91,16 @@ class Run:
         return document
 
     def __repr__(self) -> str:
-        return f"rc={self.rc}\nstdout={self.stdout[-3000:]}\nstderr={self.stderr[-3000:]}"
+        # A failed `up -o json` says why in failed/remaining, which the tail of stdout may cut off.
+        why = ""
+        try:
+            document = json.loads(self.stdout)
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and ("failed" in document or "remaining" in document):
+            brief = {k: document.get(k) for k in ("failed", "unreachable", "remaining")}
+            why = f"\nwhy={json.dumps(brief)[:4000]}"
+        return f"rc={self.rc}{why}\nstdout={self.stdout[-3000:]}\nstderr={self.stderr[-3000:]}"
 
 
 def secret_values(lab: manager.LabUpResult) -> list[str]:

@@ -317,9 +317,14 @@ def down(*, lab_dir: Path | str | None = None) -> DownResult:
 
 
 @contextmanager
-def lab_lock(timeout: float = 600.0) -> Iterator[None]:
+def lab_lock(timeout: float | None = None) -> Iterator[None]:
     """Hold the machine-wide lab lock: there is one set of ``hl-`` namespaces per machine,
-    so tests (or scripts) that bring the lab up must not overlap, whatever their LAB_DIR."""
+    so tests (or scripts) that bring the lab up must not overlap, whatever their LAB_DIR.
+
+    Waits ``timeout`` seconds, default ``$HYBRIDCTL_LAB_LOCK_TIMEOUT`` or 600 (several
+    checkouts testing on one machine queue up here)."""
+    if timeout is None:
+        timeout = float(os.environ.get("HYBRIDCTL_LAB_LOCK_TIMEOUT", "600"))
     LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
     with open(LOCK_FILE, "a") as f:
         deadline = time.monotonic() + timeout

@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline import PipelineResponse
+from azure.core.rest import HttpRequest
 from azure.mgmt.consumption import ConsumptionManagementClient
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as nm
@@ -35,6 +36,7 @@ from azure.mgmt.network import models as nm
 from hybridctl.lab.azure_emulator import AzureEmulator
 from tests.integration.test_azure_emulator import (
     RG,
+    admin,
     budget_body,
     create_rg,
     mk_route,
@@ -267,24 +269,40 @@ def test_network_error_responses_conform_to_cloud_error(
     emulator: AzureEmulator, net: NetworkManagementClient, recorder: Recorder, specs: tuple[SpecSet, SpecSet]
 ) -> None:
     create_rg(net, emulator)
-    net.route_tables.begin_create_or_update(RG, "hybrid-rt", route_table_model()).result()
-    codes = [
-        expect_error(net.route_tables.get, RG, "missing-rt").error,
-        expect_error(net.routes.get, RG, "hybrid-rt", "missing-route").error,
+    table = net.route_tables.begin_create_or_update(RG, "hybrid-rt", route_table_model()).result()
+    net.virtual_networks.begin_create_or_update(RG, "hybrid-vnet", vnet_model(["192.168.30.0/24"], [
+        mk_subnet("192.168.30.0/24", "Hybrid_Subnet", route_table=table.id)])).result()
+    admin(emulator, "POST", "faults", json={"method": "GET", "path_regex": "/routeTables/hybrid-rt$",
+                                            "status": 429, "count": 1}).raise_for_status()
+    net.route_tables.get(RG, "hybrid-rt")  # the SDK retries the throttled GET and gets the table
+    rt_url = f"/subscriptions/{emulator.subscription_id}/resourceGroups/{RG}/providers/Microsoft.Network/routeTables"
+    for raw in (HttpRequest("GET", f"{rt_url}/hybrid-rt"),
+                HttpRequest("GET", f"{rt_url}/hybrid-rt?api-version=1999-01-01")):
+        assert net.send_request(raw).status_code == 400
+    errors = [
+        expect_error(net.route_tables.get, RG, "missing-rt"),
+        expect_error(net.routes.get, RG, "hybrid-rt", "missing-route"),
+        expect_error(net.routes.get, RG, "missing-rt", "any"),
         expect_error(net.routes.begin_create_or_update, RG, "hybrid-rt", "bad",
-                     mk_route("10.0.0.0/8", "VirtualAppliance")).error,
+                     mk_route("10.0.0.0/8", "VirtualAppliance")),
         expect_error(net.network_security_groups.begin_create_or_update, RG, "bad-nsg",
-                     nsg_model([mk_rule(5000, name="too-low")])).error,
+                     nsg_model([mk_rule(5000, name="too-low")])),
         expect_error(net.virtual_networks.begin_create_or_update, RG, "bad-vnet",
-                     vnet_model(["192.168.30.0/24"], [mk_subnet("10.9.0.0/24", "Outside")])).error,
-        expect_error(net.route_tables.get, "no-such-rg", "hybrid-rt").error,
+                     vnet_model(["10.9.0.0/16"], [mk_subnet("10.8.0.0/24", "Outside")])),
+        expect_error(net.virtual_networks.begin_create_or_update, RG, "bad-ref", vnet_model(["10.9.0.0/16"], [
+            mk_subnet("10.9.0.0/24", "S", route_table=f"{table.id}-gone")])),
+        expect_error(net.route_tables.begin_delete, RG, "hybrid-rt"),
+        expect_error(net.route_tables.begin_create_or_update, RG, "hybrid-rt", route_table_model(),
+                     headers={"If-Match": 'W/"stale"'}),
+        expect_error(net.route_tables.get, "no-such-rg", "hybrid-rt"),
     ]
-    assert [c.code if c else None for c in codes] == [
-        "ResourceNotFound", "NotFound", "MissingNextHopIpAddress", "SecurityRuleInvalidPriority",
-        "NetcfgSubnetRangeOutsideVnet", "ResourceGroupNotFound",
+    assert [e.error.code if e.error else None for e in errors] == [
+        "ResourceNotFound", "NotFound", "ParentResourceNotFound", "MissingNextHopIpAddress",
+        "SecurityRuleInvalidPriority", "NetcfgSubnetRangeOutsideVnet", "InvalidResourceReference",
+        "InUseRouteTableCannotBeDeleted", "PreconditionFailed", "ResourceGroupNotFound",
     ]
-    errors = [e for e in recorder.exchanges if e.status >= 400]
-    assert len(errors) == len(codes)
+    failed = [e for e in recorder.exchanges if e.status >= 400]
+    assert [e.status for e in failed] == [429, 400, 400, 404, 404, 404, 400, 400, 400, 400, 400, 412, 404]
     assert "CloudError" in check(recorder, specs)
 
 

@@ -67,7 +67,9 @@ NETWORK_TYPES = {
     "defaultsecurityrules": ("networkSecurityGroup.json", "SecurityRule", "SecurityRuleListResult"),
 }
 NETWORK_PATH = re.compile(r"/providers/microsoft\.network/([^/]+)(?:/([^/]+)(?:/([^/]+)(/[^/]+)?)?)?$", re.I)
-OPERATION_PATH = re.compile(r"/providers/microsoft\.network/locations/[^/]+/operation(s|results)/[^/]+$", re.I)
+OPERATION_PATH = re.compile(r"/providers/microsoft\.network/locations/[^/]+/operations/[^/]+$", re.I)
+# A delete's Location: 202 while running, then the final status, never a body.
+OPERATION_RESULT_PATH = re.compile(r"/providers/microsoft\.network/locations/[^/]+/operationresults/[^/]+$", re.I)
 BUDGET_PATH = re.compile(r"/providers/microsoft\.consumption/budgets(/[^/]+)?$", re.I)
 RESOURCE_GROUP_PATH = re.compile(r"^/subscriptions/[^/]+/resourcegroups/[^/]+$", re.I)
 
@@ -102,8 +104,8 @@ class Recorder:
     def __call__(self, response: PipelineResponse) -> None:
         http = response.http_response
         # Long-running PUTs are streamed; read() caches the bytes, and the SDK reads the cache.
-        text = http.read().decode() if hasattr(http, "read") else http.text()
-        body = http.json() if text.strip() and "json" in (http.headers.get("Content-Type") or "") else None
+        content = http.read()
+        body = http.json() if content.strip() and "json" in (http.headers.get("Content-Type") or "") else None
         self.exchanges.append(Exchange(http.request.method, http.request.url, http.status_code, body))
 
 
@@ -140,8 +142,8 @@ def target_for(exchange: Exchange, network: SpecSet, consumption: SpecSet) -> Ta
     path = unquote(urlparse(exchange.url).path).rstrip("/")
     if RESOURCE_GROUP_PATH.match(path):
         return None  # Microsoft.Resources: not part of the vendored specs
-    if OPERATION_PATH.search(path):
-        return Target(network, "network.json", "AzureAsyncOperationResult", check_declared=False)
+    if OPERATION_RESULT_PATH.search(path) and exchange.status < 400:
+        return None
     budget = BUDGET_PATH.search(path)
     if budget is not None:
         if exchange.status >= 400:
@@ -152,6 +154,8 @@ def target_for(exchange: Exchange, network: SpecSet, consumption: SpecSet) -> Ta
         raise AssertionError(f"no spec definition is mapped for {exchange}")
     if exchange.status >= 400:
         return Target(network, "network.json", "CloudError")
+    if OPERATION_PATH.search(path):
+        return Target(network, "network.json", "AzureAsyncOperationResult", check_declared=False)
     top, name, child, child_name = match.groups()
     segment = (child if child else top).lower()
     if segment not in NETWORK_TYPES:
@@ -168,7 +172,12 @@ def check(recorder: Recorder, specs: tuple[SpecSet, SpecSet]) -> set[str]:
     problems: list[str] = []
     for exchange in recorder.exchanges:
         target = target_for(exchange, network, consumption)
-        if target is None or exchange.body is None:
+        if target is None:
+            continue
+        if exchange.body is None:
+            # Only deletes, accepted operations and operation results answer without a body.
+            if exchange.status in (200, 201) and exchange.method in ("GET", "PUT", "PATCH"):
+                problems.append(f"{exchange} [{target.file} {target.definition}] has no JSON body")
             continue
         found = (
             conformance_problems(target.specs, target.file, target.definition, exchange.body)

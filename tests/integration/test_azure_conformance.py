@@ -71,7 +71,6 @@ OPERATION_PATH = re.compile(r"/providers/microsoft\.network/locations/[^/]+/oper
 # A delete's Location: 202 while running, then the final status, never a body.
 OPERATION_RESULT_PATH = re.compile(r"/providers/microsoft\.network/locations/[^/]+/operationresults/[^/]+$", re.I)
 BUDGET_PATH = re.compile(r"/providers/microsoft\.consumption/budgets(/[^/]+)?$", re.I)
-RESOURCE_GROUP_PATH = re.compile(r"^/subscriptions/[^/]+/resourcegroups/[^/]+$", re.I)
 
 
 @dataclass(frozen=True)
@@ -140,8 +139,6 @@ def consumption(emulator: AzureEmulator, recorder: Recorder) -> ConsumptionManag
 def target_for(exchange: Exchange, network: SpecSet, consumption: SpecSet) -> Target | None:
     """The spec definition a response body must match; None for what the specs here do not cover."""
     path = unquote(urlparse(exchange.url).path).rstrip("/")
-    if RESOURCE_GROUP_PATH.match(path):
-        return None  # Microsoft.Resources: not part of the vendored specs
     if OPERATION_RESULT_PATH.search(path) and exchange.status < 400:
         return None
     budget = BUDGET_PATH.search(path)
@@ -149,6 +146,8 @@ def target_for(exchange: Exchange, network: SpecSet, consumption: SpecSet) -> Ta
         if exchange.status >= 400:
             return Target(consumption, "consumption.json", "ErrorResponse")
         return Target(consumption, "consumption.json", "Budget" if budget.group(1) else "BudgetsListResult")
+    if not re.search(r"/providers/microsoft\.(network|consumption)/", path, re.I):
+        return None  # resource groups, subscriptions: Microsoft.Resources is not part of the vendored specs
     match = NETWORK_PATH.search(path)
     if match is None:
         raise AssertionError(f"no spec definition is mapped for {exchange}")

@@ -10,6 +10,7 @@ with a hint. docs/cloud-adapters.md has the rules.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_network
@@ -60,6 +61,7 @@ _PROTOCOLS = {"*": "all", "tcp": "tcp", "udp": "udp", "icmp": "icmp"}
 _TO_AZURE_PROTOCOL = {"all": "*", "tcp": "Tcp", "udp": "Udp", "icmp": "Icmp"}
 _HOP_LABELS = {
     "virtualappliance": "virtual-appliance",
+    "virtualapplianceecmp": "virtual-appliance-ecmp",
     "internet": "internet",
     "vnetlocal": "vnet-local",
     "virtualnetworkgateway": "virtual-network-gateway",
@@ -84,6 +86,9 @@ def hop_label(route_props: dict[str, Any]) -> str:
     """``virtual-appliance:<ip>`` / ``internet:`` ... for a route's next hop."""
     hop = _lower(route_props.get("nextHopType"))
     label = _HOP_LABELS.get(hop, hop or "unknown")
+    next_hop = route_props.get("nextHop")
+    if hop == "virtualapplianceecmp" and isinstance(next_hop, dict):
+        return f"{label}:{','.join(str(a) for a in next_hop.get('nextHopIpAddresses') or [])}"
     return f"{label}:{route_props.get('nextHopIpAddress') or ''}"
 
 
@@ -601,8 +606,10 @@ class AzureBackend(CloudBackend[_Site]):
     def _apply_route_batch(self, state: _Site, table_name: str, changes: list[Change]) -> None:
         """Write every route change of one table with a single table PUT, guarded by its etag.
 
-        Routes hybridctl does not touch (foreign ones included) are sent back unchanged; if the
-        table changed since the read, ARM answers 412 and nothing is written.
+        Routes hybridctl does not write (foreign ones included) go back exactly as read: the raw
+        ARM JSON of each, untouched, so properties this version does not know (an ECMP route's
+        ``nextHop``, anything a later api-version adds) survive. If the table changed since the
+        read, ARM answers 412 and nothing is written.
         """
         from azure.mgmt.network import models as nm
 
@@ -610,7 +617,7 @@ class AzureBackend(CloudBackend[_Site]):
         routes: dict[str, dict[str, Any]] = {}
         if table is not None:
             for route in _props(table).get("routes") or []:
-                routes[str(route["name"]).lower()] = {"name": route["name"], "properties": dict(_props(route))}
+                routes[str(route["name"]).lower()] = copy.deepcopy(route)
         for change in changes:
             if change.action == "delete":
                 old_name = state.route_names.get(change.key)
@@ -620,21 +627,19 @@ class AzureBackend(CloudBackend[_Site]):
             if change.action == "delete":
                 continue
             name, props = self._route_to_write(state, change)
+            old_name = state.route_names.get(change.key)
+            if old_name is not None and old_name.lower() != name.lower():
+                routes.pop(old_name.lower(), None)
             routes[name.lower()] = {"name": name, "properties": props}
-        for route in routes.values():
-            for read_only in ("provisioningState", "hasBgpOverride", "nextHop"):
-                route["properties"].pop(read_only, None)
         if table is None:
             body = self._new_table(state, table_name, list(routes.values()))
             headers = {"If-None-Match": "*"}
         else:
+            # The table's own properties go back as read too; only the routes list is new.
             body = {
                 "location": table.get("location") or self._location(state),
                 "tags": table.get("tags") or {},
-                "properties": {
-                    "routes": list(routes.values()),
-                    "disableBgpRoutePropagation": bool(_props(table).get("disableBgpRoutePropagation", False)),
-                },
+                "properties": {**copy.deepcopy(_props(table)), "routes": list(routes.values())},
             }
             headers = {"If-Match": str(table["etag"])} if table.get("etag") else {}
         client = self.client()

@@ -463,3 +463,62 @@ def test_a_refused_call_fails_its_change_only_with_a_role_hint(run: Run, azure_e
     assert failed[0].change.key == ("azure", "Hybrid-RT", "Hybrid_Subnet_Dammy")
     assert "AuthorizationFailed" in failed[0].error and "Network Contributor" in failed[0].error
     assert [c.key for c in run.changes()] == [failed[0].change.key]
+
+
+# --------------------------------------------------------------------------- fidelity to ARM
+
+
+def _ecmp_route(name: str, prefix: str, hops: list[str]) -> dict[str, Any]:
+    """An ECMP route as azure-mgmt-network 33.x (api-version 2026-03-01) writes it: RouteNextHopEcmp."""
+    return {
+        "name": name,
+        "properties": {
+            "addressPrefix": prefix,
+            "nextHopType": "VirtualApplianceEcmp",
+            "nextHop": {"nextHopIpAddresses": hops},
+        },
+    }
+
+
+def test_a_foreign_ecmp_route_goes_back_exactly_as_read(
+    tmp_path: Path, azure_emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
+) -> None:
+    # Someone else's table already holds an ECMP route (and a plain one); hybridctl's three
+    # routes then go out as one table PUT that must carry both back untouched.
+    net.route_tables.begin_create_or_update(
+        RG,
+        "Hybrid-RT",
+        nm.RouteTable(
+            {
+                "location": LOCATION,
+                "properties": {
+                    "routes": [
+                        _ecmp_route("nva-pair", "10.50.0.0/16", ["192.168.30.10", "192.168.30.11"]),
+                        {"name": "user-route", "properties": {"addressPrefix": "10.99.0.0/16", "nextHopType": "None"}},
+                    ]
+                },
+            }
+        ),
+    ).result()
+    before = {r["name"]: r for r in net.route_tables.get(RG, "Hybrid-RT").as_dict()["properties"]["routes"]}
+    assert before["nva-pair"]["properties"]["nextHop"] == {"nextHopIpAddresses": ["192.168.30.10", "192.168.30.11"]}
+
+    run = Run(make_inventory(tmp_path, azure_emulator), tmp_path)
+    assert [c for c in run.changes() if c.action == "conflict"] == []
+    azure_emulator.requests.reset()
+    run.up()
+    table_puts = [e for e in azure_emulator.requests.entries(method="PUT") if e.path.endswith("/routeTables/Hybrid-RT")]
+    assert len(table_puts) == 1  # the batch PUT, the one that re-sends every route of the table
+
+    after = {r["name"]: r for r in net.route_tables.get(RG, "Hybrid-RT").as_dict()["properties"]["routes"]}
+    for name in ("nva-pair", "user-route"):
+        assert after[name]["properties"] == before[name]["properties"]
+        assert {k: v for k, v in after[name].items() if k != "etag"} == {
+            k: v for k, v in before[name].items() if k != "etag"
+        }
+    assert len(after) == 5
+    assert run.changes() == []
+    run.down()
+    left = {r["name"]: r for r in net.route_tables.get(RG, "Hybrid-RT").as_dict()["properties"]["routes"]}
+    assert set(left) == {"nva-pair", "user-route"}
+    assert left["nva-pair"]["properties"] == before["nva-pair"]["properties"]

@@ -787,3 +787,48 @@ def test_concurrent_writers_keep_state_consistent(emulator: AzureEmulator, net: 
         thread.join(timeout=60)
     assert errors == []
     assert sorted(some(r.name) for r in net.routes.list(RG, "rt")) == [f"r{i}" for i in range(6)]
+
+
+# -- fidelity to the published specifications -----------------------------------------------------
+
+
+def test_ecmp_routes_follow_route_next_hop_ecmp(emulator: AzureEmulator, net: NetworkManagementClient) -> None:
+    """nextHopType VirtualApplianceEcmp with nextHop.nextHopIpAddresses (2 to 64 addresses).
+
+    As azure-mgmt-network 33.1 models it at api-version 2026-03-01 (RoutePropertiesFormat.next_hop:
+    "Only allowed when nextHopType is VirtualApplianceEcmp"; RouteNextHopEcmp: "Must contain between
+    2 and 64 IP addresses"), and as the Microsoft.Network 2025-07-01 examples
+    RouteTableCreateWithEcmpRoute.json / RouteTableRouteCreateEcmp.json write it.
+    """
+    create_rg(net, emulator)
+    ecmp = {"addressPrefix": "10.1.0.0/16", "nextHopType": "VirtualApplianceEcmp",
+            "nextHop": {"nextHopIpAddresses": ["10.0.0.4", "10.0.0.5", "10.0.0.6"]}}
+    table = net.route_tables.begin_create_or_update(
+        RG, "testrt-ecmp", nm.RouteTable({"location": LOCATION, "properties": {
+            "disableBgpRoutePropagation": False, "routes": [{"name": "ecmp-route", "properties": ecmp}]}}),
+    ).result()
+    (route,) = table.as_dict()["properties"]["routes"]
+    assert route["properties"]["nextHopType"] == "VirtualApplianceEcmp"
+    assert route["properties"]["nextHop"] == {"nextHopIpAddresses": ["10.0.0.4", "10.0.0.5", "10.0.0.6"]}
+    assert "nextHopIpAddress" not in route["properties"]
+    # The child PUT (Routes_CreateOrUpdate) takes the same shape; the typed model reads it back.
+    child = net.routes.begin_create_or_update(RG, "testrt-ecmp", "ecmp-2", nm.Route({"properties": {
+        **ecmp, "addressPrefix": "10.2.0.0/16"}})).result()
+    assert some(child.next_hop).next_hop_ip_addresses == ["10.0.0.4", "10.0.0.5", "10.0.0.6"]
+
+    def refused(props: dict[str, Any]) -> str | None:
+        with pytest.raises(HttpResponseError) as info:
+            net.routes.begin_create_or_update(RG, "testrt-ecmp", "bad", nm.Route({"properties": props}))
+        assert info.value.status_code == 400
+        return error_code(info.value)
+
+    one = {**ecmp, "addressPrefix": "10.3.0.0/16", "nextHop": {"nextHopIpAddresses": ["10.0.0.4"]}}
+    assert refused(one) == "InvalidNextHopIpAddresses"
+    too_many = {**one, "nextHop": {"nextHopIpAddresses": [f"10.0.1.{i}" for i in range(65)]}}
+    assert refused(too_many) == "InvalidNextHopIpAddresses"
+    assert refused({**one, "nextHop": {"nextHopIpAddresses": ["10.0.0.4", "nope"]}}) == "InvalidNextHopIpAddress"
+    assert refused({**ecmp, "addressPrefix": "10.3.0.0/16", "nextHop": None}) == "InvalidNextHopIpAddresses"
+    assert refused({**ecmp, "addressPrefix": "10.3.0.0/16", "nextHopIpAddress": "10.0.0.4"}) == (
+        "NextHopIpAddressNotAllowed")
+    assert refused({"addressPrefix": "10.3.0.0/16", "nextHopType": "VirtualAppliance", "nextHopIpAddress": "10.0.0.4",
+                    "nextHop": {"nextHopIpAddresses": ["10.0.0.4", "10.0.0.5"]}}) == "NextHopNotAllowed"

@@ -581,7 +581,8 @@ def test_budgets_at_both_scopes_with_etag_concurrency_and_spend(
 
     consumption.budgets.create_or_update(rg_scope, "rg-4000", budget_body(4000))
     assert [b.name for b in consumption.budgets.list(rg_scope)] == ["rg-4000"]
-    assert [b.name for b in consumption.budgets.list(sub_scope)] == ["monthly-1000"]
+    # A subscription-scope list includes its resource groups' budgets (BudgetsList.json, below).
+    assert sorted(some(b.name) for b in consumption.budgets.list(sub_scope)) == ["monthly-1000", "rg-4000"]
     rg_budget = consumption.budgets.get(rg_scope, "rg-4000")
     assert rg_budget.id == f"{rg_scope}/providers/Microsoft.Consumption/budgets/rg-4000"
 
@@ -832,3 +833,40 @@ def test_ecmp_routes_follow_route_next_hop_ecmp(emulator: AzureEmulator, net: Ne
         "NextHopIpAddressNotAllowed")
     assert refused({"addressPrefix": "10.3.0.0/16", "nextHopType": "VirtualAppliance", "nextHopIpAddress": "10.0.0.4",
                     "nextHop": {"nextHopIpAddresses": ["10.0.0.4", "10.0.0.5"]}}) == "NextHopNotAllowed"
+
+
+def test_budget_list_at_subscription_scope_includes_resource_group_budgets(
+    emulator: AzureEmulator, net: NetworkManagementClient, consumption: ConsumptionManagementClient
+) -> None:
+    """Budgets_List at a subscription returns the subscription's budgets AND those of its resource
+    groups, each with its own id: Microsoft.Consumption/stable/2024-08-01/examples/BudgetsList.json
+    (scope "subscriptions/{id}", answering a MYDEVTESTRG budget and a subscription budget, both
+    named TestBudget). A resource group's list holds only its own.
+    """
+    create_rg(net, emulator)
+    create_rg(net, emulator, "other-rg")
+    sub_scope = f"/subscriptions/{emulator.subscription_id}"
+    for scope in (sub_scope, f"{sub_scope}/resourceGroups/{RG}", f"{sub_scope}/resourceGroups/other-rg"):
+        consumption.budgets.create_or_update(scope, "TestBudget", budget_body())
+    listed = sorted(some(b.id).lower() for b in consumption.budgets.list(sub_scope))
+    assert listed == sorted(f"{s}/providers/Microsoft.Consumption/budgets/TestBudget".lower() for s in (
+        sub_scope, f"{sub_scope}/resourceGroups/{RG}", f"{sub_scope}/resourceGroups/other-rg"))
+    assert [some(b.id).lower() for b in consumption.budgets.list(f"{sub_scope}/resourceGroups/{RG}")] == [
+        f"{sub_scope}/resourceGroups/{RG}/providers/Microsoft.Consumption/budgets/TestBudget".lower()]
+
+
+def test_deleting_a_missing_budget_is_a_404(
+    emulator: AzureEmulator, net: NetworkManagementClient, consumption: ConsumptionManagementClient
+) -> None:
+    """Budgets_Delete (consumption.json 2024-08-01) declares 200 ("OK. The request has succeeded.",
+    example DeleteBudget.json) and otherwise the default ErrorResponse; no 204. A missing budget
+    answers 404 ResourceNotFound, as its GET does, which the SDK raises as ResourceNotFoundError.
+    """
+    create_rg(net, emulator)
+    scope = f"/subscriptions/{emulator.subscription_id}"
+    consumption.budgets.create_or_update(scope, "b", budget_body())
+    consumption.budgets.delete(scope, "b")  # 200
+    with pytest.raises(ResourceNotFoundError) as missing:
+        consumption.budgets.delete(scope, "b")
+    assert missing.value.status_code == 404
+    assert error_code(missing.value) == "ResourceNotFound"

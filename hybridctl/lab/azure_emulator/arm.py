@@ -788,6 +788,13 @@ class ArmService:
         scope = self.rg_id(rg) if rg else f"/subscriptions/{self.subscription_id}"
         return f"{scope}/providers/Microsoft.Consumption/budgets/{name}"
 
+    @staticmethod
+    def _budget_not_found(name: str, rid: str) -> ArmError:
+        return ArmError(
+            404, "ResourceNotFound", f"The Resource 'Microsoft.Consumption/budgets/{name}' under scope "
+            f"'{rid.split('/providers/')[0]}' was not found. {NOT_FOUND_FIX}",
+        )
+
     def _budgets(self, req: Request, rg: str | None, tail: list[str]) -> Response:
         if not tail or tail[0].lower() != "budgets" or len(tail) > 2:
             raise self._invalid_type(req, "microsoft.consumption", tail[0] if tail else "")
@@ -797,9 +804,12 @@ class ArmService:
                 rg_name = str(self._require_rg(tx, rg)["name"])
         if len(tail) == 1:
             scope = self.rg_id(rg_name) if rg_name else f"/subscriptions/{self.subscription_id}"
+            # A subscription-scope list also returns its resource groups' budgets (spec example
+            # Microsoft.Consumption/stable/2024-08-01/examples/BudgetsList.json); a resource
+            # group's list returns only its own.
             items = [
                 b for b in self.store.list(consumption.BUDGET)
-                if str(b["id"]).lower().startswith(scope.lower() + "/providers/")
+                if str(b["id"]).lower().startswith(scope.lower() + "/")
             ]
             return self._page(req, items)
         name = tail[1]
@@ -807,10 +817,7 @@ class ArmService:
         if req.method == "GET":
             body = self.store.get(rid)
             if body is None:
-                raise ArmError(
-                    404, "ResourceNotFound", f"The Resource 'Microsoft.Consumption/budgets/{name}' under scope "
-                    f"'{rid.split('/providers/')[0]}' was not found. {NOT_FOUND_FIX}",
-                )
+                raise self._budget_not_found(name, rid)
             return Response(200, body)
         if req.method == "PUT":
             payload = self._json_body(req)
@@ -840,7 +847,9 @@ class ArmService:
             with self.store.transaction() as tx:
                 existing = tx.get(rid)
                 if existing is None:
-                    return Response(204, None)
+                    # Budgets_Delete (consumption.json 2024-08-01) answers 200 and otherwise an
+                    # ErrorResponse: a missing budget is a 404 like the GET's, not a 204.
+                    raise self._budget_not_found(name, rid)
                 tx.delete(rid)
             return Response(200, None)
         raise _method_not_allowed(req.method, req.path)

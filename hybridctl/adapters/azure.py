@@ -38,6 +38,7 @@ from hybridctl.errors import RemoteError
 from hybridctl.inventory.models import AzureSettings, Inventory, Site
 from hybridctl.journal import Journal
 from hybridctl.planner.desired import CloudRoute, CloudRouteTable, DesiredState, Resource
+from hybridctl.planner.names import azure_route_name
 from hybridctl.secrets import SecretStore
 
 if TYPE_CHECKING:
@@ -569,7 +570,7 @@ class AzureBackend(CloudBackend[_Site]):
             raise RemoteError(self._target(state), f"route target {label} is not a virtual appliance next hop")
         planned = state.planned.get((table_name, prefix))
         name = state.route_names.get(change.key) or (
-            planned.name if planned is not None else AZURE_NAME_MARK + prefix.replace("/", "-")
+            planned.name if planned is not None else azure_route_name(ip_network(prefix))
         )
         return name, {"addressPrefix": prefix, "nextHopType": "VirtualAppliance", "nextHopIpAddress": address}
 

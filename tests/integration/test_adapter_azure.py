@@ -522,3 +522,24 @@ def test_a_foreign_ecmp_route_goes_back_exactly_as_read(
     left = {r["name"]: r for r in net.route_tables.get(RG, "Hybrid-RT").as_dict()["properties"]["routes"]}
     assert set(left) == {"nva-pair", "user-route"}
     assert left["nva-pair"]["properties"] == before["nva-pair"]["properties"]
+
+
+def test_long_network_names_become_valid_azure_rule_names(
+    tmp_path: Path, azure_emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
+) -> None:
+    # A 64-character network name ending in '-' (the inventory allows it) would make the rule
+    # 'hybridctl-from-<name>', which ends in '-': Azure refuses that (InvalidResourceName).
+    long_name = "n" * 63 + "-"
+
+    def rename(raw: dict[str, Any]) -> None:
+        network = raw["sites"][2]["networks"][1]
+        network["id"] = cloud["Hybrid_Subnet_Dammy"]
+        network["name"] = long_name
+
+    run = Run(make_inventory(tmp_path, azure_emulator, edit=rename), tmp_path)
+    (rule,) = [r for r in run.desired.security_rules if r.provider == "azure" and r.peer == "192.168.31.0/24"]
+    assert rule.name != "hybridctl-from-" + long_name and rule.name.startswith("hybridctl-from-nnn")
+    run.up()
+    rules = net.network_security_groups.get(RG, "azure-bridge-nsg").as_dict()["properties"]["securityRules"]
+    assert rule.name in {r["name"] for r in rules}
+    assert run.changes() == []

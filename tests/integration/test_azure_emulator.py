@@ -870,3 +870,34 @@ def test_deleting_a_missing_budget_is_a_404(
         consumption.budgets.delete(scope, "b")
     assert missing.value.status_code == 404
     assert error_code(missing.value) == "ResourceNotFound"
+
+
+def test_network_names_follow_the_resource_name_rules(emulator: AzureEmulator, net: NetworkManagementClient) -> None:
+    """Microsoft.Network routeTables, routes, networkSecurityGroups and securityRules: 1-80
+    characters of alphanumerics, '_', '.', '-', starting alphanumeric and ending alphanumeric or
+    '_' (learn.microsoft.com, azure-resource-manager/management/resource-name-rules). The
+    network RP refuses other names with 400 InvalidResourceName.
+    """
+    create_rg(net, emulator)
+    net.route_tables.begin_create_or_update(RG, "rt", route_table_model()).result()
+    ok = ["a", "A" * 80, "route_", "r.1-x_y", "9lives"]
+    for name in ok:
+        route = net.routes.begin_create_or_update(RG, "rt", name, mk_route(f"10.{ok.index(name)}.0.0/16", "None"))
+        assert route.result().name == name
+    bad = ["A" * 81, "ends-with-dash-", "ends.with.dot.", "_leading", "-leading", "has space", "ümlaut"]
+    for name in bad:
+        with pytest.raises(HttpResponseError) as refused:
+            net.routes.begin_create_or_update(RG, "rt", name, mk_route("10.200.0.0/16", "None"))
+        assert (refused.value.status_code, error_code(refused.value)) == (400, "InvalidResourceName"), name
+    # Inline in a table PUT, in an NSG's rules, and for the top-level resource itself.
+    with pytest.raises(HttpResponseError) as inline:
+        net.route_tables.begin_create_or_update(
+            RG, "rt", route_table_model([mk_route("10.9.0.0/16", "None", name="x-")]))
+    assert error_code(inline.value) == "InvalidResourceName"
+    with pytest.raises(HttpResponseError) as rule:
+        net.network_security_groups.begin_create_or_update(RG, "nsg", nsg_model([mk_rule(100, name="r" * 81)]))
+    assert error_code(rule.value) == "InvalidResourceName"
+    with pytest.raises(HttpResponseError) as top:
+        net.route_tables.begin_create_or_update(RG, "table-", route_table_model())
+    assert error_code(top.value) == "InvalidResourceName"
+    assert sorted(some(r.name) for r in net.routes.list(RG, "rt")) == sorted(ok)

@@ -656,6 +656,8 @@ class ArmService:
             with self.store.transaction() as tx:
                 existing = tx.get(rid)
                 self._check_if_match(req, existing.get("etag") if existing else None)
+                if existing is None:
+                    network.check_name(name, spec.type)
                 location = self._location(payload, existing, rid, rg)
                 tags = self._tags(payload)
                 props = spec.normalize(tx, rid, payload, existing, location)

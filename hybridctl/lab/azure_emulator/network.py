@@ -120,12 +120,34 @@ def _ref_id(value: Any, field: str, owner: str) -> str | None:
     return str(value["id"])
 
 
+# Microsoft.Network names (learn.microsoft.com, azure-resource-manager/management/resource-name-rules):
+# alphanumerics, underscores, periods and hyphens; start with an alphanumeric; end with an
+# alphanumeric or an underscore. 1-80 characters; virtual networks 2-64, of which only the
+# maximum is enforced here (one-letter VNet names are common in tests and seeds).
+_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+_NAME_LENGTHS = {VNET.lower(): (1, 64)}
+
+
+def check_name(name: str, resource_type: str) -> None:
+    """The network RP's InvalidResourceName (400) for a name Azure does not accept."""
+    low, high = _NAME_LENGTHS.get(resource_type.lower(), (1, 80))
+    if low <= len(name) <= high and _NAME.fullmatch(name):
+        return
+    raise bad_request(
+        "InvalidResourceName",
+        f"Resource name {name} is invalid. The name can be up to {high} characters long. It must begin with a "
+        "word character, and it must end with a word character or with '_'. The name may contain word "
+        "characters or '.', '-', '_'.",
+    )
+
+
 def _child_name(item: Any, kind: str, parent_id: str) -> str:
     if not isinstance(item, dict):
         raise invalid_format(f"Each entry of '{kind}' in {parent_id} must be an object.")
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         raise invalid_format(f"An entry of '{kind}' in {parent_id} has no 'name'.")
+    check_name(name, kind)
     return name
 
 

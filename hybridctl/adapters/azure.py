@@ -146,6 +146,16 @@ class _Site:
     planned: dict[tuple[str, str], CloudRoute] = field(default_factory=dict)  # (table, prefix) -> route
 
 
+def _failed_mark(obj: dict[str, Any]) -> str:
+    """`` (provisioning Failed)`` for an object a failed or canceled operation left behind, else ``""``.
+
+    ARM keeps the goal state of a failed write with provisioningState Failed; the diff must see
+    such an object of hybridctl's as differing so that the next run writes it again.
+    """
+    state = str(_props(obj).get("provisioningState") or "")
+    return f" (provisioning {state})" if state.lower() in ("failed", "canceled") else ""
+
+
 def _managed(table: dict[str, Any] | None) -> bool:
     return table is not None and (table.get("tags") or {}).get(MANAGED_TAG[0]) == MANAGED_TAG[1]
 
@@ -354,12 +364,12 @@ class AzureBackend(CloudBackend[_Site]):
         for group_text, nsg in state.groups.items():
             for rule in _props(nsg).get("securityRules") or []:
                 name = str(rule.get("name"))
+                owned = name.startswith(AZURE_NAME_MARK)
+                shown = name + _failed_mark(rule) if owned else name
                 for direction, protocol, port, peer in rule_items(rule):
                     key = (site.name, group_text, direction, protocol, port, peer)
                     state.rule_names[key] = name
-                    out.append(
-                        resource("security-rule", key, name.startswith(AZURE_NAME_MARK), name=name, provider="azure")
-                    )
+                    out.append(resource("security-rule", key, owned, name=shown, provider="azure"))
         for table_name, table in state.tables.items():
             if table is None:
                 continue
@@ -368,9 +378,9 @@ class AzureBackend(CloudBackend[_Site]):
                 route_key = (site.name, table_name, normalize_prefix(str(props.get("addressPrefix"))))
                 name = str(route.get("name"))
                 state.route_names[route_key] = name
-                out.append(
-                    resource("cloud-route", route_key, name.startswith(AZURE_NAME_MARK), target=hop_label(props))
-                )
+                owned = name.startswith(AZURE_NAME_MARK)
+                target = hop_label(props) + (_failed_mark(route) if owned else "")
+                out.append(resource("cloud-route", route_key, owned, target=target))
         wanted = {s for spec in state.specs.values() for s in spec.subnets}
         for network, subnet in state.subnets.items():
             table_ref = _props(subnet).get("routeTable") or {}

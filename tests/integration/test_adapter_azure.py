@@ -543,3 +543,56 @@ def test_long_network_names_become_valid_azure_rule_names(
     rules = net.network_security_groups.get(RG, "azure-bridge-nsg").as_dict()["properties"]["securityRules"]
     assert rule.name in {r["name"] for r in rules}
     assert run.changes() == []
+
+
+def test_a_failed_operation_fails_its_changes_and_a_rerun_converges(
+    run: Run, azure_emulator: AzureEmulator, net: NetworkManagementClient, tmp_path: Path
+) -> None:
+    run.up()
+    # Drift in two routes (one table PUT repairs both) and in the NIC's flag.
+    for name in ("hybridctl-192-168-1-0-24", "hybridctl-192-168-21-0-24"):
+        net.routes.begin_delete(RG, "Hybrid-RT", name).result()
+    nic = net.network_interfaces.get(RG, "azure-bridge-nic").as_dict()
+    nic["properties"]["enableIPForwarding"] = False
+    net.network_interfaces.begin_create_or_update(RG, "azure-bridge-nic", nm.NetworkInterface(nic)).result()
+    # The table PUT is accepted, but its long-running operation ends Failed.
+    azure_emulator.faults.add(
+        method="PUT", path_regex=r"/routeTables/Hybrid-RT$", operation_status="Failed", code="InternalServerError"
+    )
+    outcomes = run.backend.apply(run.changes(), run.desired, NoProgress())
+    failed = [o for o in outcomes if not o.ok]
+    assert len(failed) == 2 and {o.change.layer for o in failed if o.change} == {"cloud-route"}
+    assert all("InternalServerError" in o.error for o in failed)
+    assert [o.change.layer for o in outcomes if o.ok and o.change] == ["flag"]  # the rest went through
+    # ARM kept the table's goal state in provisioningState Failed: the next run writes it again.
+    again = Run(make_inventory(tmp_path, azure_emulator), tmp_path, tag="2")
+    drift = again.changes()
+    assert len(drift) == 3 and all(c.layer == "cloud-route" and c.action == "update" for c in drift)
+    assert all("(provisioning Failed)" in str(c.differing()["target"][1]) for c in drift)
+    again.up()
+    assert again.changes() == []
+    assert {r["properties"]["provisioningState"] for r in routes_of(net).values()} == {"Succeeded"}
+    assert len(routes_of(net)) == 3
+    again.backend.close()
+
+
+def test_another_operation_in_progress_is_retried_then_reported(
+    run: Run, azure_emulator: AzureEmulator, net: NetworkManagementClient
+) -> None:
+    # Without Retry-After (as ARM sends it): azure-core gives the 409 up at once, hybridctl retries.
+    azure_emulator.faults.add(method="PUT", path_regex=r"/routeTables/Hybrid-RT$", status=409, count=2)
+    run.up()
+    assert azure_emulator.requests.summary(method="PUT", path_regex=r"/routeTables/Hybrid-RT$")["by_status"] == {
+        "409": 2,
+        "201": 1,
+    }
+    assert len(routes_of(net)) == 3
+
+    # Past the bound (1 + 4 attempts), the change fails with the ARM code and a hint.
+    net.routes.begin_delete(RG, "Hybrid-RT", "hybridctl-192-168-21-0-24").result()
+    azure_emulator.faults.add(method="PUT", path_regex=r"/routes/", status=409, count=10)
+    outcomes = run.backend.apply(run.changes(), run.desired, NoProgress())
+    (failed,) = [o for o in outcomes if not o.ok]
+    assert "AnotherOperationInProgress" in failed.error and "after 5 attempts" in failed.error
+    assert "another operation holds the resource" in failed.error
+    assert azure_emulator.requests.count(method="PUT", path_regex=r"/routes/") == 5

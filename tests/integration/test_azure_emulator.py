@@ -901,3 +901,54 @@ def test_network_names_follow_the_resource_name_rules(emulator: AzureEmulator, n
         net.route_tables.begin_create_or_update(RG, "table-", route_table_model())
     assert error_code(top.value) == "InvalidResourceName"
     assert sorted(some(r.name) for r in net.routes.list(RG, "rt")) == sorted(ok)
+
+
+def test_injected_operation_failures_end_the_async_operation(
+    emulator: AzureEmulator, net: NetworkManagementClient
+) -> None:
+    """A long-running operation can end Failed or Canceled: the Azure-AsyncOperation status
+    resource then carries status and error (ARM async-operations protocol; ProvisioningState
+    in network.json lists Failed and Canceled), and the network RP keeps the goal state in
+    provisioningState Failed. Injected through POST /_emulator/faults with operation_status.
+    """
+    create_rg(net, emulator)
+    injected = admin(emulator, "POST", "faults", json={
+        "method": "PUT", "path_regex": "/routeTables/rt$", "operation_status": "Failed",
+        "code": "InternalServerError", "message": "The route table could not be programmed."})
+    assert injected.status_code == 201 and injected.json()["operation_status"] == "Failed"
+    poller = net.route_tables.begin_create_or_update(
+        RG, "rt", route_table_model([mk_route("10.1.0.0/16", "None", name="r1")]))
+    with pytest.raises(HttpResponseError) as failed:
+        poller.result()
+    assert error_code(failed.value) == "InternalServerError"
+    assert "could not be programmed" in str(failed.value)
+    table = net.route_tables.get(RG, "rt").as_dict()
+    assert table["properties"]["provisioningState"] == "Failed"
+    assert [r["properties"]["provisioningState"] for r in table["properties"]["routes"]] == ["Failed"]
+    # The same PUT again succeeds (the fault was for one request).
+    again = net.route_tables.begin_create_or_update(
+        RG, "rt", route_table_model([mk_route("10.1.0.0/16", "None", name="r1")])).result()
+    assert again.provisioning_state == "Succeeded"
+
+    emulator.faults.add(method="DELETE", path_regex="/routes/r1$", operation_status="Canceled")
+    with pytest.raises(HttpResponseError) as canceled:
+        net.routes.begin_delete(RG, "rt", "r1").result()
+    assert error_code(canceled.value) == "Canceled"
+    assert some(net.routes.get(RG, "rt", "r1").provisioning_state) == "Canceled"  # still there
+
+    with pytest.raises(ValueError):
+        emulator.faults.add(method="PUT", operation_status="Exploded")
+
+
+def test_another_operation_in_progress_is_a_409_the_sdk_does_not_retry(
+    emulator: AzureEmulator, net: NetworkManagementClient
+) -> None:
+    """ARM refuses a write while another operation runs on the resource with 409
+    AnotherOperationInProgress; azure-core's RetryPolicy retries 408/429/5xx, not 409."""
+    create_rg(net, emulator)
+    emulator.faults.add(method="PUT", path_regex="/routeTables/rt$", status=409)
+    emulator.requests.reset()
+    with pytest.raises(HttpResponseError) as busy:
+        net.route_tables.begin_create_or_update(RG, "rt", route_table_model())
+    assert (busy.value.status_code, error_code(busy.value)) == (409, "AnotherOperationInProgress")
+    assert emulator.requests.count(method="PUT") == 1

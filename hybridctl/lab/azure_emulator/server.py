@@ -205,6 +205,7 @@ class AzureEmulator:
         self._issuer = TokenIssuer(bytes.fromhex(str(meta["signing_key"])), self.tenant_id)
         self.arm = ArmService(self.store, self.subscription_id, self.tenant_id, config)
         self.faults = FaultInjector()
+        self.arm.faults = self.faults  # operation-ending faults are taken when an operation starts
         self.requests = RequestLog()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -586,6 +587,7 @@ class AzureEmulator:
                         retry_after=None if payload.get("retry_after") is None else int(payload["retry_after"]),
                         code=payload.get("code"),
                         message=payload.get("message"),
+                        operation_status=payload.get("operation_status"),
                     )
                     return Response(201, fault.as_dict())
                 if method == "DELETE":

@@ -952,3 +952,24 @@ def test_another_operation_in_progress_is_a_409_the_sdk_does_not_retry(
         net.route_tables.begin_create_or_update(RG, "rt", route_table_model())
     assert (busy.value.status_code, error_code(busy.value)) == (409, "AnotherOperationInProgress")
     assert emulator.requests.count(method="PUT") == 1
+
+
+def test_cloud_metadata_answers_without_a_token(emulator: AzureEmulator) -> None:
+    """GET /metadata/endpoints is ARM's cloud discovery: the Azure CLI (az cloud register
+    --endpoint-resource-manager) and Terraform (metadata_host) read it before they hold any
+    credential, so it answers without an Authorization header; ARM resources still do not."""
+    url = f"{emulator.base_url}/metadata/endpoints"
+    plain = requests.get(url, params={"api-version": "2022-09-01"}, verify=emulator.ca_bundle, timeout=10)
+    assert "authorization" not in {k.lower() for k in plain.request.headers}
+    assert plain.status_code == 200
+    cloud = plain.json()
+    assert cloud["resourceManager"].rstrip("/") == emulator.base_url
+    assert cloud["authentication"]["loginEndpoint"].rstrip("/") == emulator.authority
+    assert f"{emulator.base_url}/" in cloud["authentication"]["audiences"]
+    listed = requests.get(url, params={"api-version": "2019-05-01"}, verify=emulator.ca_bundle, timeout=10)
+    assert listed.status_code == 200 and [c["resourceManager"] for c in listed.json()] == [cloud["resourceManager"]]
+    missing = requests.get(url, verify=emulator.ca_bundle, timeout=10)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (400, "MissingApiVersionParameter")
+    arm = requests.get(f"{emulator.base_url}/subscriptions?api-version=2022-12-01", verify=emulator.ca_bundle,
+                       timeout=10)
+    assert (arm.status_code, arm.json()["error"]["code"]) == (401, "AuthenticationFailed")

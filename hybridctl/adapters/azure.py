@@ -638,9 +638,6 @@ class AzureBackend(CloudBackend[_Site]):
             if change.action == "delete":
                 continue
             name, props = self._route_to_write(state, change)
-            old_name = state.route_names.get(change.key)
-            if old_name is not None and old_name.lower() != name.lower():
-                routes.pop(old_name.lower(), None)
             routes[name.lower()] = {"name": name, "properties": props}
         if table is None:
             body = self._new_table(state, table_name, list(routes.values()))

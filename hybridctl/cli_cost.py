@@ -150,7 +150,10 @@ def _render_leaks(leaks: list[Leak]) -> None:
     for leak in leaks:
         amount = money(leak.monthly) or 0.0
         total[leak.currency] = total.get(leak.currency, 0.0) + amount
-        label = leak.name + (f" ({leak.id})" if leak.name and leak.name != leak.id else "") if leak.name else leak.id
+        # AWS ids are short and what its CLI takes; Azure's are long ARM ids, its CLI takes the name.
+        label = leak.name or leak.id
+        if leak.cloud == "aws" and leak.name and leak.name != leak.id:
+            label = f"{leak.name} ({leak.id})"
         table.add_row(
             leak.cloud, leak.kind, escape(label), escape(leak.where), f"{amount:,.2f} {leak.currency}", escape(leak.why)
         )

@@ -35,6 +35,7 @@ def plot_spend(reports: Sequence[CloudCost], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")  # no display: write the file only
+    matplotlib.rcParams["svg.fonttype"] = "none"  # SVG text stays text (searchable, smaller)
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
@@ -63,19 +64,20 @@ def plot_spend(reports: Sequence[CloudCost], path: Path) -> Path:
                 linestyle="--",
                 label="forecast (month)",
             )
+        # One line per (budget, amount): guard's actual:100% and forecast:100% are the same amount.
+        lines: dict[tuple[str, float], list[str]] = {}
         for threshold in report.thresholds:
-            axis.axhline(
-                float(threshold.amount),
-                color="#c0392b" if threshold.kind == "actual" else "#e67e22",
-                linestyle=":",
-                linewidth=1,
-            )
+            lines.setdefault((threshold.budget, float(threshold.amount)), []).append(threshold.label)
+        for (budget, amount), labels in sorted(lines.items()):
+            colour = "#c0392b" if any(label.startswith("actual") for label in labels) else "#e67e22"
+            axis.axhline(amount, color=colour, linestyle=":", linewidth=1)
             axis.annotate(
-                f"{threshold.budget} {threshold.label}",
-                (0.01, float(threshold.amount)),
+                f"{budget} {', '.join(labels)}",
+                (0.99, amount),
                 xycoords=("axes fraction", "data"),
                 fontsize=7,
                 va="bottom",
+                ha="right",
             )
         axis.set_title(f"{report.cloud} {report.scope} ({report.currency})", fontsize=10)
         axis.set_ylabel(report.currency)

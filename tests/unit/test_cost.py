@@ -241,3 +241,40 @@ def test_select_by_id_name_or_arm_name() -> None:
     chosen, unknown = select(leaks, ["vol-idle", "IDLE", "nope"])
     assert [leak.id for leak in chosen] == ["vol-idle", "arn:lb/idle"]
     assert unknown == ["nope"]
+
+
+# -- the plot ----------------------------------------------------------------------------------------------
+
+
+def test_plot_draws_spend_forecast_and_budget_lines(tmp_path: Any) -> None:
+    import importlib.util
+
+    from tests.conftest import require
+
+    require(importlib.util.find_spec("matplotlib") is not None, "matplotlib (pip install -e '.[plot]')")
+    from hybridctl.cost.plot import check_plot_target, plot_spend
+
+    totals, _ = parse.parse_aws_usage([_load("aws-usage-service.json")])
+    report = parse.summarize(
+        "aws",
+        "account",
+        "USD",
+        dt.date(2026, 12, 1),
+        TODAY,
+        "service",
+        totals=totals,
+        resources=[],
+        forecast_rest=Decimal(20),
+        forecast_daily={dt.date(2026, 12, d): Decimal(1) for d in range(11, 32)},
+    )
+    guard = budget_from_mapping({"name": "g", "cloud": "aws", "amount": 30, "preset": "guard", "emails": ["a@b.cd"]})
+    report.budget_amounts, report.thresholds = parse.thresholds_for("aws", [guard], "USD")
+    for name, magic in (("spend.png", b"\x89PNG"), ("spend.svg", b"<?xml")):
+        target = tmp_path / name
+        check_plot_target(target)
+        plot_spend([report], target)
+        assert target.read_bytes().startswith(magic)
+    svg = (tmp_path / "spend.svg").read_text()
+    assert "g actual:100%, forecast:100%" in svg and "g actual:25%" in svg
+    with pytest.raises(InputError):
+        check_plot_target(tmp_path / "spend.pdf")

@@ -223,6 +223,34 @@ def leaks(
     raise typer.Exit(EXIT_OK)
 
 
+def billing_leftovers(inventory: Path, table: bool) -> dict[str, object]:
+    """For `down`: what hybridctl created that still bills; never fails `down` (a read error is reported)."""
+    from hybridctl.cost.service import leftovers
+    from hybridctl.errors import HybridctlError
+
+    session = _session(inventory)
+    try:
+        found = leftovers(session, clouds_of(session.inventory, None))
+    except HybridctlError as error:
+        if table:
+            stderr.print(f"[yellow]could not list what still bills[/]: {escape(str(error))}")
+        return {"billing_leftovers": None, "billing_leftovers_error": str(error)}
+    finally:
+        session.close()
+    if table:
+        if found:
+            stdout.print("[yellow]Still billing, created by hybridctl (down does not remove these):[/]")
+            for leak in found:
+                stdout.print(
+                    f"  {leak.cloud} {leak.kind} {escape(leak.label)} ({escape(leak.where)}): about "
+                    f"{money(leak.monthly):,.2f} {leak.currency}/month; remove: {escape(leak.remove)}",
+                    highlight=False,
+                )
+        else:
+            stdout.print("[green]Nothing hybridctl created still bills.[/] (`hybridctl leaks` lists what else does.)")
+    return {"billing_leftovers": [leak.as_dict() for leak in found]}
+
+
 def register(app: typer.Typer) -> None:
     app.command()(cost)
     app.command()(leaks)

@@ -31,6 +31,8 @@ AWS: dict[str, dict[str, Decimal]] = {
     "nat_gateway_hour": {"default": Decimal("0.045"), "ap-northeast-1": Decimal("0.062")},
     "alb_hour": {"default": Decimal("0.0225"), "ap-northeast-1": Decimal("0.0243")},
     "nlb_hour": {"default": Decimal("0.0225"), "ap-northeast-1": Decimal("0.0243")},
+    # AWS PrivateLink: an interface endpoint, per AZ it is in ("AWS PrivateLink pricing").
+    "vpc_endpoint_hour": {"default": Decimal("0.01"), "ap-northeast-1": Decimal("0.014")},
 }
 AZURE: dict[str, dict[str, Decimal]] = {
     "public_ip_standard_hour": {"default": Decimal("0.005")},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -388,6 +388,88 @@ def find_leaks(session: Session, clouds: Sequence[str], *, now: dt.datetime, sna
     return out
 
 
+def leftovers(session: Session, clouds: Sequence[str]) -> list[Leak]:
+    """What hybridctl created that still bills (for `down` to list): in use or not.
+
+    AWS: the interface endpoint `endpoint ensure` makes (Name ``hybridctl-ec2``) and any Elastic IP,
+    volume, NAT gateway or snapshot tagged managed-by=hybridctl; Azure: public IPs and disks so
+    tagged. Unused ones appear in `hybridctl leaks` too, with the command that removes them.
+    """
+    from hybridctl.cost import prices
+    from hybridctl.vip.endpoint import ENDPOINT_NAME
+
+    inventory = session.inventory
+    out: list[Leak] = []
+    if "aws" in clouds:
+        api = session.aws()
+        regions: dict[str, list[Site]] = {}
+        for site in _aws_sites(inventory):
+            regions.setdefault(_region(site, inventory, api), []).append(site)
+        mine = [{"Name": "tag:managed-by", "Values": ["hybridctl"]}]
+        for region, sites in sorted(regions.items()):
+            vpcs = _vpc_ids(api, region, sites)
+            if vpcs:
+                for endpoint in api.ec2(
+                    "describe_vpc_endpoints",
+                    "VpcEndpoints",
+                    region,
+                    Filters=[{"Name": "vpc-id", "Values": vpcs}, {"Name": "tag:Name", "Values": [ENDPOINT_NAME]}],
+                ):
+                    if endpoint.get("State", "available").lower() in ("deleted", "deleting"):
+                        continue
+                    zones = max(1, len(endpoint.get("SubnetIds") or []))
+                    hour, source = prices.aws_monthly("vpc_endpoint_hour", region)
+                    out.append(
+                        Leak(
+                            "aws",
+                            "vpc-endpoint",
+                            str(endpoint["VpcEndpointId"]),
+                            ENDPOINT_NAME,
+                            region,
+                            hour * zones,
+                            "USD",
+                            source,
+                            f"`hybridctl endpoint ensure` created it; an interface endpoint bills per "
+                            f"hour in each of its {zones} subnet(s)",
+                            f"aws ec2 delete-vpc-endpoints --region {region} "
+                            f"--vpc-endpoint-ids {endpoint['VpcEndpointId']}",
+                            True,
+                        )
+                    )
+            scan = AwsScan(region)
+            scan.addresses = api.ec2("describe_addresses", "Addresses", region, Filters=mine)
+            scan.volumes = api.ec2("describe_volumes", "Volumes", region, Filters=mine)
+            scan.nat_gateways = api.ec2("describe_nat_gateways", "NatGateways", region, Filter=mine)
+            scan.snapshots = api.ec2("describe_snapshots", "Snapshots", region, OwnerIds=["self"], Filters=mine)
+            # Everything tagged as hybridctl's is listed, in use or not: pretend nothing uses it.
+            for item in scan.addresses:
+                item.pop("AssociationId", None)
+                item.pop("NetworkInterfaceId", None)
+                item.pop("InstanceId", None)
+            for item in scan.volumes:
+                item["State"] = "available"
+            out += [_created(leak) for leak in aws_leaks(scan, now=dt.datetime.now(dt.UTC), snapshot_days=0)]
+    if "azure" in clouds:
+        api_az = session.azure()
+        for rg in sorted({s.resource_group for s in _azure_sites(inventory) if s.resource_group}):
+            ips = [
+                {**i, "properties": {k: v for k, v in (i.get("properties") or {}).items() if k != "ipConfiguration"}}
+                for i in api_az.list(rg, "Microsoft.Network/publicIPAddresses", NETWORK_API)
+                if (i.get("tags") or {}).get("managed-by") == "hybridctl"
+            ]
+            disks = [
+                {**d, "managedBy": None, "properties": {**(d.get("properties") or {}), "diskState": "Unattached"}}
+                for d in api_az.list(rg, "Microsoft.Compute/disks", COMPUTE_API)
+                if (d.get("tags") or {}).get("managed-by") == "hybridctl"
+            ]
+            out += [_created(leak) for leak in azure_leaks(rg, ips, disks)]
+    return out
+
+
+def _created(leak: Leak) -> Leak:
+    return replace(leak, why=f"hybridctl created it (tagged managed-by=hybridctl) and it still bills: {leak.why}")
+
+
 def delete_leak(session: Session, leak: Leak) -> None:
     """Remove one listed leak with the call its ``remove`` command makes."""
     if leak.cloud == "azure":
@@ -417,4 +499,5 @@ __all__ = [
     "cost_report",
     "delete_leak",
     "find_leaks",
+    "leftovers",
 ]

@@ -311,3 +311,28 @@ def test_leaks_delete_refuses_what_it_cannot_show_unused(world: World) -> None:
         assert code == 2 and "--delete" in err, err
     assert world.aws.call_count(kind="mutating") == 0
     assert _az_changes(world) == 0
+
+
+def test_down_leftovers_list_what_hybridctl_created_that_still_bills(world: World) -> None:
+    from hybridctl.cli_cost import billing_leftovers
+    from hybridctl.vip.endpoint import ENDPOINT_NAME
+
+    subnet = world.ids.subnet_ids["Hybrid-Subnet"]
+    endpoint = world.ec2.create_vpc_endpoint(
+        VpcId=world.ids.vpc_id,
+        ServiceName=f"com.amazonaws.{seed.AWS_REGION}.ec2",
+        VpcEndpointType="Interface", PrivateDnsEnabled=False,
+        SubnetIds=[subnet],
+        TagSpecifications=[{"ResourceType": "vpc-endpoint", "Tags": [{"Key": "Name", "Value": ENDPOINT_NAME}]}],
+    )["VpcEndpoint"]["VpcEndpointId"]
+    tagged = world.ec2.create_volume(
+        AvailabilityZone=seed.AWS_REGION + "a",
+        Size=10,
+        TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "managed-by", "Value": "hybridctl"}]}],
+    )["VolumeId"]
+    world.aws.reset_call_counts()
+    found = billing_leftovers(world.inventory, table=False)["billing_leftovers"]
+    assert isinstance(found, list)
+    assert {(leak["kind"], leak["id"]) for leak in found} == {("vpc-endpoint", endpoint), ("volume", tagged)}
+    assert all(leak["managed"] and leak["monthly_cost"] > 0 for leak in found)
+    assert world.aws.call_count(kind="mutating") == 0

@@ -127,6 +127,7 @@ LEAKS = (
     _p("ec2:DescribeRouteTables"),
     _p("ec2:DescribeSnapshots"),
     _p("ec2:DescribeImages"),
+    _p("ec2:DescribeVpcEndpoints"),  # `down` lists the endpoint `endpoint ensure` made
     _p("elasticloadbalancing:DescribeLoadBalancers"),
     _p("elasticloadbalancing:DescribeTargetGroups"),
     _p("elasticloadbalancing:DescribeTargetHealth"),

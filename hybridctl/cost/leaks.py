@@ -11,7 +11,7 @@ NAT gateway, and a managed disk in state ``Unattached``. Anything else is left a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -54,7 +54,15 @@ class AwsScan:
     declared_instances: set[str] = field(default_factory=set)  # bridge instance ids the inventory declares
 
 
-def aws_leaks(scan: AwsScan, *, now: dt.datetime, snapshot_days: int) -> list[Leak]:
+Pricer = Callable[[str, str, int | float], tuple[Decimal, str]]
+
+
+def _table_price(item: str, region: str, size_gb: int | float = 0) -> tuple[Decimal, str]:
+    return prices.aws_monthly(item, region, size_gb)
+
+
+def aws_leaks(scan: AwsScan, *, now: dt.datetime, snapshot_days: int, price: Pricer = _table_price) -> list[Leak]:
+    """``price(item, region, size_gb)``: monthly USD and its source (the Price List, else the table)."""
     region = scan.region
     where = region
     out: list[Leak] = []
@@ -64,7 +72,7 @@ def aws_leaks(scan: AwsScan, *, now: dt.datetime, snapshot_days: int) -> list[Le
         if address.get("AssociationId") or address.get("NetworkInterfaceId") or address.get("InstanceId"):
             continue
         alloc = str(address.get("AllocationId") or address.get("PublicIp"))
-        monthly, source = prices.aws_monthly("public_ipv4_hour", region)
+        monthly, source = price("public_ipv4_hour", region, 0)
         out.append(
             Leak(
                 "aws",
@@ -86,7 +94,7 @@ def aws_leaks(scan: AwsScan, *, now: dt.datetime, snapshot_days: int) -> list[Le
             continue
         size = int(volume.get("Size") or 0)
         kind = str(volume.get("VolumeType") or "gp3")
-        monthly, source = prices.aws_monthly(prices.ebs_item(kind), region, size)
+        monthly, source = price(prices.ebs_item(kind), region, size)
         out.append(
             Leak(
                 "aws",
@@ -126,9 +134,9 @@ def aws_leaks(scan: AwsScan, *, now: dt.datetime, snapshot_days: int) -> list[Le
             volume = volume_by_id.get(volume_id, {})
             size = int(volume.get("Size") or 0)
             sizes.append(f"{volume_id} ({size} GiB)")
-            cost, source = prices.aws_monthly(prices.ebs_item(str(volume.get("VolumeType") or "gp3")), region, size)
+            cost, source = price(prices.ebs_item(str(volume.get("VolumeType") or "gp3")), region, size)
             monthly += cost
-        ip_cost, _ = prices.aws_monthly("public_ipv4_hour", region)
+        ip_cost, _ = price("public_ipv4_hour", region, 0)
         monthly += ip_cost * ips_by_instance.get(instance_id, 0)
         out.append(
             Leak(
@@ -154,7 +162,7 @@ def aws_leaks(scan: AwsScan, *, now: dt.datetime, snapshot_days: int) -> list[Le
     for nat in scan.nat_gateways:
         if nat.get("State") not in ("available", "pending") or nat["NatGatewayId"] in routed:
             continue
-        monthly, source = prices.aws_monthly("nat_gateway_hour", region)
+        monthly, source = price("nat_gateway_hour", region, 0)
         out.append(
             Leak(
                 "aws",
@@ -178,7 +186,7 @@ def aws_leaks(scan: AwsScan, *, now: dt.datetime, snapshot_days: int) -> list[Le
         if registered:
             continue
         item = "nlb_hour" if lb.get("Type") == "network" else "alb_hour"
-        monthly, source = prices.aws_monthly(item, region)
+        monthly, source = price(item, region, 0)
         why = "has no target group" if not groups else "none of its target groups has a registered target"
         out.append(
             Leak(
@@ -207,7 +215,7 @@ def aws_leaks(scan: AwsScan, *, now: dt.datetime, snapshot_days: int) -> list[Le
         if age < snapshot_days or snap["SnapshotId"] in in_images or snap.get("State") != "completed":
             continue
         size = int(snap.get("VolumeSize") or 0)
-        monthly, source = prices.aws_monthly("ebs_snapshot_gb", region, size)
+        monthly, source = price("ebs_snapshot_gb", region, size)
         out.append(
             Leak(
                 "aws",

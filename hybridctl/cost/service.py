@@ -19,6 +19,7 @@ from hybridctl.cost.aws import AwsCostApi
 from hybridctl.cost.azure import COMPUTE_API, NETWORK_API, AzureCostApi
 from hybridctl.cost.leaks import AwsScan, aws_leaks, azure_leaks
 from hybridctl.cost.models import DEFAULT_TAG, CloudCost, Leak
+from hybridctl.cost.pricelist import PriceBook
 from hybridctl.errors import InputError, Problem
 from hybridctl.inventory.models import AwsSettings, Inventory, Site
 from hybridctl.secrets import SecretStore
@@ -375,8 +376,9 @@ def find_leaks(session: Session, clouds: Sequence[str], *, now: dt.datetime, sna
         regions: dict[str, list[Site]] = {}
         for site in _aws_sites(inventory):
             regions.setdefault(_region(site, inventory, session.aws()), []).append(site)
+        book = PriceBook(session.aws())
         for region, sites in sorted(regions.items()):
-            out += aws_leaks(aws_scan(session, region, sites), now=now, snapshot_days=snapshot_days)
+            out += aws_leaks(aws_scan(session, region, sites), now=now, snapshot_days=snapshot_days, price=book.monthly)
     if "azure" in clouds:
         api = session.azure()
         for rg in sorted({s.resource_group for s in _azure_sites(inventory) if s.resource_group}):
@@ -395,13 +397,13 @@ def leftovers(session: Session, clouds: Sequence[str]) -> list[Leak]:
     volume, NAT gateway or snapshot tagged managed-by=hybridctl; Azure: public IPs and disks so
     tagged. Unused ones appear in `hybridctl leaks` too, with the command that removes them.
     """
-    from hybridctl.cost import prices
     from hybridctl.vip.endpoint import ENDPOINT_NAME
 
     inventory = session.inventory
     out: list[Leak] = []
     if "aws" in clouds:
         api = session.aws()
+        book = PriceBook(api)
         regions: dict[str, list[Site]] = {}
         for site in _aws_sites(inventory):
             regions.setdefault(_region(site, inventory, api), []).append(site)
@@ -418,7 +420,7 @@ def leftovers(session: Session, clouds: Sequence[str]) -> list[Leak]:
                     if endpoint.get("State", "available").lower() in ("deleted", "deleting"):
                         continue
                     zones = max(1, len(endpoint.get("SubnetIds") or []))
-                    hour, source = prices.aws_monthly("vpc_endpoint_hour", region)
+                    hour, source = book.monthly("vpc_endpoint_hour", region, 0)
                     out.append(
                         Leak(
                             "aws",
@@ -448,7 +450,8 @@ def leftovers(session: Session, clouds: Sequence[str]) -> list[Leak]:
                 item.pop("InstanceId", None)
             for item in scan.volumes:
                 item["State"] = "available"
-            out += [_created(leak) for leak in aws_leaks(scan, now=dt.datetime.now(dt.UTC), snapshot_days=0)]
+            found = aws_leaks(scan, now=dt.datetime.now(dt.UTC), snapshot_days=0, price=book.monthly)
+            out += [_created(leak) for leak in found]
     if "azure" in clouds:
         api_az = session.azure()
         for rg in sorted({s.resource_group for s in _azure_sites(inventory) if s.resource_group}):

@@ -131,6 +131,7 @@ LEAKS = (
     _p("elasticloadbalancing:DescribeLoadBalancers"),
     _p("elasticloadbalancing:DescribeTargetGroups"),
     _p("elasticloadbalancing:DescribeTargetHealth"),
+    _p("pricing:GetProducts"),  # monthly estimates from the Price List (else a dated table)
 )
 
 

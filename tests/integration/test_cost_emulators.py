@@ -276,7 +276,22 @@ def test_leaks_finds_every_kind_and_nothing_in_use(world: World) -> None:
         assert leak["id"] in leak["remove"] or leak["name"] in leak["remove"]
     eip = next(leak for leak in doc["leaks"] if leak["kind"] == "elastic-ip")
     assert eip["monthly_cost"] == 3.65  # 0.005 USD an hour, 730 hours
+    assert {leak["price_source"].split(";")[0] for leak in doc["leaks"] if leak["cloud"] == "aws"} == {
+        "AWS Price List API (on-demand, USD)"
+    }
+    assert world.aws.call_count(service="pricing", action="GetProducts") >= 5
     assert world.aws.call_count(kind="mutating") == 0
+
+
+def test_leaks_without_price_list_access_use_the_dated_table(world: World) -> None:
+    from hybridctl.cost import prices
+
+    world.aws.inject_fault("pricing", "GetProducts", code="AccessDeniedException", status=400)
+    code, doc = world.json("leaks", "--cloud", "aws")
+    assert code == 0 and len(doc["leaks"]) == 3
+    for leak in doc["leaks"]:
+        assert prices.AS_OF in leak["price_source"] and "AccessDeniedException" in leak["price_source"]
+    assert world.aws.call_count(service="pricing") == 1  # the first refusal switches the run to the table
 
 
 def test_leaks_delete_removes_only_the_named_then_clean(world: World) -> None:
@@ -321,7 +336,8 @@ def test_down_leftovers_list_what_hybridctl_created_that_still_bills(world: Worl
     endpoint = world.ec2.create_vpc_endpoint(
         VpcId=world.ids.vpc_id,
         ServiceName=f"com.amazonaws.{seed.AWS_REGION}.ec2",
-        VpcEndpointType="Interface", PrivateDnsEnabled=False,
+        VpcEndpointType="Interface",
+        PrivateDnsEnabled=False,
         SubnetIds=[subnet],
         TagSpecifications=[{"ResourceType": "vpc-endpoint", "Tags": [{"Key": "Name", "Value": ENDPOINT_NAME}]}],
     )["VpcEndpoint"]["VpcEndpointId"]

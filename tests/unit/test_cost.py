@@ -278,3 +278,14 @@ def test_plot_draws_spend_forecast_and_budget_lines(tmp_path: Any) -> None:
     assert "g actual:100%, forecast:100%" in svg and "g actual:25%" in svg
     with pytest.raises(InputError):
         check_plot_target(tmp_path / "spend.pdf")
+
+
+def test_price_list_answer_and_fallback() -> None:
+    from hybridctl.cost.pricelist import PriceBook, parse_price
+
+    answer = _load("aws-pricing-nat.json")
+    assert parse_price(answer["PriceList"], "Hrs") == Decimal("0.062")
+    assert parse_price(answer["PriceList"], "GB-Mo") is None
+    assert parse_price(["not json"], "Hrs") is None
+    value, source = PriceBook(None).monthly("nat_gateway_hour", "ap-northeast-1")
+    assert value == Decimal("45.26") and prices.AS_OF in source and "no AWS client" in source

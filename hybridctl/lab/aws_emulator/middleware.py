@@ -37,7 +37,7 @@ from werkzeug.wrappers import Request
 
 from hybridctl.lab.subscribers import Subscribers
 
-from . import budgets_ext, ce_ext, ec2_ext, iam_ext
+from . import budgets_ext, ce_ext, ec2_ext, iam_ext, pricing_ext
 from .backends import DEFAULT_ACCOUNT_ID, STATE_LOCK, reset_state
 from .protocol import ErrorResponse, RequestInfo, identify, internal_error, is_mutating, throttle_error
 
@@ -59,6 +59,7 @@ EXTENSIONS: dict[tuple[str, str], type[Any]] = {
     **{("iam", a): iam_ext.ExtIamResponse for a in iam_ext.OVERRIDDEN_ACTIONS},
     **{("budgets", a): budgets_ext.ExtBudgetsResponse for a in budgets_ext.OVERRIDDEN_ACTIONS},
     **{("ce", a): ce_ext.ExtCostExplorerResponse for a in ce_ext.OVERRIDDEN_ACTIONS},
+    **{("pricing", a): pricing_ext.PricingResponse for a in pricing_ext.OVERRIDDEN_ACTIONS},
 }
 
 

@@ -230,7 +230,8 @@ def billing_leftovers(inventory: Path, table: bool) -> dict[str, object]:
 
     session = _session(inventory)
     try:
-        found = leftovers(session, clouds_of(session.inventory, None))
+        clouds = [c for c in clouds_of(session.inventory, None) if c != "azure" or session.inventory.azure is not None]
+        found = leftovers(session, clouds)
     except HybridctlError as error:
         if table:
             stderr.print(f"[yellow]could not list what still bills[/]: {escape(str(error))}")

@@ -74,9 +74,9 @@ def _render_cost(report: CloudCost) -> None:
             + (" [red](crossed)[/]" if _crossed(report, t.kind, t.amount) else "")
             for t in marks
         )
-        stdout.print(f"  budget {escape(name)}: {_fmt(money(amount))} {report.currency}; {text}")
+        stdout.print(f"  budget {escape(name)}: {_fmt(money(amount))} {report.currency}; {text}", soft_wrap=True)
     for note in report.notes:
-        stdout.print(f"  [yellow]note[/]: {escape(note)}")
+        stdout.print(f"  [yellow]note[/]: {escape(note)}", soft_wrap=True)
 
 
 def _crossed(report: CloudCost, kind: str, amount: object) -> bool:
@@ -144,24 +144,24 @@ def _render_leaks(leaks: list[Leak]) -> None:
         stdout.print("[green]No leaks: nothing in the overlay's regions and resource groups bills while unused.[/]")
         return
     table = Table(title="billing while unused", title_justify="left")
-    for column in ("cloud", "kind", "name / id", "where", "per month", "why"):
-        table.add_column(column, justify="right" if column == "per month" else "left")
+    table.add_column("cloud")
+    table.add_column("kind")
+    table.add_column("name", overflow="fold")
+    table.add_column("where", overflow="fold")
+    table.add_column("per month", justify="right", no_wrap=True)
     total: dict[str, float] = {}
     for leak in leaks:
         amount = money(leak.monthly) or 0.0
         total[leak.currency] = total.get(leak.currency, 0.0) + amount
-        # AWS ids are short and what its CLI takes; Azure's are long ARM ids, its CLI takes the name.
-        label = leak.name or leak.id
-        if leak.cloud == "aws" and leak.name and leak.name != leak.id:
-            label = f"{leak.name} ({leak.id})"
-        table.add_row(
-            leak.cloud, leak.kind, escape(label), escape(leak.where), f"{amount:,.2f} {leak.currency}", escape(leak.why)
-        )
+        table.add_row(leak.cloud, leak.kind, escape(leak.label), escape(leak.where), f"{amount:,.2f} {leak.currency}")
     stdout.print(table)
     stdout.print("  " + ", ".join(f"{v:,.2f} {k} per month" for k, v in sorted(total.items())) + " (estimates)")
-    stdout.print("  to remove (or `hybridctl leaks -i INV --delete NAME --yes`):")
     for leak in leaks:
-        stdout.print(f"    {escape(leak.remove)}", highlight=False)
+        # AWS ids are short and what its CLI takes; Azure's are long ARM ids, its CLI takes the name.
+        ident = f" ({leak.id})" if leak.cloud == "aws" and leak.name and leak.name != leak.id else ""
+        stdout.print(f"  [b]{escape(leak.label)}[/]{escape(ident)}: {escape(leak.why)}", soft_wrap=True)
+        stdout.print(f"    remove: {escape(leak.remove)}", soft_wrap=True, highlight=False)
+    stdout.print("  or: hybridctl leaks -i INV --delete NAME --yes (only what this list shows)")
 
 
 def leaks(
@@ -246,6 +246,7 @@ def billing_leftovers(inventory: Path, table: bool) -> dict[str, object]:
                     f"  {leak.cloud} {leak.kind} {escape(leak.label)} ({escape(leak.where)}): about "
                     f"{money(leak.monthly):,.2f} {leak.currency}/month; remove: {escape(leak.remove)}",
                     highlight=False,
+                    soft_wrap=True,
                 )
         else:
             stdout.print("[green]Nothing hybridctl created still bills.[/] (`hybridctl leaks` lists what else does.)")

@@ -61,3 +61,11 @@ def test_dot_source_renders() -> None:
     dot = to_dot(_graph())
     assert "cluster_aws" in dot.source and "gw__aws -> gw__home" in dot.source
     assert dot.pipe(format="svg").startswith(b"<?xml")
+
+
+def test_coloured_from_a_check_captured_on_the_lab() -> None:
+    (document,) = load_results([REPO / "tests" / "fixtures" / "cost" / "check-lab.json"])
+    graph = apply_results(_graph(), [document])
+    assert graph.site_status == {"home": OK, "aws": OK, "azure": OK}
+    assert not [e for e in graph.edges if e.kind == "probe"]
+    assert {e.status for e in graph.edges if e.kind == "cascade"} == {OK}

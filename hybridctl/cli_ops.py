@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -124,7 +124,9 @@ def _apply_flow(
     output: Output,
     verb: str,
     desired_for: str = "up",
+    finish: Callable[[bool], dict[str, Any]] | None = None,
 ) -> int:
+    """``finish(table)``: runs last; renders itself when ``table``, its result joins the JSON document."""
     progress = ConsoleProgress(enabled=True)
     chosen = None
     prepared = prepare(context, progress)
@@ -139,11 +141,13 @@ def _apply_flow(
         for target, error in sorted(prepared.actual.unreachable.items()):
             stderr.print(f"[red]unreachable[/] {escape(target)}: {escape(error)}")
     if dry_run or not changes:
+        tail = finish(output is Output.table) if finish is not None else {}
         if output is Output.json:
             print_json(
                 _report_document(prepared.changes, None)
                 | {"unreachable": prepared.actual.unreachable, "calls": _calls(context)}
                 | ({"manual_clients": _manual_clients(context)} if desired_for == "up" else {})
+                | tail
             )
         return EXIT_ERROR if prepared.actual.unreachable else EXIT_OK
     if not yes and not _confirm(f"{verb} these {len(changes)} changes?"):
@@ -152,9 +156,12 @@ def _apply_flow(
     report = execute(context, prepared, progress, chosen)
     if output is Output.json:
         extra = {"manual_clients": _manual_clients(context)} if desired_for == "up" else {}
-        print_json(_report_document(prepared.changes, report) | {"calls": _calls(context)} | extra)
+        tail = finish(False) if finish is not None else {}
+        print_json(_report_document(prepared.changes, report) | {"calls": _calls(context)} | extra | tail)
     else:
         _render_report(report)
+        if finish is not None:
+            finish(True)
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
@@ -184,9 +191,20 @@ def down(
     output: OutputOpt = Output.table,
 ) -> None:
     """Remove what hybridctl created, restore the flags it changed, stop the services."""
+    from hybridctl.cli_cost import billing_leftovers
+
     context = _open(inventory, Options(accept_new_host_keys=accept_new_host_keys, purge=purge))
     try:
-        code = _apply_flow(context, yes=yes, dry_run=dry_run, output=output, verb="Remove", desired_for="down")
+        code = _apply_flow(
+            context,
+            yes=yes,
+            dry_run=dry_run,
+            output=output,
+            verb="Remove",
+            desired_for="down",
+            # What hybridctl created that still bills (and that down does not remove): listed last.
+            finish=lambda table: billing_leftovers(inventory, table),
+        )
     finally:
         context.close()
     raise typer.Exit(code)

@@ -37,6 +37,7 @@ from typing import Any
 
 from hybridctl.errors import HybridctlError
 from hybridctl.lab import hosts, reconciler, seed
+from hybridctl.lab.seed_costs import seed_costs
 from hybridctl.lab.topology import build_topology
 
 log = logging.getLogger("hybridctl.lab.daemon")
@@ -185,7 +186,7 @@ def run(
                 aws_secret_access_key=seed.AWS_SECRET_ACCESS_KEY,
                 region_name=region,
             ).client("ec2", endpoint_url=aws.endpoint_url)
-            seed.seed_aws(ec2, topology)
+            aws_ids = seed.seed_aws(ec2, topology)
             timings["seed_aws_s"] = time.monotonic() - t
             t = time.monotonic()
             # Reference section 4's VPC, next to the overlay's (serial: in a second thread it
@@ -194,6 +195,8 @@ def run(
             timings["seed_vip_s"] = time.monotonic() - t
             t = time.monotonic()
             seed.seed_azure(azure, topology)
+            # A few forgotten resources and some weeks of spend for `hybridctl cost` / `leaks`.
+            seed_costs(ec2, aws, azure, aws_ids)
             timings["seed_azure_s"] = time.monotonic() - t
             aws.reset_call_counts()  # counters start at zero for what hybridctl does
             azure.requests.reset()

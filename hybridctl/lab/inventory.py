@@ -55,6 +55,9 @@ HEADER = """\
 """
 
 
+LAB_EMAIL = "ops@lab.example"
+
+
 def _ssh(paths: LabPaths, host: Host) -> dict[str, Any]:
     return {
         "host": host.name,  # the ssh_config alias (HostName + ProxyCommand live there)
@@ -190,6 +193,20 @@ def inventory_document(
         },
         "secrets": {"store": str(root / "secrets.json")},
         "sites": [home_site, aws_doc, azure_doc],
+        # Reference section 3's guard (1,000 / 4,000 JPY in Azure) and an AWS one: `hybridctl cost`
+        # draws their thresholds; `hybridctl budget set` applies them.
+        "budgets": [
+            {"name": "hybrid-guard", "cloud": "aws", "amount": 30, "preset": "guard", "emails": [LAB_EMAIL]},
+            {
+                "name": "rg-restraint",
+                "cloud": "azure",
+                "amount": 4000,
+                "currency": "JPY",
+                "scope": f"resource-group:{seed.AZURE_RESOURCE_GROUP}",
+                "preset": "guard",
+                "emails": [LAB_EMAIL],
+            },
+        ],
     }
 
 

@@ -104,6 +104,35 @@ OVERLAY = (
     _p("ec2:RevokeSecurityGroupEgress", SECURITY_GROUP, SECURITY_GROUP_RULE),
 )
 BUDGETS = (_p("budgets:ViewBudget", BUDGET), _p("budgets:ModifyBudget", BUDGET))
+# `hybridctl cost` and `hybridctl leaks` (hybridctl/cost/): reads only. Cost Explorer scopes nothing;
+# `leaks --delete` needs the delete action of each item removed on top (docs/cost.md).
+COST = (
+    _p("ce:GetCostAndUsage"),
+    _p("ce:GetCostAndUsageWithResources"),
+    _p("ce:GetCostForecast"),
+    _p("ec2:DescribeVpcs"),
+    _p("ec2:DescribeNetworkInterfaces"),
+    _p("ec2:DescribeInstances"),
+    _p("ec2:DescribeAddresses"),
+    _p("ec2:DescribeTags"),
+)
+LEAKS = (
+    _p("ec2:DescribeVpcs"),
+    _p("ec2:DescribeNetworkInterfaces"),
+    _p("ec2:DescribeInstances"),
+    _p("ec2:DescribeAddresses"),
+    _p("ec2:DescribeTags"),
+    _p("ec2:DescribeVolumes"),
+    _p("ec2:DescribeNatGateways"),
+    _p("ec2:DescribeRouteTables"),
+    _p("ec2:DescribeSnapshots"),
+    _p("ec2:DescribeImages"),
+    _p("ec2:DescribeVpcEndpoints"),  # `down` lists the endpoint `endpoint ensure` made
+    _p("elasticloadbalancing:DescribeLoadBalancers"),
+    _p("elasticloadbalancing:DescribeTargetGroups"),
+    _p("elasticloadbalancing:DescribeTargetHealth"),
+    _p("pricing:GetProducts"),  # monthly estimates from the Price List (else a dated table)
+)
 
 
 def features(inventory: Any, role: str = "operator") -> dict[str, tuple[Permission, ...]]:
@@ -119,6 +148,8 @@ def features(inventory: Any, role: str = "operator") -> dict[str, tuple[Permissi
         raise ValueError(f"unknown role {role!r}: operator or node")
     if any(s.kind == "aws" for s in inventory.sites):
         out["Overlay"] = OVERLAY
+        out["Cost"] = COST
+        out["Leaks"] = LEAKS
     if vips:
         out["Vip"] = VIP_OPERATOR + (VIP_NODE_TGW if with_tgw else ())
         out["Endpoint"] = ENDPOINT

@@ -129,3 +129,32 @@ def test_down_returns_the_lab_to_its_bare_state(lab: tuple[manager.LabUpResult, 
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["changes"] == []  # idempotent: nothing left to remove
     assert snapshot(result) == before
+
+
+def test_down_ends_by_listing_what_still_bills(lab: tuple[manager.LabUpResult, dict[str, str]]) -> None:
+    """An interface endpoint `hybridctl endpoint ensure` made bills by the hour: `down` names it, with its cost."""
+    result, env = lab
+    ec2 = ec2_client(result)
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["Hybrid-VPC"]}])["Vpcs"][0]["VpcId"]
+    subnet = ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": ["Hybrid-Subnet"]}])["Subnets"][0]
+    endpoint = ec2.create_vpc_endpoint(
+        VpcId=vpc,
+        ServiceName="com.amazonaws.ap-northeast-1.ec2",
+        VpcEndpointType="Interface",
+        PrivateDnsEnabled=False,
+        SubnetIds=[subnet["SubnetId"]],
+        TagSpecifications=[{"ResourceType": "vpc-endpoint", "Tags": [{"Key": "Name", "Value": "hybridctl-ec2"}]}],
+    )["VpcEndpoint"]["VpcEndpointId"]
+    try:
+        down = hybridctl("down", "-i", str(result.inventory), "--yes", "-o", "json", env=env, timeout=600)
+        assert down.returncode == 0, down.stdout + down.stderr
+        leftovers = json.loads(down.stdout)["billing_leftovers"]
+        assert [(x["kind"], x["id"]) for x in leftovers] == [("vpc-endpoint", endpoint)]
+        assert leftovers[0]["monthly_cost"] > 0 and endpoint in leftovers[0]["remove"]
+        table = hybridctl("down", "-i", str(result.inventory), "--yes", env=env, timeout=600)
+        assert table.returncode == 0, table.stdout + table.stderr
+        assert "Still billing" in table.stdout and endpoint in table.stdout
+    finally:
+        ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint])
+    clean = hybridctl("down", "-i", str(result.inventory), "--yes", env=env, timeout=600)
+    assert "Nothing hybridctl created still bills" in clean.stdout, clean.stdout + clean.stderr

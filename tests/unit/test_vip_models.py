@@ -222,6 +222,8 @@ def test_operator_policy_follows_the_features_used() -> None:
     policy = iam.policy(inventory, "operator")
     assert {s["Sid"].rstrip("0123456789") for s in policy["Statement"]} == {
         "HybridctlOverlay",
+        "HybridctlCost",
+        "HybridctlLeaks",
         "HybridctlVip",
         "HybridctlEndpoint",
         "HybridctlDoctor",
@@ -235,6 +237,13 @@ def test_operator_policy_follows_the_features_used() -> None:
     ]
     no_vips = _load([]).inventory
     assert [s["Sid"] for s in iam.policy(no_vips, "node")["Statement"]] == []
-    assert {s["Sid"].rstrip("0123456789") for s in iam.policy(no_vips)["Statement"]} == {"HybridctlOverlay"}
+    assert {s["Sid"].rstrip("0123456789") for s in iam.policy(no_vips)["Statement"]} == {
+        "HybridctlOverlay",
+        "HybridctlCost",
+        "HybridctlLeaks",
+    }
+    leaks = _statements(iam.policy(no_vips))
+    assert "ce:GetCostForecast" in leaks and "elasticloadbalancing:DescribeTargetHealth" in leaks
+    assert not any(a.startswith(("ec2:Delete", "ec2:Release", "ec2:Terminate")) for a in leaks if "Route" not in a)
     with pytest.raises(ValueError):
         iam.features(no_vips, "admin")

@@ -37,7 +37,7 @@ from werkzeug.wrappers import Request
 
 from hybridctl.lab.subscribers import Subscribers
 
-from . import budgets_ext, ec2_ext, iam_ext
+from . import budgets_ext, ce_ext, ec2_ext, iam_ext, pricing_ext
 from .backends import DEFAULT_ACCOUNT_ID, STATE_LOCK, reset_state
 from .protocol import ErrorResponse, RequestInfo, identify, internal_error, is_mutating, throttle_error
 
@@ -58,6 +58,8 @@ EXTENSIONS: dict[tuple[str, str], type[Any]] = {
     **{("ec2", a): ec2_ext.ExtEC2Response for a in ec2_ext.OVERRIDDEN_ACTIONS},
     **{("iam", a): iam_ext.ExtIamResponse for a in iam_ext.OVERRIDDEN_ACTIONS},
     **{("budgets", a): budgets_ext.ExtBudgetsResponse for a in budgets_ext.OVERRIDDEN_ACTIONS},
+    **{("ce", a): ce_ext.ExtCostExplorerResponse for a in ce_ext.OVERRIDDEN_ACTIONS},
+    **{("pricing", a): pricing_ext.PricingResponse for a in pricing_ext.OVERRIDDEN_ACTIONS},
 }
 
 
@@ -175,6 +177,7 @@ class EmulatorControl:
 
     def reset(self) -> None:
         reset_state()
+        ce_ext.clear_usage()
         self.reset_calls()
         self.clear_faults()
 
@@ -335,6 +338,14 @@ class EmulatorMiddleware:
         if (method, route) == ("POST", "/budgets/refresh"):
             account = data.get("account_id")
             return 200, {"refreshed": budgets_ext.refresh_spend(str(account) if account else None)}
+        if (method, route) == ("POST", "/ce/usage"):
+            items = data.get("items")
+            if not isinstance(items, list):
+                raise ValueError("'items' (a list of line items) is required")
+            count = ce_ext.seed_usage(items, account_id=str(data.get("account_id", DEFAULT_ACCOUNT_ID)))
+            return 200, {"line_items": count}
+        if (method, route) == ("GET", "/ce/usage"):
+            return 200, {"items": ce_ext.snapshot()}
         if (method, route) == ("POST", "/reset"):
             control.reset()
             return 200, {"ok": True}

@@ -15,6 +15,7 @@ from hybridctl.errors import PreconditionError
 from . import backends
 from .backends import DEFAULT_ACCOUNT_ID, STATE_LOCK, FabricView
 from .budgets_ext import refresh_spend, seed_spend
+from .ce_ext import seed_usage
 from .middleware import CallStats, EmulatorControl, EmulatorMiddleware, Fault, MutationEvent
 
 DEFAULT_HOST = "127.0.0.1"
@@ -153,6 +154,10 @@ class AwsEmulator:
     def refresh_budget_spend(self, account_id: str | None = None) -> int:
         """Billing data arrives again after UpdateBudget zeroed CalculatedSpend."""
         return refresh_spend(account_id)
+
+    def seed_cost_usage(self, items: list[dict[str, Any]], *, account_id: str = DEFAULT_ACCOUNT_ID) -> int:
+        """Billing line items Cost Explorer answers from (docs/cost.md); returns how many are held."""
+        return seed_usage(items, account_id=account_id)
 
     # ----------------------------------------------------------------- in-process state
 

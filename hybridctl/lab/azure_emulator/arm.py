@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from . import consumption, network
+from . import consumption, extensions, network
 from .errors import ArmError
 from .store import RESOURCE_GROUP_TYPE, Store, Transaction, resource_group_of
 
@@ -53,6 +53,9 @@ PROVIDER_NAMES = {
     "microsoft.consumption": "Microsoft.Consumption",
 }
 RG_NAME = re.compile(r"^[-\w._()]{1,90}$")
+# Cost Management, compute disks and public IPs (hybridctl cost / leaks) live in extensions.py.
+API_VERSIONS.update(extensions.API_VERSIONS)
+PROVIDER_NAMES.update(extensions.PROVIDER_NAMES)
 NOT_FOUND_FIX = "For more details please go to https://aka.ms/ARMResourceNotFoundFix"
 
 
@@ -150,7 +153,9 @@ class ArmService:
             return consumption.render(body)
         if rtype == RESOURCE_GROUP_TYPE.lower():
             return {k: copy.deepcopy(v) for k, v in body.items() if not k.startswith("_")}
-        out = network.render(body, Transaction(self.store))
+        if rtype in extensions.OWN_TYPES:
+            return extensions.render(body)
+        out = extensions.render_network(network.render(body, Transaction(self.store)), Transaction(self.store))
         return {k: v for k, v in out.items() if not k.startswith("_")}
 
     # -- entry point --------------------------------------------------------------------------
@@ -193,6 +198,8 @@ class ArmService:
                     return self._network(req, rg, tail)
                 if namespace == "microsoft.consumption":
                     return self._budgets(req, rg, tail)
+                if namespace in extensions.NAMESPACES:
+                    return extensions.handle(self, req, rg, tail, namespace)
             raise self._invalid_type(req, namespace, rest[4] if len(rest) > 4 else "")
         if rest_low[0] == "operationresults" and len(rest) == 2:
             return self._operation_result(req, rest[1], final_status=200)
@@ -212,6 +219,8 @@ class ArmService:
                     return self._page(req, self.store.list(spec.type, subscription_id=self.subscription_id))
             if namespace == "microsoft.consumption":
                 return self._budgets(req, None, tail)
+            if namespace in extensions.NAMESPACES:
+                return extensions.handle(self, req, None, tail, namespace)
             raise self._invalid_type(req, namespace, tail[0] if tail else "")
         raise ArmError(404, "NotFound", f"The requested path '{req.path}' was not found.")
 
@@ -723,6 +732,7 @@ class ArmService:
                     return Response(204, None)
                 self._check_if_match(req, existing.get("etag"))
                 network.check_delete(tx, existing)
+                extensions.check_delete(tx, existing)
                 body = copy.deepcopy(existing)
                 self._set_state(body, "Deleting")
                 tx.put(body)

@@ -1,0 +1,1 @@
+"""The cost guard beyond budgets: spend per cloud and service (`cost`), unused billing resources (`leaks`)."""

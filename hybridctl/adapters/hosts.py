@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from hybridctl.adapters import distros
 from hybridctl.adapters import hoststate as hs
 from hybridctl.adapters.base import CallCounter, NoProgress, Outcome, Progress, ReadResult
 from hybridctl.adapters.cloudcommon import SafeCounter
@@ -163,6 +164,7 @@ class HostsBackend:
         self._sessions: dict[str, SshSession] = {}
         self._connect_errors: dict[str, str] = {}
         self._state: dict[str, _HostState] = {}
+        self._unsupported: dict[str, str] = {}  # host -> why its distribution is not supported
         self._lock = threading.Lock()
         self._server_done = threading.Event()
         self._server_done.set()
@@ -196,6 +198,8 @@ class HostsBackend:
                     result.resources.extend(state.resources)
                 else:
                     result.unreachable[name] = error
+        with self._lock:
+            result.blocking.update({n: why for n, why in self._unsupported.items() if n in names})
         return result
 
     def apply(self, changes: Sequence[Change], desired: DesiredState, progress: Progress) -> list[Outcome]:
@@ -312,6 +316,12 @@ class HostsBackend:
             raise RemoteError(
                 name, f"read failed (exit {result.rc}): {error}: {output_tail(result.stdout + result.stderr)}"
             ) from None
+        verdict = distros.check(distros.parse_os_release(raw.os_release))
+        with self._lock:
+            if verdict.ok:
+                self._unsupported.pop(name, None)
+            else:
+                self._unsupported[name] = verdict.error
         softether = None
         if plan.softether is not None and raw.vpncmd_port is not None:
             softether = se_parse.parse_read(raw.vpncmd_output, plan.softether.role, target=name)

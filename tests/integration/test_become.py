@@ -30,8 +30,9 @@ import pytest
 from hybridctl.adapters import hosts
 from hybridctl.adapters.hosts import HostsBackend
 from hybridctl.engine import Context, Options, execute, open_context, prepare
+from hybridctl.errors import UnsupportedTargets
 from hybridctl.inventory.load import load_inventory, plan_loaded
-from tests.conftest import have_root_and_netns, require
+from tests.conftest import FIXTURES, have_root_and_netns, require
 from tests.support.sshd import BASE, Sshd, start_sshd
 
 pytestmark = [pytest.mark.integration]
@@ -227,3 +228,26 @@ def test_a_wrong_become_password_is_refused_clearly(site: Site) -> None:
     message = prepared.actual.unreachable["pw-cli"]
     assert "refused ssh.become_password" in message and "'deploy'" in message
     assert "not-the-password" not in message
+
+
+def test_an_unsupported_distribution_on_one_host_stops_every_host(site: Site) -> None:
+    """nopw-cli (through sudo) reads as CentOS 7 (its /etc/os-release bind-mounted in its mount
+    namespace): `up` plans nothing anywhere, names the host, and no host changes."""
+    victim = site.hosts["nopw-cli"]
+    other = site.hosts["root-cli"]
+    for server in (victim, other):  # a change for both hosts to make, if anything were planned
+        assert server.run("ip", "route", "del", "192.168.50.0/24", "proto", "177").returncode == 0
+    mounted = victim.run("mount", "--bind", str(FIXTURES / "os-release" / "centos-7"), "/etc/os-release")
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        context = context_of(site)
+        try:
+            with pytest.raises(UnsupportedTargets) as error:
+                prepare(context)
+        finally:
+            context.close()
+    finally:
+        victim.run("umount", "/etc/os-release")
+    assert str(error.value).startswith("nopw-cli: CentOS Linux 7 (Core) is not a supported distribution")
+    for server in (victim, other):
+        assert "192.168.50.0/24" not in overlay_routes(server)

@@ -18,8 +18,8 @@ Same in all four: package names, the binaries under /usr/libexec/softether/vpn{s
 service names ``softether-vpn{server,bridge}`` (hybridctl writes its own units to
 /etc/systemd/system, which take precedence over the packaged ones wherever those live), apt,
 dpkg-query and iproute2's JSON. On Ubuntu the packages are in ``universe``: a host without it
-enabled fails the package step with the upstream-tarball pointer (docs/hosts.md), like any
-host whose repositories lack the package. Only Debian 12 runs in this project's lab and CI; the
+enabled fails the package step saying so (and with the upstream-tarball pointer, docs/hosts.md,
+as any host whose repositories lack the package). Only Debian 12 runs in this project's lab and CI; the
 other rows come from the distributions' package file lists.
 """
 

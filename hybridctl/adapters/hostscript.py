@@ -188,7 +188,9 @@ hctl_install() {  # package: from the distribution (docs/hosts.md has the upstre
   DEBIAN_FRONTEND=noninteractive; export DEBIAN_FRONTEND
   apt-cache show "$1" >/dev/null 2>&1 || apt-get update -q || true
   if ! apt-cache show "$1" >/dev/null 2>&1; then
-    echo "$1 is not in this distribution's repositories: install it from the upstream tarball (docs/hosts.md)"
+    hctl_hint=''
+    grep -qs '^ID=ubuntu' /etc/os-release && hctl_hint=' (Ubuntu has it in universe: add-apt-repository universe)'
+    echo "$1 is not in this distribution's repositories$hctl_hint: install it from the upstream tarball (docs/hosts.md)"
     return 3
   fi
   apt-get install -y -q --no-install-recommends "$1"

@@ -177,7 +177,16 @@ def _report(plans: Sequence[TargetPlan], clouds: Clouds, output: Output, dry_run
     else:
         stdout.print(_changes_table(plans, title))
         counts = summary(plans)
-        if not counts:
+        missing = [p for p in plans if p.result == "not found"]
+        for plan in missing:
+            stderr.print(
+                f"[yellow]note[/]: {escape(plan.target.label())}: no budget of that name "
+                f"(scope {escape(plan.target.scope)}); nothing to delete",
+                soft_wrap=True,
+            )
+        if not counts and missing:
+            stdout.print("Nothing deleted: no budget of that name was found.")
+        elif not counts:
             stdout.print("[green]Nothing to do: every budget is as declared.[/]")
         else:
             done = "would change" if dry_run else "changed"

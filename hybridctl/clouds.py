@@ -25,6 +25,7 @@ import importlib
 import json
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -615,14 +616,51 @@ def arm_error(exc: Exception, target: str, what: str, hints: Hints) -> RemoteErr
     return RemoteError(target, f"{what}: {exc}", "see the Azure error above")
 
 
-def arm_call(fn: Callable[[], T], target: str, what: str, hints: Hints) -> T:
-    """``fn()``, with any Azure SDK failure turned into a :class:`RemoteError` with a hint."""
+# ARM answers 409 AnotherOperationInProgress to a write while another operation runs on the
+# resource (or one it depends on). azure-core's RetryPolicy does not retry a 409 (unless it
+# carries Retry-After, which ARM does not send with this code), so arm_call does: a bounded
+# number of times, honouring Retry-After, else with doubling delays (0.5 + 1 + 2 + 4 s at most).
+BUSY_CODES = frozenset({"AnotherOperationInProgress"})
+BUSY_RETRIES = 4  # attempts after the first
+BUSY_BACKOFF_S = 0.5
+BUSY_BACKOFF_MAX_S = 8.0
+
+
+def _retry_after_s(exc: Any) -> float | None:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def arm_call(
+    fn: Callable[[], T], target: str, what: str, hints: Hints, *, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """``fn()``, with any Azure SDK failure turned into a :class:`RemoteError` with a hint.
+
+    ``fn`` is run again (up to :data:`BUSY_RETRIES` times) while ARM answers that another
+    operation holds the resource; a long-running call is started again as a whole.
+    """
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-    try:
-        return fn()
-    except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:  # auth errors included
-        raise arm_error(exc, target, what, hints) from None
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except HttpResponseError as exc:  # auth errors included
+            if arm_error_code(exc) in BUSY_CODES and attempt < BUSY_RETRIES:
+                delay = _retry_after_s(exc)
+                sleep(min(BUSY_BACKOFF_S * 2**attempt, BUSY_BACKOFF_MAX_S) if delay is None else delay)
+                attempt += 1
+                continue
+            error = arm_error(exc, target, what, hints)
+            if attempt:
+                error = RemoteError(error.target, f"{error.message} (after {attempt + 1} attempts)", error.hint)
+            raise error from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise arm_error(exc, target, what, hints) from None
 
 
 __all__ = [

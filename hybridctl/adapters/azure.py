@@ -10,6 +10,7 @@ with a hint. docs/cloud-adapters.md has the rules.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_network
@@ -37,6 +38,7 @@ from hybridctl.errors import RemoteError
 from hybridctl.inventory.models import AzureSettings, Inventory, Site
 from hybridctl.journal import Journal
 from hybridctl.planner.desired import CloudRoute, CloudRouteTable, DesiredState, Resource
+from hybridctl.planner.names import azure_route_name
 from hybridctl.secrets import SecretStore
 
 if TYPE_CHECKING:
@@ -60,6 +62,7 @@ _PROTOCOLS = {"*": "all", "tcp": "tcp", "udp": "udp", "icmp": "icmp"}
 _TO_AZURE_PROTOCOL = {"all": "*", "tcp": "Tcp", "udp": "Udp", "icmp": "Icmp"}
 _HOP_LABELS = {
     "virtualappliance": "virtual-appliance",
+    "virtualapplianceecmp": "virtual-appliance-ecmp",
     "internet": "internet",
     "vnetlocal": "vnet-local",
     "virtualnetworkgateway": "virtual-network-gateway",
@@ -84,6 +87,9 @@ def hop_label(route_props: dict[str, Any]) -> str:
     """``virtual-appliance:<ip>`` / ``internet:`` ... for a route's next hop."""
     hop = _lower(route_props.get("nextHopType"))
     label = _HOP_LABELS.get(hop, hop or "unknown")
+    next_hop = route_props.get("nextHop")
+    if hop == "virtualapplianceecmp" and isinstance(next_hop, dict):
+        return f"{label}:{','.join(str(a) for a in next_hop.get('nextHopIpAddresses') or [])}"
     return f"{label}:{route_props.get('nextHopIpAddress') or ''}"
 
 
@@ -138,6 +144,16 @@ class _Site:
     route_names: dict[tuple[str, ...], str] = field(default_factory=dict)
     rule_names: dict[tuple[str, ...], str] = field(default_factory=dict)
     planned: dict[tuple[str, str], CloudRoute] = field(default_factory=dict)  # (table, prefix) -> route
+
+
+def _failed_mark(obj: dict[str, Any]) -> str:
+    """`` (provisioning Failed)`` for an object a failed or canceled operation left behind, else ``""``.
+
+    ARM keeps the goal state of a failed write with provisioningState Failed; the diff must see
+    such an object of hybridctl's as differing so that the next run writes it again.
+    """
+    state = str(_props(obj).get("provisioningState") or "")
+    return f" (provisioning {state})" if state.lower() in ("failed", "canceled") else ""
 
 
 def _managed(table: dict[str, Any] | None) -> bool:
@@ -348,12 +364,12 @@ class AzureBackend(CloudBackend[_Site]):
         for group_text, nsg in state.groups.items():
             for rule in _props(nsg).get("securityRules") or []:
                 name = str(rule.get("name"))
+                owned = name.startswith(AZURE_NAME_MARK)
+                shown = name + _failed_mark(rule) if owned else name
                 for direction, protocol, port, peer in rule_items(rule):
                     key = (site.name, group_text, direction, protocol, port, peer)
                     state.rule_names[key] = name
-                    out.append(
-                        resource("security-rule", key, name.startswith(AZURE_NAME_MARK), name=name, provider="azure")
-                    )
+                    out.append(resource("security-rule", key, owned, name=shown, provider="azure"))
         for table_name, table in state.tables.items():
             if table is None:
                 continue
@@ -362,9 +378,9 @@ class AzureBackend(CloudBackend[_Site]):
                 route_key = (site.name, table_name, normalize_prefix(str(props.get("addressPrefix"))))
                 name = str(route.get("name"))
                 state.route_names[route_key] = name
-                out.append(
-                    resource("cloud-route", route_key, name.startswith(AZURE_NAME_MARK), target=hop_label(props))
-                )
+                owned = name.startswith(AZURE_NAME_MARK)
+                target = hop_label(props) + (_failed_mark(route) if owned else "")
+                out.append(resource("cloud-route", route_key, owned, target=target))
         wanted = {s for spec in state.specs.values() for s in spec.subnets}
         for network, subnet in state.subnets.items():
             table_ref = _props(subnet).get("routeTable") or {}
@@ -564,7 +580,7 @@ class AzureBackend(CloudBackend[_Site]):
             raise RemoteError(self._target(state), f"route target {label} is not a virtual appliance next hop")
         planned = state.planned.get((table_name, prefix))
         name = state.route_names.get(change.key) or (
-            planned.name if planned is not None else AZURE_NAME_MARK + prefix.replace("/", "-")
+            planned.name if planned is not None else azure_route_name(ip_network(prefix))
         )
         return name, {"addressPrefix": prefix, "nextHopType": "VirtualAppliance", "nextHopIpAddress": address}
 
@@ -601,8 +617,10 @@ class AzureBackend(CloudBackend[_Site]):
     def _apply_route_batch(self, state: _Site, table_name: str, changes: list[Change]) -> None:
         """Write every route change of one table with a single table PUT, guarded by its etag.
 
-        Routes hybridctl does not touch (foreign ones included) are sent back unchanged; if the
-        table changed since the read, ARM answers 412 and nothing is written.
+        Routes hybridctl does not write (foreign ones included) go back exactly as read: the raw
+        ARM JSON of each, untouched, so properties this version does not know (an ECMP route's
+        ``nextHop``, anything a later api-version adds) survive. If the table changed since the
+        read, ARM answers 412 and nothing is written.
         """
         from azure.mgmt.network import models as nm
 
@@ -610,7 +628,7 @@ class AzureBackend(CloudBackend[_Site]):
         routes: dict[str, dict[str, Any]] = {}
         if table is not None:
             for route in _props(table).get("routes") or []:
-                routes[str(route["name"]).lower()] = {"name": route["name"], "properties": dict(_props(route))}
+                routes[str(route["name"]).lower()] = copy.deepcopy(route)
         for change in changes:
             if change.action == "delete":
                 old_name = state.route_names.get(change.key)
@@ -621,20 +639,15 @@ class AzureBackend(CloudBackend[_Site]):
                 continue
             name, props = self._route_to_write(state, change)
             routes[name.lower()] = {"name": name, "properties": props}
-        for route in routes.values():
-            for read_only in ("provisioningState", "hasBgpOverride", "nextHop"):
-                route["properties"].pop(read_only, None)
         if table is None:
             body = self._new_table(state, table_name, list(routes.values()))
             headers = {"If-None-Match": "*"}
         else:
+            # The table's own properties go back as read too; only the routes list is new.
             body = {
                 "location": table.get("location") or self._location(state),
                 "tags": table.get("tags") or {},
-                "properties": {
-                    "routes": list(routes.values()),
-                    "disableBgpRoutePropagation": bool(_props(table).get("disableBgpRoutePropagation", False)),
-                },
+                "properties": {**copy.deepcopy(_props(table)), "routes": list(routes.values())},
             }
             headers = {"If-Match": str(table["etag"])} if table.get("etag") else {}
         client = self.client()

@@ -241,11 +241,15 @@ class AzureBudgets:
         return parse_budget(raw.as_dict(), target.scope)
 
     def read_scope(self, scope: str) -> list[BudgetState]:
-        """Every budget at one scope (the pipeline counts each page request)."""
+        """Every budget a list at one scope returns (the pipeline counts each page request).
+
+        Each budget's scope comes from its own id: on Azure a subscription-scope list also
+        returns the budgets of its resource groups (spec example BudgetsList.json).
+        """
         scope_id = self.scope_id(scope)
         client = self.client()
         items = self.call(f"list budgets at {scope}", lambda: [b.as_dict() for b in client.budgets.list(scope_id)])
-        return [parse_budget(item, scope) for item in items]
+        return [parse_budget(item) for item in items]
 
     def read(self, targets: Iterable[Target]) -> dict[Target, BudgetState | None]:
         return {target: self.read_one(target) for target in targets}
@@ -261,7 +265,17 @@ class AzureBudgets:
         target = todo[0].target
         scope = self.scope_id(target.scope)
         if any(c.action == "delete-budget" for c in todo):
-            self.call(f"delete budget {target.name}", lambda: client.budgets.delete(scope, target.name))
+
+            def delete() -> None:
+                try:
+                    client.budgets.delete(scope, target.name)
+                except HttpResponseError as exc:
+                    # Budgets_Delete answers 200 only; a budget deleted since the read gets 404,
+                    # which leaves the state this call asked for.
+                    if exc.status_code != 404:
+                        raise
+
+            self.call(f"delete budget {target.name}", delete)
             return
         if desired is None:
             return

@@ -263,7 +263,8 @@ def apply_plans(plans: Sequence[TargetPlan], clouds: Clouds) -> None:
     """Apply each target's changes; one failing target does not stop the others."""
     for plan in plans:
         if not plan.changes:
-            plan.result = "in sync"
+            if plan.result != "not found":  # a delete of a budget that does not exist stays "not found"
+                plan.result = "in sync"
             continue
         stop = blocked(plan.changes)
         if stop:
@@ -299,9 +300,19 @@ def discover(clouds: Clouds, which: Sequence[str], azure_scopes: Sequence[str]) 
     if "aws" in which:
         out += sorted(clouds.aws().read().values(), key=lambda s: s.target.name)
     if "azure" in which:
+        # A subscription-scope list already holds its resource groups' budgets (as on Azure), so
+        # a resource group listed as well would repeat them: each budget is kept once, by its id.
+        seen: set[str] = set()
         for scope in dict.fromkeys(["subscription", *azure_scopes]):
-            out += sorted(clouds.azure().read_scope(scope), key=lambda s: s.target.name)
+            found = [b for b in clouds.azure().read_scope(scope) if _budget_key(b) not in seen]
+            seen.update(_budget_key(b) for b in found)
+            out += sorted(found, key=lambda s: (s.target.scope != "subscription", s.target.scope, s.target.name))
     return out
+
+
+def _budget_key(state: BudgetState) -> str:
+    raw_id = str((state.raw or {}).get("id") or "")
+    return raw_id.strip("/").lower() or f"{state.target.scope}/{state.target.name}".lower()
 
 
 # -- status --------------------------------------------------------------------------------------------

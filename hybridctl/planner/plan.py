@@ -33,6 +33,7 @@ from hybridctl.planner.desired import (
     SecurityRule,
     TargetKind,
 )
+from hybridctl.planner.names import azure_route_name, rule_name
 from hybridctl.secrets import SecretRef
 from hybridctl.softether.model import (
     Cascade,
@@ -48,7 +49,6 @@ from hybridctl.softether.model import (
 DEFAULT_SERVER_HUB = "DEFAULT"
 DEFAULT_BRIDGE_HUB = "BRIDGE"
 DEFAULT_TAP = "vpntap"
-AZURE_ROUTE_PREFIX = "hybridctl-"
 
 
 def admin_secret(gateway: str) -> str:
@@ -61,10 +61,6 @@ def hub_user_secret(hub: str, user: str) -> str:
 
 def cascade_user(site: str) -> str:
     return f"bridge-{site}"
-
-
-def azure_route_name(prefix: IPv4Network) -> str:
-    return AZURE_ROUTE_PREFIX + str(prefix).replace(".", "-").replace("/", "-")
 
 
 @dataclass(frozen=True)
@@ -276,7 +272,7 @@ class _Planner:
                             None,
                             str(net.cidr),
                             f"hosts in {net.name} send overlay traffic through {gw.name}",
-                            f"hybridctl-from-{net.name}",
+                            rule_name("from", net.name),
                         )
                     )
             if site.workload_security_group:
@@ -291,7 +287,7 @@ class _Planner:
                             None,
                             str(prefix.network),
                             f"hosts in {prefix.label} reach this site's workloads over the overlay",
-                            f"hybridctl-from-{prefix.label.replace('/', '-')}",
+                            rule_name("from", prefix.label.replace("/", "-")),
                         )
                     )
         server_gw = self.server.gateway
@@ -308,7 +304,7 @@ class _Planner:
                     peer,
                     f"{site.gateway.name} cascades to the VPN server"
                     + ("" if site.gateway.public_address else " (declare its public_address to narrow this)"),
-                    f"hybridctl-cascade-{site.name}",
+                    rule_name("cascade", site.name),
                 )
             )
         return rules

@@ -11,7 +11,10 @@ hybridctl run as a subprocess like a user would. The tests run in order and buil
    host commands;
 4. throttling injected at both emulators (EC2 RequestLimitExceeded, ARM 429) while `up`
    repairs drift in both clouds: retried, exit 0;
-5. `down`: hosts back to bare (no SoftEther, no hybridctl routes, ip_forward 0).
+5. an Azure write answered 409 AnotherOperationInProgress, then its long-running operation
+   ending Failed: only that change fails (AWS is repaired), exit 1; the next `up` rewrites
+   what the failed operation left (provisioningState Failed) and converges;
+6. `down`: hosts back to bare (no SoftEther, no hybridctl routes, ip_forward 0).
 """
 
 from __future__ import annotations
@@ -262,6 +265,39 @@ def test_throttling_at_both_emulators_is_retried(lab: manager.LabUpResult, state
     emulator_admin(lab.azure_url, "DELETE", "faults")
     again = Run(["up", "-i", str(lab.inventory), "--yes", "-o", "json"], state_dir)
     assert again.rc == 0 and again.json()["changes"] == [], again
+
+
+def test_a_failed_azure_operation_fails_that_change_and_the_next_up_converges(
+    lab: manager.LabUpResult, state_dir: str
+) -> None:
+    ec2 = ec2_client(lab)
+    table = ec2.describe_route_tables(Filters=[{"Name": "tag:Name", "Values": ["Hybrid-RT"]}])["RouteTables"][0]
+    ec2.delete_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock="192.168.1.0/24")
+    network = network_client(lab)
+    network.routes.begin_delete("hybrid-rg", "Hybrid-RT", "hybridctl-192-168-1-0-24").result()
+    # First a 409 (hybridctl retries it), then the retried write's operation ends Failed.
+    emulator_admin(lab.azure_url, "POST", "faults", {"method": "PUT", "path_regex": "/routes/", "status": 409})
+    emulator_admin(lab.azure_url, "POST", "faults", {
+        "method": "PUT", "path_regex": "/routes/", "operation_status": "Failed", "code": "InternalServerError",
+        "message": "The route could not be programmed."})
+    run = Run(["up", "-i", str(lab.inventory), "--yes", "-o", "json"], state_dir)
+    assert run.rc == 1, run
+    document = run.json()
+    assert [(f["target"], f["change"]["key"][-1]) for f in document["failed"]] == [("azure azure", "192.168.1.0/24")]
+    assert "could not be programmed" in document["failed"][0]["error"]
+    assert document["per_target"]["aws aws"] == {"ok": 1, "failed": 0}  # the other target finished
+    assert emulator_admin(lab.azure_url, "GET", "requests")["by_status"].get("409") == 1
+    emulator_admin(lab.azure_url, "DELETE", "faults")
+
+    again = Run(["up", "-i", str(lab.inventory), "--yes", "-o", "json"], state_dir)
+    assert again.rc == 0, again
+    assert [(c["layer"], c["action"], c["key"][-1]) for c in again.json()["changes"]] == [
+        ("cloud-route", "update", "192.168.1.0/24")
+    ]
+    route = network.routes.get("hybrid-rg", "Hybrid-RT", "hybridctl-192-168-1-0-24")
+    assert route.provisioning_state == "Succeeded"
+    last = Run(["up", "-i", str(lab.inventory), "--yes", "-o", "json"], state_dir)
+    assert last.rc == 0 and last.json()["changes"] == [], last
 
 
 def test_down_returns_hosts_to_bare(lab: manager.LabUpResult, state_dir: str) -> None:

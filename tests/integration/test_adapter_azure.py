@@ -463,3 +463,136 @@ def test_a_refused_call_fails_its_change_only_with_a_role_hint(run: Run, azure_e
     assert failed[0].change.key == ("azure", "Hybrid-RT", "Hybrid_Subnet_Dammy")
     assert "AuthorizationFailed" in failed[0].error and "Network Contributor" in failed[0].error
     assert [c.key for c in run.changes()] == [failed[0].change.key]
+
+
+# --------------------------------------------------------------------------- fidelity to ARM
+
+
+def _ecmp_route(name: str, prefix: str, hops: list[str]) -> dict[str, Any]:
+    """An ECMP route as azure-mgmt-network 33.x (api-version 2026-03-01) writes it: RouteNextHopEcmp."""
+    return {
+        "name": name,
+        "properties": {
+            "addressPrefix": prefix,
+            "nextHopType": "VirtualApplianceEcmp",
+            "nextHop": {"nextHopIpAddresses": hops},
+        },
+    }
+
+
+def test_a_foreign_ecmp_route_goes_back_exactly_as_read(
+    tmp_path: Path, azure_emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
+) -> None:
+    # Someone else's table already holds an ECMP route (and a plain one); hybridctl's three
+    # routes then go out as one table PUT that must carry both back untouched.
+    net.route_tables.begin_create_or_update(
+        RG,
+        "Hybrid-RT",
+        nm.RouteTable(
+            {
+                "location": LOCATION,
+                "properties": {
+                    "routes": [
+                        _ecmp_route("nva-pair", "10.50.0.0/16", ["192.168.30.10", "192.168.30.11"]),
+                        {"name": "user-route", "properties": {"addressPrefix": "10.99.0.0/16", "nextHopType": "None"}},
+                    ]
+                },
+            }
+        ),
+    ).result()
+    before = {r["name"]: r for r in net.route_tables.get(RG, "Hybrid-RT").as_dict()["properties"]["routes"]}
+    assert before["nva-pair"]["properties"]["nextHop"] == {"nextHopIpAddresses": ["192.168.30.10", "192.168.30.11"]}
+
+    run = Run(make_inventory(tmp_path, azure_emulator), tmp_path)
+    assert [c for c in run.changes() if c.action == "conflict"] == []
+    azure_emulator.requests.reset()
+    run.up()
+    table_puts = [e for e in azure_emulator.requests.entries(method="PUT") if e.path.endswith("/routeTables/Hybrid-RT")]
+    assert len(table_puts) == 1  # the batch PUT, the one that re-sends every route of the table
+
+    after = {r["name"]: r for r in net.route_tables.get(RG, "Hybrid-RT").as_dict()["properties"]["routes"]}
+    for name in ("nva-pair", "user-route"):
+        assert after[name]["properties"] == before[name]["properties"]
+        assert {k: v for k, v in after[name].items() if k != "etag"} == {
+            k: v for k, v in before[name].items() if k != "etag"
+        }
+    assert len(after) == 5
+    assert run.changes() == []
+    run.down()
+    left = {r["name"]: r for r in net.route_tables.get(RG, "Hybrid-RT").as_dict()["properties"]["routes"]}
+    assert set(left) == {"nva-pair", "user-route"}
+    assert left["nva-pair"]["properties"] == before["nva-pair"]["properties"]
+
+
+def test_long_network_names_become_valid_azure_rule_names(
+    tmp_path: Path, azure_emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
+) -> None:
+    # A 64-character network name ending in '-' (the inventory allows it) would make the rule
+    # 'hybridctl-from-<name>', which ends in '-': Azure refuses that (InvalidResourceName).
+    long_name = "n" * 63 + "-"
+
+    def rename(raw: dict[str, Any]) -> None:
+        network = raw["sites"][2]["networks"][1]
+        network["id"] = cloud["Hybrid_Subnet_Dammy"]
+        network["name"] = long_name
+
+    run = Run(make_inventory(tmp_path, azure_emulator, edit=rename), tmp_path)
+    (rule,) = [r for r in run.desired.security_rules if r.provider == "azure" and r.peer == "192.168.31.0/24"]
+    assert rule.name != "hybridctl-from-" + long_name and rule.name.startswith("hybridctl-from-nnn")
+    run.up()
+    rules = net.network_security_groups.get(RG, "azure-bridge-nsg").as_dict()["properties"]["securityRules"]
+    assert rule.name in {r["name"] for r in rules}
+    assert run.changes() == []
+
+
+def test_a_failed_operation_fails_its_changes_and_a_rerun_converges(
+    run: Run, azure_emulator: AzureEmulator, net: NetworkManagementClient, tmp_path: Path
+) -> None:
+    run.up()
+    # Drift in two routes (one table PUT repairs both) and in the NIC's flag.
+    for name in ("hybridctl-192-168-1-0-24", "hybridctl-192-168-21-0-24"):
+        net.routes.begin_delete(RG, "Hybrid-RT", name).result()
+    nic = net.network_interfaces.get(RG, "azure-bridge-nic").as_dict()
+    nic["properties"]["enableIPForwarding"] = False
+    net.network_interfaces.begin_create_or_update(RG, "azure-bridge-nic", nm.NetworkInterface(nic)).result()
+    # The table PUT is accepted, but its long-running operation ends Failed.
+    azure_emulator.faults.add(
+        method="PUT", path_regex=r"/routeTables/Hybrid-RT$", operation_status="Failed", code="InternalServerError"
+    )
+    outcomes = run.backend.apply(run.changes(), run.desired, NoProgress())
+    failed = [o for o in outcomes if not o.ok]
+    assert len(failed) == 2 and {o.change.layer for o in failed if o.change} == {"cloud-route"}
+    assert all("InternalServerError" in o.error for o in failed)
+    assert [o.change.layer for o in outcomes if o.ok and o.change] == ["flag"]  # the rest went through
+    # ARM kept the table's goal state in provisioningState Failed: the next run writes it again.
+    again = Run(make_inventory(tmp_path, azure_emulator), tmp_path, tag="2")
+    drift = again.changes()
+    assert len(drift) == 3 and all(c.layer == "cloud-route" and c.action == "update" for c in drift)
+    assert all("(provisioning Failed)" in str(c.differing()["target"][1]) for c in drift)
+    again.up()
+    assert again.changes() == []
+    assert {r["properties"]["provisioningState"] for r in routes_of(net).values()} == {"Succeeded"}
+    assert len(routes_of(net)) == 3
+    again.backend.close()
+
+
+def test_another_operation_in_progress_is_retried_then_reported(
+    run: Run, azure_emulator: AzureEmulator, net: NetworkManagementClient
+) -> None:
+    # Without Retry-After (as ARM sends it): azure-core gives the 409 up at once, hybridctl retries.
+    azure_emulator.faults.add(method="PUT", path_regex=r"/routeTables/Hybrid-RT$", status=409, count=2)
+    run.up()
+    assert azure_emulator.requests.summary(method="PUT", path_regex=r"/routeTables/Hybrid-RT$")["by_status"] == {
+        "409": 2,
+        "201": 1,
+    }
+    assert len(routes_of(net)) == 3
+
+    # Past the bound (1 + 4 attempts), the change fails with the ARM code and a hint.
+    net.routes.begin_delete(RG, "Hybrid-RT", "hybridctl-192-168-21-0-24").result()
+    azure_emulator.faults.add(method="PUT", path_regex=r"/routes/", status=409, count=10)
+    outcomes = run.backend.apply(run.changes(), run.desired, NoProgress())
+    (failed,) = [o for o in outcomes if not o.ok]
+    assert "AnotherOperationInProgress" in failed.error and "after 5 attempts" in failed.error
+    assert "another operation holds the resource" in failed.error
+    assert azure_emulator.requests.count(method="PUT", path_regex=r"/routes/") == 5

@@ -581,7 +581,8 @@ def test_budgets_at_both_scopes_with_etag_concurrency_and_spend(
 
     consumption.budgets.create_or_update(rg_scope, "rg-4000", budget_body(4000))
     assert [b.name for b in consumption.budgets.list(rg_scope)] == ["rg-4000"]
-    assert [b.name for b in consumption.budgets.list(sub_scope)] == ["monthly-1000"]
+    # A subscription-scope list includes its resource groups' budgets (BudgetsList.json, below).
+    assert sorted(some(b.name) for b in consumption.budgets.list(sub_scope)) == ["monthly-1000", "rg-4000"]
     rg_budget = consumption.budgets.get(rg_scope, "rg-4000")
     assert rg_budget.id == f"{rg_scope}/providers/Microsoft.Consumption/budgets/rg-4000"
 
@@ -787,3 +788,188 @@ def test_concurrent_writers_keep_state_consistent(emulator: AzureEmulator, net: 
         thread.join(timeout=60)
     assert errors == []
     assert sorted(some(r.name) for r in net.routes.list(RG, "rt")) == [f"r{i}" for i in range(6)]
+
+
+# -- fidelity to the published specifications -----------------------------------------------------
+
+
+def test_ecmp_routes_follow_route_next_hop_ecmp(emulator: AzureEmulator, net: NetworkManagementClient) -> None:
+    """nextHopType VirtualApplianceEcmp with nextHop.nextHopIpAddresses (2 to 64 addresses).
+
+    As azure-mgmt-network 33.1 models it at api-version 2026-03-01 (RoutePropertiesFormat.next_hop:
+    "Only allowed when nextHopType is VirtualApplianceEcmp"; RouteNextHopEcmp: "Must contain between
+    2 and 64 IP addresses"), and as the Microsoft.Network 2025-07-01 examples
+    RouteTableCreateWithEcmpRoute.json / RouteTableRouteCreateEcmp.json write it.
+    """
+    create_rg(net, emulator)
+    ecmp = {"addressPrefix": "10.1.0.0/16", "nextHopType": "VirtualApplianceEcmp",
+            "nextHop": {"nextHopIpAddresses": ["10.0.0.4", "10.0.0.5", "10.0.0.6"]}}
+    table = net.route_tables.begin_create_or_update(
+        RG, "testrt-ecmp", nm.RouteTable({"location": LOCATION, "properties": {
+            "disableBgpRoutePropagation": False, "routes": [{"name": "ecmp-route", "properties": ecmp}]}}),
+    ).result()
+    (route,) = table.as_dict()["properties"]["routes"]
+    assert route["properties"]["nextHopType"] == "VirtualApplianceEcmp"
+    assert route["properties"]["nextHop"] == {"nextHopIpAddresses": ["10.0.0.4", "10.0.0.5", "10.0.0.6"]}
+    assert "nextHopIpAddress" not in route["properties"]
+    # The child PUT (Routes_CreateOrUpdate) takes the same shape; the typed model reads it back.
+    child = net.routes.begin_create_or_update(RG, "testrt-ecmp", "ecmp-2", nm.Route({"properties": {
+        **ecmp, "addressPrefix": "10.2.0.0/16"}})).result()
+    assert some(child.next_hop).next_hop_ip_addresses == ["10.0.0.4", "10.0.0.5", "10.0.0.6"]
+
+    def refused(props: dict[str, Any]) -> str | None:
+        with pytest.raises(HttpResponseError) as info:
+            net.routes.begin_create_or_update(RG, "testrt-ecmp", "bad", nm.Route({"properties": props}))
+        assert info.value.status_code == 400
+        return error_code(info.value)
+
+    one = {**ecmp, "addressPrefix": "10.3.0.0/16", "nextHop": {"nextHopIpAddresses": ["10.0.0.4"]}}
+    assert refused(one) == "InvalidNextHopIpAddresses"
+    too_many = {**one, "nextHop": {"nextHopIpAddresses": [f"10.0.1.{i}" for i in range(65)]}}
+    assert refused(too_many) == "InvalidNextHopIpAddresses"
+    assert refused({**one, "nextHop": {"nextHopIpAddresses": ["10.0.0.4", "nope"]}}) == "InvalidNextHopIpAddress"
+    assert refused({**ecmp, "addressPrefix": "10.3.0.0/16", "nextHop": None}) == "InvalidNextHopIpAddresses"
+    assert refused({**ecmp, "addressPrefix": "10.3.0.0/16", "nextHopIpAddress": "10.0.0.4"}) == (
+        "NextHopIpAddressNotAllowed")
+    assert refused({"addressPrefix": "10.3.0.0/16", "nextHopType": "VirtualAppliance", "nextHopIpAddress": "10.0.0.4",
+                    "nextHop": {"nextHopIpAddresses": ["10.0.0.4", "10.0.0.5"]}}) == "NextHopNotAllowed"
+
+
+def test_budget_list_at_subscription_scope_includes_resource_group_budgets(
+    emulator: AzureEmulator, net: NetworkManagementClient, consumption: ConsumptionManagementClient
+) -> None:
+    """Budgets_List at a subscription returns the subscription's budgets AND those of its resource
+    groups, each with its own id: Microsoft.Consumption/stable/2024-08-01/examples/BudgetsList.json
+    (scope "subscriptions/{id}", answering a MYDEVTESTRG budget and a subscription budget, both
+    named TestBudget). A resource group's list holds only its own.
+    """
+    create_rg(net, emulator)
+    create_rg(net, emulator, "other-rg")
+    sub_scope = f"/subscriptions/{emulator.subscription_id}"
+    for scope in (sub_scope, f"{sub_scope}/resourceGroups/{RG}", f"{sub_scope}/resourceGroups/other-rg"):
+        consumption.budgets.create_or_update(scope, "TestBudget", budget_body())
+    listed = sorted(some(b.id).lower() for b in consumption.budgets.list(sub_scope))
+    assert listed == sorted(f"{s}/providers/Microsoft.Consumption/budgets/TestBudget".lower() for s in (
+        sub_scope, f"{sub_scope}/resourceGroups/{RG}", f"{sub_scope}/resourceGroups/other-rg"))
+    assert [some(b.id).lower() for b in consumption.budgets.list(f"{sub_scope}/resourceGroups/{RG}")] == [
+        f"{sub_scope}/resourceGroups/{RG}/providers/Microsoft.Consumption/budgets/TestBudget".lower()]
+
+
+def test_deleting_a_missing_budget_is_a_404(
+    emulator: AzureEmulator, net: NetworkManagementClient, consumption: ConsumptionManagementClient
+) -> None:
+    """Budgets_Delete (consumption.json 2024-08-01) declares 200 ("OK. The request has succeeded.",
+    example DeleteBudget.json) and otherwise the default ErrorResponse; no 204. A missing budget
+    answers 404 ResourceNotFound, as its GET does, which the SDK raises as ResourceNotFoundError.
+    """
+    create_rg(net, emulator)
+    scope = f"/subscriptions/{emulator.subscription_id}"
+    consumption.budgets.create_or_update(scope, "b", budget_body())
+    consumption.budgets.delete(scope, "b")  # 200
+    with pytest.raises(ResourceNotFoundError) as missing:
+        consumption.budgets.delete(scope, "b")
+    assert missing.value.status_code == 404
+    assert error_code(missing.value) == "ResourceNotFound"
+
+
+def test_network_names_follow_the_resource_name_rules(emulator: AzureEmulator, net: NetworkManagementClient) -> None:
+    """Microsoft.Network routeTables, routes, networkSecurityGroups and securityRules: 1-80
+    characters of alphanumerics, '_', '.', '-', starting alphanumeric and ending alphanumeric or
+    '_' (learn.microsoft.com, azure-resource-manager/management/resource-name-rules). The
+    network RP refuses other names with 400 InvalidResourceName.
+    """
+    create_rg(net, emulator)
+    net.route_tables.begin_create_or_update(RG, "rt", route_table_model()).result()
+    ok = ["a", "A" * 80, "route_", "r.1-x_y", "9lives"]
+    for name in ok:
+        route = net.routes.begin_create_or_update(RG, "rt", name, mk_route(f"10.{ok.index(name)}.0.0/16", "None"))
+        assert route.result().name == name
+    bad = ["A" * 81, "ends-with-dash-", "ends.with.dot.", "_leading", "-leading", "has space", "ümlaut"]
+    for name in bad:
+        with pytest.raises(HttpResponseError) as refused:
+            net.routes.begin_create_or_update(RG, "rt", name, mk_route("10.200.0.0/16", "None"))
+        assert (refused.value.status_code, error_code(refused.value)) == (400, "InvalidResourceName"), name
+    # Inline in a table PUT, in an NSG's rules, and for the top-level resource itself.
+    with pytest.raises(HttpResponseError) as inline:
+        net.route_tables.begin_create_or_update(
+            RG, "rt", route_table_model([mk_route("10.9.0.0/16", "None", name="x-")]))
+    assert error_code(inline.value) == "InvalidResourceName"
+    with pytest.raises(HttpResponseError) as rule:
+        net.network_security_groups.begin_create_or_update(RG, "nsg", nsg_model([mk_rule(100, name="r" * 81)]))
+    assert error_code(rule.value) == "InvalidResourceName"
+    with pytest.raises(HttpResponseError) as top:
+        net.route_tables.begin_create_or_update(RG, "table-", route_table_model())
+    assert error_code(top.value) == "InvalidResourceName"
+    assert sorted(some(r.name) for r in net.routes.list(RG, "rt")) == sorted(ok)
+
+
+def test_injected_operation_failures_end_the_async_operation(
+    emulator: AzureEmulator, net: NetworkManagementClient
+) -> None:
+    """A long-running operation can end Failed or Canceled: the Azure-AsyncOperation status
+    resource then carries status and error (ARM async-operations protocol; ProvisioningState
+    in network.json lists Failed and Canceled), and the network RP keeps the goal state in
+    provisioningState Failed. Injected through POST /_emulator/faults with operation_status.
+    """
+    create_rg(net, emulator)
+    injected = admin(emulator, "POST", "faults", json={
+        "method": "PUT", "path_regex": "/routeTables/rt$", "operation_status": "Failed",
+        "code": "InternalServerError", "message": "The route table could not be programmed."})
+    assert injected.status_code == 201 and injected.json()["operation_status"] == "Failed"
+    poller = net.route_tables.begin_create_or_update(
+        RG, "rt", route_table_model([mk_route("10.1.0.0/16", "None", name="r1")]))
+    with pytest.raises(HttpResponseError) as failed:
+        poller.result()
+    assert error_code(failed.value) == "InternalServerError"
+    assert "could not be programmed" in str(failed.value)
+    table = net.route_tables.get(RG, "rt").as_dict()
+    assert table["properties"]["provisioningState"] == "Failed"
+    assert [r["properties"]["provisioningState"] for r in table["properties"]["routes"]] == ["Failed"]
+    # The same PUT again succeeds (the fault was for one request).
+    again = net.route_tables.begin_create_or_update(
+        RG, "rt", route_table_model([mk_route("10.1.0.0/16", "None", name="r1")])).result()
+    assert again.provisioning_state == "Succeeded"
+
+    emulator.faults.add(method="DELETE", path_regex="/routes/r1$", operation_status="Canceled")
+    with pytest.raises(HttpResponseError) as canceled:
+        net.routes.begin_delete(RG, "rt", "r1").result()
+    assert error_code(canceled.value) == "Canceled"
+    assert some(net.routes.get(RG, "rt", "r1").provisioning_state) == "Canceled"  # still there
+
+    with pytest.raises(ValueError):
+        emulator.faults.add(method="PUT", operation_status="Exploded")
+
+
+def test_another_operation_in_progress_is_a_409_the_sdk_does_not_retry(
+    emulator: AzureEmulator, net: NetworkManagementClient
+) -> None:
+    """ARM refuses a write while another operation runs on the resource with 409
+    AnotherOperationInProgress; azure-core's RetryPolicy retries 408/429/5xx, not 409."""
+    create_rg(net, emulator)
+    emulator.faults.add(method="PUT", path_regex="/routeTables/rt$", status=409)
+    emulator.requests.reset()
+    with pytest.raises(HttpResponseError) as busy:
+        net.route_tables.begin_create_or_update(RG, "rt", route_table_model())
+    assert (busy.value.status_code, error_code(busy.value)) == (409, "AnotherOperationInProgress")
+    assert emulator.requests.count(method="PUT") == 1
+
+
+def test_cloud_metadata_answers_without_a_token(emulator: AzureEmulator) -> None:
+    """GET /metadata/endpoints is ARM's cloud discovery: the Azure CLI (az cloud register
+    --endpoint-resource-manager) and Terraform (metadata_host) read it before they hold any
+    credential, so it answers without an Authorization header; ARM resources still do not."""
+    url = f"{emulator.base_url}/metadata/endpoints"
+    plain = requests.get(url, params={"api-version": "2022-09-01"}, verify=emulator.ca_bundle, timeout=10)
+    assert "authorization" not in {k.lower() for k in plain.request.headers}
+    assert plain.status_code == 200
+    cloud = plain.json()
+    assert cloud["resourceManager"].rstrip("/") == emulator.base_url
+    assert cloud["authentication"]["loginEndpoint"].rstrip("/") == emulator.authority
+    assert f"{emulator.base_url}/" in cloud["authentication"]["audiences"]
+    listed = requests.get(url, params={"api-version": "2019-05-01"}, verify=emulator.ca_bundle, timeout=10)
+    assert listed.status_code == 200 and [c["resourceManager"] for c in listed.json()] == [cloud["resourceManager"]]
+    missing = requests.get(url, verify=emulator.ca_bundle, timeout=10)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (400, "MissingApiVersionParameter")
+    arm = requests.get(f"{emulator.base_url}/subscriptions?api-version=2022-12-01", verify=emulator.ca_bundle,
+                       timeout=10)
+    assert (arm.status_code, arm.json()["error"]["code"]) == (401, "AuthenticationFailed")

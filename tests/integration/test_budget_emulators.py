@@ -397,6 +397,37 @@ def test_list_and_show_read_back_what_set_made(lab: Lab) -> None:
     assert {tuple(a["roles"]) for a in shown["cloud_state"]["alerts"]} == {("Owner",)}
 
 
+def test_list_labels_each_azure_budget_with_its_own_scope_once(lab: Lab) -> None:
+    # On Azure the subscription-scope list also returns resource-group budgets (BudgetsList.json):
+    # rg-restraint must show once, as a resource-group budget, not again as a subscription one.
+    assert lab.apply()[0] == 0
+    lab.az.create_resource_group("other-rg", "japaneast")
+    lab.az.create_budget(
+        f"/subscriptions/{lab.az.subscription_id}/resourceGroups/other-rg",
+        "hybrid-guard",
+        lab.az_budget("hybrid-guard")["properties"],  # type: ignore[index]
+    )
+    code, document = lab.json("budget", "list", "-i", str(lab.inventory), "--cloud", "azure")
+    assert code == 0
+    listed = [(b["scope"], b["name"]) for b in document["budgets"] if b["cloud"] == "azure"]
+    assert sorted(listed) == [
+        (f"resource-group:{RG}", "rg-restraint"),
+        ("resource-group:other-rg", "hybrid-guard"),
+        ("subscription", "hybrid-guard"),
+    ]
+
+
+def test_deleting_a_missing_budget_says_so_and_changes_nothing(lab: Lab) -> None:
+    lab.reset_counts()
+    code, out, err = lab.run("budget", "delete", "no-such-budget", "-i", str(lab.inventory), "--cloud", "azure")
+    assert code == 0
+    assert "azure/no-such-budget: no budget of that name" in err and "nothing to delete" in err
+    assert "Nothing deleted" in out
+    assert lab.az_mutating() == 0
+    code, document = lab.json("budget", "delete", "no-such-budget", "-i", str(lab.inventory), "--cloud", "azure")
+    assert code == 0 and [t["result"] for t in document["targets"]] == ["not found"]
+
+
 # -- failures ---------------------------------------------------------------------------------------
 
 

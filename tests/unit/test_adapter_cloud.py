@@ -110,6 +110,17 @@ def test_azure_next_hops_are_labelled_by_type() -> None:
     }
 
 
+def test_an_ecmp_route_is_labelled_with_all_its_next_hops() -> None:
+    # The route of Microsoft.Network 2025-07-01 example RouteTableCreateWithEcmpRoute.json.
+    props = {
+        "addressPrefix": "10.1.0.0/16",
+        "nextHopType": "VirtualApplianceEcmp",
+        "nextHop": {"nextHopIpAddresses": ["10.0.0.4", "10.0.0.5", "10.0.0.6"]},
+        "provisioningState": "Succeeded",
+    }
+    assert hop_label(props) == "virtual-appliance-ecmp:10.0.0.4,10.0.0.5,10.0.0.6"
+
+
 def test_nsg_rules_expand_to_one_key_per_peer() -> None:
     nsg = fixture("azure", "network_security_group.json")
     items = {r["name"]: rule_items(r) for r in nsg["properties"]["securityRules"]}

@@ -21,6 +21,18 @@ _DEFAULT_ERRORS = {
         "Encountered internal server error. Diagnostic information: tracking id '{request_id}'.",
     ),
     503: ("ServiceUnavailable", "The service is temporarily unavailable. Please try again later."),
+    # What ARM answers a write while another operation runs on the resource (azure-core does
+    # not retry 409: its RetryPolicy retries 408, 429 and 5xx).
+    409: (
+        "AnotherOperationInProgress",
+        "Another operation on this or dependent resource is in progress. Retry the request once it completes.",
+    ),
+}
+# How an injected long-running operation ends instead of Succeeded (Azure-AsyncOperation status).
+OPERATION_STATUSES = ("Failed", "Canceled")
+_OPERATION_ERRORS = {
+    "Failed": ("InternalServerError", "An error occurred while processing the operation (injected)."),
+    "Canceled": ("Canceled", "The operation was canceled (injected)."),
 }
 
 
@@ -37,6 +49,9 @@ class Fault:
     code: str
     message: str
     hits: int = 0
+    # Set: the request is accepted as usual, and its long-running operation ends with this
+    # status (Failed / Canceled) and the error ``code`` / ``message`` instead of Succeeded.
+    operation_status: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +64,7 @@ class Fault:
             "code": self.code,
             "message": self.message,
             "hits": self.hits,
+            "operation_status": self.operation_status,
         }
 
 
@@ -66,18 +82,33 @@ class FaultInjector:
         retry_after: int | None = None,
         code: str | None = None,
         message: str | None = None,
+        operation_status: str | None = None,
     ) -> Fault:
         """Queue a fault. ``path_regex`` is searched (case-insensitively, as ARM paths are)
-        in the decoded request path; ``retry_after`` defaults to 1 s for 429 and 503."""
-        if not 400 <= int(status) <= 599:
+        in the decoded request path; ``retry_after`` defaults to 1 s for 429 and 503.
+
+        ``operation_status`` (``Failed`` or ``Canceled``): instead of an error answer, the next
+        matching write starts its long-running operation as usual and that operation ends with
+        this status and the error; ``status`` is then ignored.
+        """
+        if operation_status is not None:
+            canonical = [s for s in OPERATION_STATUSES if s.lower() == str(operation_status).lower()]
+            if not canonical:
+                raise ValueError(f"operation_status must be one of {', '.join(OPERATION_STATUSES)}")
+            operation_status = canonical[0]
+        elif not 400 <= int(status) <= 599:
             raise ValueError("fault status must be an HTTP error status (400-599)")
         if int(count) < 1:
             raise ValueError("fault count must be at least 1")
         pattern = re.compile(path_regex, re.IGNORECASE)
-        if retry_after is None and status in (429, 503):
+        if retry_after is None and status in (429, 503) and operation_status is None:
             retry_after = 1
-        default_code, default_message = _DEFAULT_ERRORS.get(
-            int(status), ("InjectedFault", "This error was injected by the emulator's admin API.")
+        default_code, default_message = (
+            _OPERATION_ERRORS[operation_status]
+            if operation_status is not None
+            else _DEFAULT_ERRORS.get(
+                int(status), ("InjectedFault", "This error was injected by the emulator's admin API.")
+            )
         )
         fault = Fault(
             id=str(uuid.uuid4()),
@@ -88,16 +119,20 @@ class FaultInjector:
             retry_after=retry_after,
             code=code or default_code,
             message=message or default_message,
+            operation_status=operation_status,
         )
         with self._lock:
             self._faults.append((fault, pattern))
         return fault
 
-    def take(self, method: str, path: str) -> Fault | None:
-        """The first matching fault with uses left (consuming one use), or None."""
+    def take(self, method: str, path: str, operation: bool = False) -> Fault | None:
+        """The first matching fault with uses left (consuming one use), or None.
+
+        ``operation``: look only at faults that end a long-running operation (else only at the others).
+        """
         with self._lock:
             for fault, pattern in self._faults:
-                if fault.remaining <= 0:
+                if fault.remaining <= 0 or (fault.operation_status is not None) != operation:
                     continue
                 if fault.method and fault.method != method.upper():
                     continue

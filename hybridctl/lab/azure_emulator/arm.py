@@ -18,12 +18,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from . import consumption, network
 from .errors import ArmError
 from .store import RESOURCE_GROUP_TYPE, Store, Transaction, resource_group_of
+
+if TYPE_CHECKING:
+    from .admin import FaultInjector
 
 # api-versions each provider accepts. They include what the installed SDKs send by default
 # (azure-mgmt-network 33.x: 2026-03-01, azure-mgmt-consumption 11.x: 2024-08-01) and the
@@ -135,6 +138,8 @@ class ArmService:
         self.config = config or ArmConfig()
         self._today = today or (lambda: dt.datetime.now(dt.UTC).date())
         self._config_lock = threading.Lock()
+        # Set by the server: where operation-ending faults (Failed / Canceled) come from.
+        self.faults: FaultInjector | None = None
         store.set_renderer(self.render)
 
     # -- rendering ----------------------------------------------------------------------------
@@ -369,6 +374,12 @@ class ArmService:
             "provider": provider,
             "location": location,
         }
+        fault = self.faults.take(req.method, req.path, operation=True) if self.faults is not None else None
+        if fault is not None:
+            # Ends Failed / Canceled with this error when it completes (injected, admin API).
+            tx.operations[op_id]["outcome"] = {
+                "status": fault.operation_status, "error": {"code": fault.code, "message": fault.message}
+            }
         tx.touch()
         version = quote(req.api_version)
         base = f"{req.base_url}/subscriptions/{self.subscription_id}"
@@ -390,12 +401,19 @@ class ArmService:
             del tx.operations[op_id]
 
     def _complete(self, tx: Transaction, op: dict[str, Any]) -> None:
-        op["status"] = "Succeeded"
+        outcome = op.get("outcome")
+        op["status"] = outcome["status"] if outcome else "Succeeded"
+        if outcome:
+            op["error"] = outcome["error"]
         op["endTime"] = _now_iso()
         op["completed"] = time.time()
         tx.touch()
         for target in op["targets"]:
-            if op["kind"] == "delete":
+            if outcome:
+                # As the network RP does: the resource keeps the goal state it was sent, in
+                # provisioningState Failed (or Canceled); a failed delete leaves it in place.
+                self._finish_put(tx, target, outcome["status"], "Deleting" if op["kind"] == "delete" else "Updating")
+            elif op["kind"] == "delete":
                 self._finish_delete(tx, target)
             else:
                 self._finish_put(tx, target)
@@ -412,11 +430,11 @@ class ArmService:
             return None
         return parent, spec.children[segment.lower()], name
 
-    def _finish_put(self, tx: Transaction, target: str) -> None:
+    def _finish_put(self, tx: Transaction, target: str, state: str = "Succeeded", pending: str = "Updating") -> None:
         record = tx.get(target)
         if record is not None:
             updated = copy.deepcopy(record)
-            self._set_state(updated, "Succeeded", only_updating=True)
+            self._set_state(updated, state, only_updating=True, pending=pending)
             tx.put(updated)
             return
         child = self._split_child(tx, target)
@@ -426,9 +444,9 @@ class ArmService:
         updated = copy.deepcopy(parent)
         for entry in updated.get("properties", {}).get(spec.prop, []):
             if str(entry["name"]).lower() == name.lower() and entry["properties"].get("provisioningState") == (
-                "Updating"
+                pending
             ):
-                entry["properties"]["provisioningState"] = "Succeeded"
+                entry["properties"]["provisioningState"] = state
         tx.put(updated)
 
     def _finish_delete(self, tx: Transaction, target: str) -> None:
@@ -451,9 +469,11 @@ class ArmService:
         self._stamp_etag(updated)
         tx.put(updated)
 
-    def _set_state(self, record: dict[str, Any], state: str, only_updating: bool = False) -> None:
+    def _set_state(
+        self, record: dict[str, Any], state: str, only_updating: bool = False, pending: str = "Updating"
+    ) -> None:
         props = record.setdefault("properties", {})
-        if not only_updating or props.get("provisioningState") == "Updating":
+        if not only_updating or props.get("provisioningState") == pending:
             props["provisioningState"] = state
         spec = network.spec_for_type(str(record["type"]))
         if spec is None:
@@ -461,7 +481,7 @@ class ArmService:
         for child in spec.children.values():
             for entry in props.get(child.prop, []):
                 cprops = entry.setdefault("properties", {})
-                if not only_updating or cprops.get("provisioningState") == "Updating":
+                if not only_updating or cprops.get("provisioningState") == pending:
                     cprops["provisioningState"] = state
 
     @staticmethod
@@ -511,6 +531,8 @@ class ArmService:
         body = {"id": req.raw_path, "name": op_id, "status": op["status"], "startTime": op["startTime"]}
         if op["status"] != "InProgress":
             body["endTime"] = op["endTime"]
+            if op.get("error"):
+                body["error"] = op["error"]  # Azure-AsyncOperation: Failed / Canceled carry the error
             return Response(200, body)
         return Response(200, body, self._retry_headers())
 
@@ -522,6 +544,8 @@ class ArmService:
             headers = self._retry_headers()
             headers["Location"] = f"{req.base_url}{req.raw_path}?api-version={quote(req.api_version)}"
             return Response(202, None, headers)
+        if op.get("error"):
+            return Response(500 if op["status"] == "Failed" else 409, {"error": op["error"]})
         return Response(final_status, None)
 
     # -- resource groups ----------------------------------------------------------------------
@@ -656,6 +680,8 @@ class ArmService:
             with self.store.transaction() as tx:
                 existing = tx.get(rid)
                 self._check_if_match(req, existing.get("etag") if existing else None)
+                if existing is None:
+                    network.check_name(name, spec.type)
                 location = self._location(payload, existing, rid, rg)
                 tags = self._tags(payload)
                 props = spec.normalize(tx, rid, payload, existing, location)
@@ -788,6 +814,13 @@ class ArmService:
         scope = self.rg_id(rg) if rg else f"/subscriptions/{self.subscription_id}"
         return f"{scope}/providers/Microsoft.Consumption/budgets/{name}"
 
+    @staticmethod
+    def _budget_not_found(name: str, rid: str) -> ArmError:
+        return ArmError(
+            404, "ResourceNotFound", f"The Resource 'Microsoft.Consumption/budgets/{name}' under scope "
+            f"'{rid.split('/providers/')[0]}' was not found. {NOT_FOUND_FIX}",
+        )
+
     def _budgets(self, req: Request, rg: str | None, tail: list[str]) -> Response:
         if not tail or tail[0].lower() != "budgets" or len(tail) > 2:
             raise self._invalid_type(req, "microsoft.consumption", tail[0] if tail else "")
@@ -797,9 +830,12 @@ class ArmService:
                 rg_name = str(self._require_rg(tx, rg)["name"])
         if len(tail) == 1:
             scope = self.rg_id(rg_name) if rg_name else f"/subscriptions/{self.subscription_id}"
+            # A subscription-scope list also returns its resource groups' budgets (spec example
+            # Microsoft.Consumption/stable/2024-08-01/examples/BudgetsList.json); a resource
+            # group's list returns only its own.
             items = [
                 b for b in self.store.list(consumption.BUDGET)
-                if str(b["id"]).lower().startswith(scope.lower() + "/providers/")
+                if str(b["id"]).lower().startswith(scope.lower() + "/")
             ]
             return self._page(req, items)
         name = tail[1]
@@ -807,10 +843,7 @@ class ArmService:
         if req.method == "GET":
             body = self.store.get(rid)
             if body is None:
-                raise ArmError(
-                    404, "ResourceNotFound", f"The Resource 'Microsoft.Consumption/budgets/{name}' under scope "
-                    f"'{rid.split('/providers/')[0]}' was not found. {NOT_FOUND_FIX}",
-                )
+                raise self._budget_not_found(name, rid)
             return Response(200, body)
         if req.method == "PUT":
             payload = self._json_body(req)
@@ -840,7 +873,9 @@ class ArmService:
             with self.store.transaction() as tx:
                 existing = tx.get(rid)
                 if existing is None:
-                    return Response(204, None)
+                    # Budgets_Delete (consumption.json 2024-08-01) answers 200 and otherwise an
+                    # ErrorResponse: a missing budget is a 404 like the GET's, not a 204.
+                    raise self._budget_not_found(name, rid)
                 tx.delete(rid)
             return Response(200, None)
         raise _method_not_allowed(req.method, req.path)

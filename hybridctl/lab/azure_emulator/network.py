@@ -30,7 +30,10 @@ NSG = "Microsoft.Network/networkSecurityGroups"
 SECURITY_RULE = "Microsoft.Network/networkSecurityGroups/securityRules"
 DEFAULT_SECURITY_RULE = "Microsoft.Network/networkSecurityGroups/defaultSecurityRules"
 
-NEXT_HOP_TYPES = ("VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "None")
+# RouteNextHopType as azure-mgmt-network 33.x (api-version 2026-03-01) models it; ECMP came with
+# 2025-07-01 (spec examples RouteTableCreateWithEcmpRoute.json, RouteTableRouteCreateEcmp.json).
+NEXT_HOP_TYPES = ("VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "VirtualApplianceEcmp", "None")
+ECMP_MIN_NEXT_HOPS, ECMP_MAX_NEXT_HOPS = 2, 64  # RouteNextHopEcmp.nextHopIpAddresses: "between 2 and 64"
 PROTOCOLS = ("Tcp", "Udp", "Icmp", "Esp", "Ah", "*")
 SERVICE_TAG = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z0-9]+)*$")
 
@@ -117,12 +120,34 @@ def _ref_id(value: Any, field: str, owner: str) -> str | None:
     return str(value["id"])
 
 
+# Microsoft.Network names (learn.microsoft.com, azure-resource-manager/management/resource-name-rules):
+# alphanumerics, underscores, periods and hyphens; start with an alphanumeric; end with an
+# alphanumeric or an underscore. 1-80 characters; virtual networks 2-64, of which only the
+# maximum is enforced here (one-letter VNet names are common in tests and seeds).
+_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+_NAME_LENGTHS = {VNET.lower(): (1, 64)}
+
+
+def check_name(name: str, resource_type: str) -> None:
+    """The network RP's InvalidResourceName (400) for a name Azure does not accept."""
+    low, high = _NAME_LENGTHS.get(resource_type.lower(), (1, 80))
+    if low <= len(name) <= high and _NAME.fullmatch(name):
+        return
+    raise bad_request(
+        "InvalidResourceName",
+        f"Resource name {name} is invalid. The name can be up to {high} characters long. It must begin with a "
+        "word character, and it must end with a word character or with '_'. The name may contain word "
+        "characters or '.', '-', '_'.",
+    )
+
+
 def _child_name(item: Any, kind: str, parent_id: str) -> str:
     if not isinstance(item, dict):
         raise invalid_format(f"Each entry of '{kind}' in {parent_id} must be an object.")
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         raise invalid_format(f"An entry of '{kind}' in {parent_id} has no 'name'.")
+    check_name(name, kind)
     return name
 
 
@@ -462,6 +487,15 @@ def _allocate(nets: list[Any], taken: set[str], subnet_id: str) -> str:
 # -- route tables --------------------------------------------------------------------------------
 
 
+def _next_hop_ip(address: Any, name: str) -> None:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise bad_request(
+            "InvalidNextHopIpAddress", f"NextHopIpAddress {address} in route {name} is not a valid IP address."
+        ) from None
+
+
 def normalize_route(route_id: str, name: str, props: dict[str, Any]) -> dict[str, Any]:
     props.pop("provisioningState", None)
     props.pop("hasBgpOverride", None)
@@ -479,18 +513,21 @@ def normalize_route(route_id: str, name: str, props: dict[str, Any]) -> dict[str
         )
     props["nextHopType"] = hop
     address = props.get("nextHopIpAddress")
+    next_hop = props.get("nextHop")
+    if next_hop is not None and hop != "VirtualApplianceEcmp":
+        # RoutePropertiesFormat.nextHop: "Only allowed when nextHopType is VirtualApplianceEcmp."
+        raise bad_request(
+            "NextHopNotAllowed",
+            f"nextHop is not allowed in route {name} because NextHopType is {hop}; "
+            "it is only allowed when NextHopType is VirtualApplianceEcmp.",
+        )
     if hop == "VirtualAppliance":
         if not address:
             raise bad_request(
                 "MissingNextHopIpAddress",
                 f"NextHopIpAddress cannot be Null or Empty in route {name} when NextHopType is VirtualAppliance.",
             )
-        try:
-            ipaddress.ip_address(address)
-        except ValueError:
-            raise bad_request(
-                "InvalidNextHopIpAddress", f"NextHopIpAddress {address} in route {name} is not a valid IP address."
-            ) from None
+        _next_hop_ip(address, name)
     elif address:
         raise bad_request(
             "NextHopIpAddressNotAllowed",
@@ -499,6 +536,20 @@ def normalize_route(route_id: str, name: str, props: dict[str, Any]) -> dict[str
         )
     else:
         props.pop("nextHopIpAddress", None)
+    if hop == "VirtualApplianceEcmp":
+        addresses = next_hop.get("nextHopIpAddresses") if isinstance(next_hop, dict) else None
+        if not isinstance(addresses, list) or not ECMP_MIN_NEXT_HOPS <= len(addresses) <= ECMP_MAX_NEXT_HOPS:
+            raise bad_request(
+                "InvalidNextHopIpAddresses",
+                f"Route {name} has NextHopType VirtualApplianceEcmp and needs nextHop.nextHopIpAddresses with "
+                f"{ECMP_MIN_NEXT_HOPS} to {ECMP_MAX_NEXT_HOPS} IP addresses.",
+            )
+        for item in addresses:
+            _next_hop_ip(item, name)
+        if len({str(a).lower() for a in addresses}) != len(addresses):
+            raise bad_request(
+                "InvalidNextHopIpAddresses", f"nextHop.nextHopIpAddresses of route {name} lists an address twice."
+            )
     props["hasBgpOverride"] = False
     return props
 

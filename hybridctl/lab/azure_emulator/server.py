@@ -205,6 +205,7 @@ class AzureEmulator:
         self._issuer = TokenIssuer(bytes.fromhex(str(meta["signing_key"])), self.tenant_id)
         self.arm = ArmService(self.store, self.subscription_id, self.tenant_id, config)
         self.faults = FaultInjector()
+        self.arm.faults = self.faults  # operation-ending faults are taken when an operation starts
         self.requests = RequestLog()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -365,7 +366,10 @@ class AzureEmulator:
             response = Response(fault.status, {"error": {"code": fault.code, "message": message}}, headers)
         else:
             try:
-                response = self._identity_endpoint(request, segments) if is_auth else self._arm(request)
+                if segments[:2] == ["metadata", "endpoints"] and len(segments) == 2:
+                    response = self._cloud_metadata(request)
+                else:
+                    response = self._identity_endpoint(request, segments) if is_auth else self._arm(request)
             except ArmError as exc:
                 response = Response(exc.status, exc.body(), dict(exc.headers))
         self.requests.record(request.method, request.path, kind, response.status)
@@ -410,6 +414,74 @@ class AzureEmulator:
         check = self._issuer.check(token.strip(), self._audience_ok)
         if check.code is not None:
             raise ArmError(401, check.code, check.message, {"WWW-Authenticate": challenge})
+
+    # -- cloud discovery ----------------------------------------------------------------------
+
+    def _cloud_metadata(self, request: Request) -> Response:
+        """``GET /metadata/endpoints``: ARM's cloud discovery, which answers without a token.
+
+        ``az cloud register --endpoint-resource-manager`` and Terraform's ``metadata_host`` read
+        it before they have any credential. 2022-09-01 (and 2020-06-01) answer this cloud as one
+        object; 2019-05-01 a list of clouds; 2015-01-01 the old flat shape.
+        """
+        if request.method not in ("GET", "HEAD"):
+            raise ArmError(405, "MethodNotAllowed", f"The requested method {request.method} is not allowed.")
+        base = request.base_url
+        audiences = [f"{base}/", "https://management.core.windows.net/", "https://management.azure.com/"]
+        cloud: dict[str, Any] = {
+            "name": "HybridctlEmulator",
+            "portal": base,
+            "resourceManager": f"{base}/",
+            "authentication": {
+                "loginEndpoint": f"{self.authority}/",
+                "audiences": audiences,
+                "tenant": self.tenant_id,
+                "identityProvider": "AAD",
+            },
+            "media": "https://rest.media.azure.net",
+            "graphAudience": "https://graph.windows.net/",
+            "graph": "https://graph.windows.net/",
+            "batch": "https://batch.core.windows.net/",
+            "sqlManagement": "https://management.core.windows.net:8443/",
+            "vmImageAliasDoc": "https://raw.githubusercontent.com/Azure/azure-rest-api-specs/master/"
+            "arm-compute/quickstart-templates/aliases.json",
+            "activeDirectoryDataLake": "https://datalake.azure.net/",
+            "microsoftGraphResourceId": "https://graph.microsoft.com/",
+            "appInsightsResourceId": "https://api.applicationinsights.io",
+            "appInsightsTelemetryChannelResourceId": "https://dc.applicationinsights.azure.com/v2/track",
+            "attestationResourceId": "https://attest.azure.net",
+            "synapseAnalyticsResourceId": "https://dev.azuresynapse.net",
+            "logAnalyticsResourceId": "https://api.loganalytics.io",
+            "ossrDbmsResourceId": "https://ossrdbms-aad.database.windows.net",
+            "suffixes": {
+                "storage": "core.windows.net",
+                "keyVaultDns": "vault.azure.net",
+                "sqlServerHostname": "database.windows.net",
+                "acrLoginServer": "azurecr.io",
+                "storageSyncEndpointSuffix": "afs.azure.net",
+                "mhsmDns": "managedhsm.azure.net",
+                "azureDataLakeStoreFileSystem": "azuredatalakestore.net",
+                "azureDataLakeAnalyticsCatalogAndJob": "azuredatalakeanalytics.net",
+                "attestationEndpoint": "attest.azure.net",
+                "synapseAnalytics": "dev.azuresynapse.net",
+            },
+        }
+        version = request.api_version
+        if not version:
+            raise ArmError(400, "MissingApiVersionParameter",
+                           "The api-version query parameter (?api-version=) is required for all requests.")
+        if version in ("2022-09-01", "2020-06-01"):
+            return Response(200, cloud)
+        if version == "2019-05-01":
+            return Response(200, [cloud])
+        if version == "2015-01-01":
+            return Response(200, {
+                "galleryEndpoint": "", "graphEndpoint": "https://graph.windows.net/", "portalEndpoint": base,
+                "authentication": {"loginEndpoint": f"{self.authority}/", "audiences": audiences},
+            })
+        raise ArmError(400, "InvalidApiVersionParameter",
+                       f"The api-version '{version}' is invalid. The supported versions are "
+                       "'2022-09-01,2020-06-01,2019-05-01,2015-01-01'.")
 
     # -- Entra (Azure AD) endpoints -----------------------------------------------------------
 
@@ -586,6 +658,7 @@ class AzureEmulator:
                         retry_after=None if payload.get("retry_after") is None else int(payload["retry_after"]),
                         code=payload.get("code"),
                         message=payload.get("message"),
+                        operation_status=payload.get("operation_status"),
                     )
                     return Response(201, fault.as_dict())
                 if method == "DELETE":

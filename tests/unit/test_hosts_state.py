@@ -18,7 +18,7 @@ from hybridctl.adapters import hoststate as hs
 from hybridctl.adapters.base import NoProgress
 from hybridctl.adapters.host_facts import Route
 from hybridctl.adapters.hosts import HostsBackend, _HostState
-from hybridctl.adapters.hostscript import parse_read
+from hybridctl.adapters.hostscript import bootstrap, parse_read
 from hybridctl.adapters.ssh import CommandResult
 from hybridctl.diff import Change, diff
 from hybridctl.hostfiles import all_resources
@@ -146,7 +146,26 @@ def test_cascade_status_words() -> None:
     failed = "Error 13: Time-out occurred during VPN session communication."
     assert hs.cascade_status(failed) == "error: " + failed
     statuses = ("Online (Established)", "Online (Connecting)", failed, "Offline (Stopped)")
-    assert [hs.cascade_online(s) for s in statuses] == ["true", "true", "false", "false"]
+    # Only an established link is online: "connecting" at read time is SoftEther's retry timer.
+    assert [hs.cascade_online(s) for s in statuses] == ["true", "false", "false", "false"]
+
+
+def test_cascade_action_after_a_network_blip() -> None:
+    failed = "Error 13: Time-out occurred during VPN session communication."
+    # (status, planned online, configured online) -> what up does
+    cases = {
+        ("Online (Established)", True, True): "none",
+        ("Online (Connecting)", True, True): "reconnect",  # retry timer after a cut: force it, wait
+        (failed, True, True): "reconnect",
+        ("Offline (Stopped)", True, False): "online",
+        ("Offline (Stopped)", True, True): "online",
+        ("Online (Connecting)", False, True): "none",  # planned offline: the diff sets it offline
+        (None, True, False): "none",  # not created yet: the diff creates it
+    }
+    assert {case: hs.cascade_action(*case) for case in cases} == cases
+    assert hs.cascade_settling("Online (Connecting)")
+    assert not hs.cascade_settling("Online (Established)") and not hs.cascade_settling(failed)
+    assert not hs.cascade_settling(None)
 
 
 def test_a_failed_cascade_is_stuck_and_shows_as_not_online(desired: DesiredState) -> None:
@@ -253,6 +272,9 @@ class RecordingSession:
     def run(self, command: str, stdin: bytes | str | None = None, timeout: float = 0) -> CommandResult:
         self.execs.append((command, stdin if isinstance(stdin, bytes) else (stdin or "").encode()))
         return CommandResult(0, "", "")
+
+    def run_script(self, script: str, secrets: bytes = b"", timeout: float = 0, shell: str = "sh") -> CommandResult:
+        return self.run(bootstrap(script, shell=shell), script.encode() + secrets, timeout)
 
     def close(self) -> None:
         return None

@@ -14,6 +14,7 @@ APT_PACKAGES=(
   iproute2 iputils-ping nftables procps psmisc util-linux netcat-openbsd
   openssh-server openssh-client
   softether-vpnserver softether-vpnbridge softether-vpncmd
+  resource-agents libxml2-utils
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

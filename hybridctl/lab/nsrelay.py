@@ -16,7 +16,9 @@ import ctypes
 import os
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from hybridctl.errors import RemoteError
 from hybridctl.lab import dataplane, netns
@@ -34,9 +36,16 @@ def host_netns(host: str, *, lab_dir: Path | str | None = None) -> Path:
     raise RemoteError(host, f"cannot tell its network namespace from {argv}")
 
 
-def listen_in(namespace: Path, address: str = "127.0.0.1", port: int = 0, backlog: int = 64) -> socket.socket:
-    """A listening TCP socket bound to ``address:port`` inside ``namespace``."""
-    made: list[socket.socket] = []
+T = TypeVar("T")
+
+
+def run_in(namespace: Path, function: Callable[[], T], name: str = "hl-in-netns") -> T:
+    """``function()`` on a thread of its own that setns()es into ``namespace`` first.
+
+    Sockets it creates belong to that namespace and stay there; the calling thread's
+    namespace never changes. Blocks until it returns; its exception is re-raised here.
+    """
+    made: list[T] = []
     errors: list[BaseException] = []
 
     def worker() -> None:
@@ -50,23 +59,39 @@ def listen_in(namespace: Path, address: str = "127.0.0.1", port: int = 0, backlo
                     raise OSError(err, f"setns({namespace}): {os.strerror(err)}")
             finally:
                 os.close(fd)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((address, port))
-            sock.listen(backlog)
-            made.append(sock)
+            made.append(function())
         except BaseException as exc:  # handed to the caller's thread
             errors.append(exc)
         finally:
             libc.setns(own, _CLONE_NEWNET)
             os.close(own)
 
-    thread = threading.Thread(target=worker, name="hl-listen-in")
+    thread = threading.Thread(target=worker, name=name)
     thread.start()
     thread.join()
     if errors:
-        raise RemoteError(str(namespace), f"cannot listen on {address}:{port}: {errors[0]}") from errors[0]
+        raise errors[0]
     return made[0]
+
+
+def listen_in(namespace: Path, address: str = "127.0.0.1", port: int = 0, backlog: int = 64) -> socket.socket:
+    """A listening TCP socket bound to ``address:port`` inside ``namespace``."""
+
+    def make() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+            sock.listen(backlog)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    try:
+        return run_in(namespace, make, "hl-listen-in")
+    except OSError as exc:
+        raise RemoteError(str(namespace), f"cannot listen on {address}:{port}: {exc}") from exc
 
 
 class Relay:

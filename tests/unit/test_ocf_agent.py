@@ -187,3 +187,27 @@ def test_install_agent_quotes_the_path_and_refuses_a_non_executable(tmp_path: Pa
     with pytest.raises(InputError, match="absolute"):
         ocf.install_wrapper(tmp_path / "out", Path("relative/hybridctl"))
     assert not (tmp_path / "out").exists()  # nothing written on bad input
+
+
+def test_install_agent_cli_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from hybridctl.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exc:
+            main(["vip", "install-agent", *args])
+        out, err = capsys.readouterr()
+        return int(exc.value.code or 0), out, err
+
+    code, out, _ = run("--dir", str(tmp_path / "hybridctl"), "-o", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["agent"] == str(tmp_path / "hybridctl" / "vip")
+    assert doc["exec"] == f'exec {ocf.default_executable()} vip agent "$1"'
+    code, _, err = run("--dir", str(tmp_path / "other"), "--hybridctl", "relative/hybridctl")
+    assert code == 2 and "--hybridctl" in err and not (tmp_path / "other").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run("--dir", str(blocker / "sub"))  # a file where the directory should be
+    assert code == 1 and "cannot write" in err

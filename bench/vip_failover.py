@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import socket
 import statistics
 import tempfile
 import threading
@@ -45,9 +46,12 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 
 
 class LatencyProxy:
-    """HTTP forwarder on loopback that delays every request by ``latency`` seconds."""
+    """HTTP forwarder on loopback that delays every request by ``latency`` seconds.
 
-    def __init__(self, target_port: int, latency: float) -> None:
+    ``sock``: listen on that socket instead (bench/vip_agents.py passes one created inside a
+    lab node's network namespace; forwarding still connects from the machine's)."""
+
+    def __init__(self, target_port: int, latency: float, sock: socket.socket | None = None) -> None:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,7 +81,13 @@ class LatencyProxy:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
         self.latency = latency
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if sock is None:
+            self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        else:
+            self.server = ThreadingHTTPServer(sock.getsockname(), Handler, bind_and_activate=False)
+            self.server.socket.close()
+            self.server.socket = sock
+            self.server.server_address = sock.getsockname()
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -16,6 +16,7 @@ from hybridctl.cli_common import InventoryOpt, Output, OutputOpt, print_json, st
 from hybridctl.errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK
 from hybridctl.inventory.load import LoadedInventory, load_inventory
 from hybridctl.vip.checks import Check, Status, UnsafeError
+from hybridctl.vip.ocf import DEFAULT_AGENT_DIR
 
 vip_app = typer.Typer(help="HA virtual IPs moved by route table (reference sections 4 and 5).", no_args_is_help=True)
 endpoint_app = typer.Typer(help="The private EC2 API endpoint of the VIPs' VPCs.", no_args_is_help=True)
@@ -207,6 +208,27 @@ def vip_agent(
     for line in result.log:
         sys.stderr.write(f"{line}\n")
     raise typer.Exit(result.code)
+
+
+@vip_app.command("install-agent")
+def vip_install_agent(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Provider directory: the agent becomes ocf:PROVIDER:vip.")
+    ] = DEFAULT_AGENT_DIR,
+    executable: Annotated[
+        Path | None, typer.Option("--hybridctl", help="Absolute path of hybridctl (default: this installation's).")
+    ] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Write the OCF wrapper DIR/vip (mode 755) that runs `hybridctl vip agent`. See docs/vip.md."""
+    from hybridctl.vip.ocf import install_wrapper
+
+    path = install_wrapper(directory, executable)
+    command = path.read_text(encoding="utf-8").splitlines()[-1]
+    if output is Output.json:
+        print_json({"agent": str(path), "exec": command})
+    else:
+        stdout.print(f"{escape(str(path))}: {escape(command)}")
 
 
 @endpoint_app.command("ensure")

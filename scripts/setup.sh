@@ -15,6 +15,7 @@ APT_PACKAGES=(
   openssh-server openssh-client sudo openssl
   softether-vpnserver softether-vpnbridge softether-vpncmd
   graphviz
+  resource-agents libxml2-utils
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -1,9 +1,9 @@
 """``hybridctl vip agent``: an OCF resource agent for a route-table VIP.
 
 Pacemaker (or any cluster manager that runs OCF scripts) calls it as
-``hybridctl vip agent ACTION`` with the parameters in ``OCF_RESKEY_<name>`` variables (install
-docs/vip.md's two-line wrapper in ``/usr/lib/ocf/resource.d/hybridctl/vip``). Exit codes are the
-OCF resource agent API's:
+``hybridctl vip agent ACTION`` with the parameters in ``OCF_RESKEY_<name>`` variables, through the
+wrapper ``hybridctl vip install-agent`` writes to ``/usr/lib/ocf/resource.d/hybridctl/vip``
+(:func:`wrapper_script`). Exit codes are the OCF resource agent API's:
 
 =====  =====================  =========================================================
 code   name                   returned when
@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from hybridctl.errors import HybridctlError, InputError, PartialFailure, RemoteError
+from hybridctl.errors import HybridctlError, InputError, PartialFailure, PreconditionError, Problem, RemoteError
 
 OCF_SUCCESS = 0
 OCF_ERR_GENERIC = 1
@@ -158,6 +160,65 @@ def meta_data() -> str:
         "</resource-agent>",
     ]
     return "\n".join(lines) + "\n"
+
+
+# Pacemaker finds ocf:PROVIDER:TYPE at $OCF_ROOT/resource.d/PROVIDER/TYPE.
+DEFAULT_AGENT_DIR = Path("/usr/lib/ocf/resource.d/hybridctl")
+AGENT_TYPE = "vip"
+
+
+def default_executable() -> Path | None:
+    """The ``hybridctl`` console script of this installation (next to its interpreter), else on PATH."""
+    import shutil
+
+    beside = Path(sys.executable).parent / "hybridctl"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("hybridctl")
+    return Path(found).absolute() if found else None
+
+
+def wrapper_script(executable: Path) -> str:
+    """The executable a cluster manager runs as ``ocf:hybridctl:vip``.
+
+    It calls hybridctl by absolute path: Pacemaker runs agents with a minimal PATH
+    (/usr/sbin:/usr/bin:/sbin:/bin), where a pip, pipx or venv install is usually not found.
+    """
+    return (
+        "#!/bin/sh\n"
+        "# ocf:hybridctl:vip, written by `hybridctl vip install-agent` (docs/vip.md)\n"
+        f'exec {shlex.quote(str(executable))} vip agent "$1"\n'
+    )
+
+
+def install_wrapper(directory: Path = DEFAULT_AGENT_DIR, executable: Path | None = None) -> Path:
+    """Write :func:`wrapper_script` to ``directory/vip`` (mode 755); returns its path."""
+    chosen = executable if executable is not None else default_executable()
+    if chosen is None:
+        raise InputError(
+            [Problem("(flags)", "--hybridctl", "no hybridctl executable found", "pass --hybridctl /path/to/hybridctl")]
+        )
+    if not chosen.is_absolute() or not chosen.is_file() or not os.access(chosen, os.X_OK):
+        raise InputError(
+            [
+                Problem(
+                    "(flags)",
+                    "--hybridctl",
+                    f"{chosen} is not an absolute path to an executable file",
+                    "pass the absolute path of the hybridctl executable",
+                )
+            ]
+        )
+    target = directory / AGENT_TYPE
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        tmp = target.with_name(f".{AGENT_TYPE}.tmp")
+        tmp.write_text(wrapper_script(chosen), encoding="utf-8")
+        tmp.chmod(0o755)  # ocf-tester (and the cluster's own user) run meta-data as non-root
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise PreconditionError(f"cannot write {target}: {exc.strerror or exc} (run as root?)") from None
+    return target
 
 
 USAGE = f"usage: hybridctl vip agent {{{'|'.join(ACTIONS)}}}  (parameters in OCF_RESKEY_*)\n"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hybridctl.errors import InputError
 from hybridctl.vip import ocf, scenario
 
 OCF_CODES = {
@@ -156,3 +157,57 @@ def test_cli_passes_exit_codes_through(tmp_path: Path, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit) as code:
         main(["vip", "agent", "promote"])
     assert code.value.code == ocf.OCF_ERR_UNIMPLEMENTED
+
+
+def test_install_agent_writes_an_executable_wrapper_that_runs_the_agent(tmp_path: Path) -> None:
+    import stat
+    import subprocess
+
+    executable = ocf.default_executable()
+    assert executable is not None and executable.is_absolute()
+    path = ocf.install_wrapper(tmp_path / "resource.d" / "hybridctl", executable)
+    assert path == tmp_path / "resource.d" / "hybridctl" / "vip"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755
+    assert path.read_text().splitlines()[0] == "#!/bin/sh"
+    assert path.read_text().splitlines()[-1] == f'exec {executable} vip agent "$1"'
+    # Pacemaker's minimal PATH: the wrapper must not depend on finding hybridctl there.
+    ran = subprocess.run([str(path), "meta-data"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert ran.returncode == 0 and ran.stdout == ocf.meta_data()
+    assert subprocess.run([str(path), "promote"], capture_output=True, env={"PATH": "/usr/bin:/bin"}).returncode == 3
+
+
+def test_install_agent_quotes_the_path_and_refuses_a_non_executable(tmp_path: Path) -> None:
+    odd = tmp_path / "my bin" / "hybridctl"
+    odd.parent.mkdir()
+    odd.write_text("#!/bin/sh\n")
+    with pytest.raises(InputError, match="--hybridctl"):
+        ocf.install_wrapper(tmp_path / "out", odd)  # not executable
+    odd.chmod(0o755)
+    assert ocf.wrapper_script(odd).splitlines()[-1] == f"exec '{odd}' vip agent \"$1\""
+    with pytest.raises(InputError, match="absolute"):
+        ocf.install_wrapper(tmp_path / "out", Path("relative/hybridctl"))
+    assert not (tmp_path / "out").exists()  # nothing written on bad input
+
+
+def test_install_agent_cli_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from hybridctl.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exc:
+            main(["vip", "install-agent", *args])
+        out, err = capsys.readouterr()
+        return int(exc.value.code or 0), out, err
+
+    code, out, _ = run("--dir", str(tmp_path / "hybridctl"), "-o", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["agent"] == str(tmp_path / "hybridctl" / "vip")
+    assert doc["exec"] == f'exec {ocf.default_executable()} vip agent "$1"'
+    code, _, err = run("--dir", str(tmp_path / "other"), "--hybridctl", "relative/hybridctl")
+    assert code == 2 and "--hybridctl" in err and not (tmp_path / "other").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run("--dir", str(blocker / "sub"))  # a file where the directory should be
+    assert code == 1 and "cannot write" in err

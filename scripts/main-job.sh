@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job end to end on the local lab, as root on a fresh Debian 12 machine:
 #   install -> bring the lab up (namespaces, sshd, SoftEther packages, AWS/Azure emulators)
-#   -> `hybridctl up` builds the overlay from bare hosts -> `hybridctl check` pings every pair.
+#   -> `hybridctl up` builds the overlay from bare hosts -> `hybridctl check` pings every pair
+#   -> `hybridctl budget set` puts the reference's spend guard in both emulated clouds and
+#      `hybridctl budget status` shows it (exit 3 would mean a threshold is crossed).
 # The lab stays up afterwards so you can look around; `hybridctl lab down` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,9 @@ hybridctl plan -i "$LAB_DIR/lab.yaml" --layer cloud-route --layer host-route
 hybridctl up -i "$LAB_DIR/lab.yaml" --yes
 hybridctl check -i "$LAB_DIR/lab.yaml"
 hybridctl routes diff -i "$LAB_DIR/lab.yaml"
+hybridctl budget set -i "$LAB_DIR/lab.yaml"
+hybridctl budget status -i "$LAB_DIR/lab.yaml"
 echo
 echo "The overlay is up. Try: hybridctl lab status | hybridctl routes diff -i $LAB_DIR/lab.yaml"
+echo "                       hybridctl budget list -i $LAB_DIR/lab.yaml"
 echo "                  and: hybridctl down -i $LAB_DIR/lab.yaml --yes; hybridctl lab down"

@@ -11,7 +11,8 @@ it reach the lab instead of real clouds and hosts:
   ``config_file: LAB_DIR/ssh_config``, ``known_hosts: LAB_DIR/known_hosts`` and the lab key;
 - the VPN server's ``public_address`` and the bridges' public IPs on the lab "internet";
 - ``clients``: the home LAN client ``hl-home-c1`` (+ extra clients), ``test_hosts`` per
-  site (the cloud test hosts and the home client), ``services``: the bridges' sshd.
+  site (the cloud test hosts and the home client), ``services``: the bridges' sshd;
+- ``budgets``: reference section 3's guard in both emulators (:data:`BUDGETS`).
 
 The committed ``inventory/lab.yaml`` is :func:`render` for the default lab directory and
 ports with no extra clients; a unit test checks the two stay equal.
@@ -45,6 +46,32 @@ BRIDGE_HUB = "BRIDGE"
 BRIDGE_TAP = "vpntap"
 TRANSIT_ADDRESSES = {"aws": "192.168.10.2", "azure": "192.168.10.3"}
 HOME_NETWORK_NAME = "lan"
+
+# Reference section 3's guard (docs/budgets.md): Azure at the resource group's scope in JPY,
+# 1,000 ("nothing should be running") and 4,000 (self-restraint); AWS in USD (always, whatever
+# the billing currency) with the same two tiers on actual spend plus forecast above 100%.
+# 30 USD is about 4,000 JPY; its idle tier is the preset's default quarter (7.5 USD).
+BUDGET_CONTACT = "ops@example.com"
+BUDGETS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "lab-guard",
+        "cloud": "azure",
+        "amount": 4000,
+        "currency": "JPY",
+        "scope": f"resource-group:{seed.AZURE_RESOURCE_GROUP}",
+        "preset": "guard",
+        "idle": 1000,
+        "emails": [BUDGET_CONTACT],
+    },
+    {
+        "name": "lab-guard",
+        "cloud": "aws",
+        "amount": 30,
+        "currency": "USD",
+        "preset": "guard",
+        "emails": [BUDGET_CONTACT],
+    },
+)
 
 HEADER = """\
 # The lab's inventory: the reference overlay (inventory/reference.yaml) on the local lab
@@ -190,6 +217,7 @@ def inventory_document(
         },
         "secrets": {"store": str(root / "secrets.json")},
         "sites": [home_site, aws_doc, azure_doc],
+        "budgets": [dict(b) for b in BUDGETS],
     }
 
 

@@ -133,3 +133,17 @@ def test_render_is_deterministic_and_secret_free(tmp_path: Path, extra: int) -> 
     (tmp_path / seed.AZURE_CLIENT_SECRET).write_text(secret)
     assert secret not in text and seed.AWS_SECRET_ACCESS_KEY not in text
     assert f"LAB_DIR={tmp_path}" in text
+
+
+def test_lab_declares_the_reference_budget_guard(tmp_path: Path) -> None:
+    """Reference section 3: Azure 1,000 / 4,000 JPY at resource-group scope; AWS in USD, actual and forecast."""
+    budgets = {b.clouds: b for b in generated(tmp_path).inventory.budgets}
+    assert set(budgets) == {("azure",), ("aws",)}
+    azure, aws = budgets[("azure",)], budgets[("aws",)]
+    assert (azure.currency, azure.scope, azure.resource_group) == ("JPY", "resource-group:hybrid-rg", "hybrid-rg")
+    limits = {(a.type, a.threshold * azure.amount / 100) for a in azure.resolved_alerts()}
+    assert limits == {("actual", 1000), ("actual", 4000), ("forecast", 4000)}
+    assert aws.currency == "USD"
+    assert {a.type for a in aws.resolved_alerts()} == {"actual", "forecast"}
+    assert all(a.unit == "percent" for a in aws.resolved_alerts())
+    assert aws.emails and azure.emails

@@ -30,6 +30,7 @@ from hybridctl.lab import seed
 from hybridctl.lab.daemon import DEFAULT_AWS_PORT, DEFAULT_AZURE_PORT, DEFAULT_HOST
 from hybridctl.lab.hosts import DEFAULT_LAB_DIR, LabPaths
 from hybridctl.lab.topology import HOME_PROBE_CLIENT, Host, Topology
+from hybridctl.vip import scenario
 
 INVENTORY_NAME = "lab"
 INVENTORY_FILE = "lab.yaml"  # LAB_DIR/lab.yaml
@@ -219,6 +220,25 @@ def inventory_document(
         "sites": [home_site, aws_doc, azure_doc],
         "budgets": [dict(b) for b in BUDGETS],
     }
+
+
+def host_names(topology: Topology) -> dict[str, str]:
+    """Every name the lab's inventories give a lab host -> that host (its namespace / ssh alias).
+
+    From the inventory document itself (gateways, clients, test hosts: ``vpnserver``,
+    ``aws-bridge``, ``home-c1``, ``aws-h20``...), so the names cannot drift from what the
+    inventory says; plus the VIP VPC's nodes as ``inventory/vip-lab.yaml`` names them
+    (``node1``, ``node2``) and every host's short name (``aws-br``: ``hl-`` dropped).
+    """
+    out: dict[str, str] = {}
+    for host in topology.hosts:
+        out[seed.short_name(host)] = host.name
+    for node, _subnet, address in scenario.NODES:
+        out[node] = next(h.name for h in topology.hosts if h.role == "vip-host" and str(h.primary_ip) == address)
+    for site in inventory_document(topology)["sites"]:
+        for item in (site["gateway"], *site.get("clients", []), *site.get("test_hosts", [])):
+            out[item["name"]] = item["ssh"]["host"]
+    return out
 
 
 def render(

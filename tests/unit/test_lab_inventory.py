@@ -147,3 +147,29 @@ def test_lab_declares_the_reference_budget_guard(tmp_path: Path) -> None:
     assert {a.type for a in aws.resolved_alerts()} == {"actual", "forecast"}
     assert all(a.unit == "percent" for a in aws.resolved_alerts())
     assert aws.emails and azure.emails
+
+
+def test_host_names_map_every_inventory_name_to_its_lab_host() -> None:
+    from hybridctl.lab.dataplane import lab_host
+
+    topology = build_topology(0)
+    names = inventory.host_names(topology)
+    assert {k: names[k] for k in ("vpnserver", "aws-bridge", "azure-bridge", "aws-h20", "node1", "node2")} == {
+        "vpnserver": "hl-home-srv",
+        "aws-bridge": "hl-aws-br",
+        "azure-bridge": "hl-az-br",
+        "aws-h20": "hl-aws-h20",
+        "node1": "hl-vip-n1",
+        "node2": "hl-vip-n2",
+    }
+    assert set(names.values()) <= {h.name for h in topology.hosts}
+    # Every gateway, client and test host of the committed inventory resolves to its ssh alias.
+    import yaml
+
+    doc = yaml.safe_load(COMMITTED.read_text())
+    for site in doc["sites"]:
+        for item in (site["gateway"], *site.get("clients", []), *site.get("test_hosts", [])):
+            assert lab_host(item["name"]) == item["ssh"]["host"], item["name"]
+    assert lab_host("hl-aws-h20") == "hl-aws-h20"  # namespaces as they are
+    assert lab_host("hl-fab-aws") == "hl-fab-aws"
+    assert lab_host("no-such-host") == "no-such-host"  # exec_argv then says it is unknown

@@ -266,4 +266,5 @@ def test_doctor_passes_on_the_seeded_nodes_and_names_a_detached_profile(vip_vpc:
         assert detached["status"] == "fail" and detached["message"] == f"{instance_id} has no instance profile"
         assert checks[("instance-profile", "node ha-vip/node1")]["status"] == "ok"
     finally:
-        ec2.associate_iam_instance_profile(IamInstanceProfile=association["IamInstanceProfile"], InstanceId=instance_id)
+        profile = {"Arn": association["IamInstanceProfile"]["Arn"]}
+        ec2.associate_iam_instance_profile(IamInstanceProfile=profile, InstanceId=instance_id)

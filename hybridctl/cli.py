@@ -73,6 +73,16 @@ def _wants_json(argv: list[str]) -> bool:
     return False
 
 
+def _command_of(argv: list[str]) -> tuple[str, ...]:
+    """The command's words (``routes diff``): the arguments before the first option."""
+    words: list[str] = []
+    for arg in argv:
+        if arg.startswith("-"):
+            break
+        words.append(arg)
+    return tuple(words)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and map every error to its exit code in one place."""
     args = sys.argv[1:] if argv is None else argv
@@ -81,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         app(args=args)
     except HybridctlError as error:
         render_error(stdout if _wants_json(args) else stderr, error, _wants_json(args))
-        sys.exit(exit_code_for(error))
+        sys.exit(exit_code_for(error, _command_of(args)))
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as error:  # a bug: say so plainly, keep the traceback for reports

@@ -1,8 +1,9 @@
 """`hybridctl budget set | list | show | status | delete`: parse, call hybridctl.budget, render.
 
 Exit codes: 0 ok, 1 error (a cloud refused, a target failed), 2 bad input (nothing called) or,
-for ``status``, a declared budget missing in its cloud; ``status`` exits 3 when any threshold is
-crossed (that wins over 2), so cron or CI can alarm on it. docs/budgets.md has the details.
+for ``status``, a declared budget missing in its cloud or a NAME that matches no budget;
+``status`` exits 3 when any threshold is crossed (that wins over a missing budget), so cron or
+CI can alarm on it. docs/budgets.md has the details.
 """
 
 from __future__ import annotations
@@ -437,6 +438,25 @@ def show_budget(
         clouds.close()
 
 
+def _check_found(names: Sequence[str], rows: Sequence[StatusRow], which: Sequence[str]) -> None:
+    """A budget asked for by name that is neither declared nor in any cloud read is bad input (exit 2)."""
+    found = {r.target.name.lower() for r in rows}
+    unknown = [n for n in dict.fromkeys(names) if n.lower() not in found]
+    if unknown:
+        where = " or ".join({"aws": "the AWS account", "azure": "the Azure scopes read"}[c] for c in which)
+        raise InputError(
+            [
+                Problem(
+                    "(flags)",
+                    "NAME",
+                    f"no budget named '{n}' is declared or exists in {where}",
+                    "check the name (`hybridctl budget list` shows what exists; names compare case-insensitively)",
+                )
+                for n in unknown
+            ]
+        )
+
+
 @budget_app.command("status")
 def status(
     names: Annotated[list[str] | None, typer.Argument(help="Only these budgets.", show_default=False)] = None,
@@ -449,17 +469,15 @@ def status(
     clouds, declared, loaded = _open(inventory, scope)
     try:
         chosen = declared
-        if declared is not None:
+        if declared:
             check_azure_section(declared, clouds, loaded)
             which = [c.value for c in (CloudChoice.aws, CloudChoice.azure)]
             if cloud is not None and cloud is not CloudChoice.both:
                 which = [cloud.value]
         else:
             which = _which(cloud, clouds)
-        rows = status_rows(clouds, chosen, which, _scopes(scope, declared))
-        if names:
-            wanted = {n.lower() for n in names}
-            rows = [r for r in rows if r.target.name.lower() in wanted]
+        rows = status_rows(clouds, chosen, which, _scopes(scope, declared), names or ())
+        _check_found(names or [], rows, [c for c in which if c != "azure" or clouds.has_azure])
         crossed = any(r.crossed for r in rows)
         missing = any(r.missing for r in rows)
         if output is Output.json:

@@ -108,7 +108,10 @@ def status(lab_dir: LabDirOpt = None, output: OutputOpt = Output.table) -> None:
 )
 def exec_(
     ctx: typer.Context,
-    host: Annotated[str, typer.Argument(help="Lab host (namespace), e.g. hl-aws-h20.")],
+    host: Annotated[
+        str,
+        typer.Argument(help="Lab host: inventory name (aws-bridge, vpnserver, node1) or namespace (hl-aws-h20)."),
+    ],
     lab_dir: LabDirOpt = None,
 ) -> None:
     """Run a command inside a lab host: hybridctl lab exec HOST -- CMD [ARGS...] (no CMD: a shell)."""

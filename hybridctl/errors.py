@@ -100,8 +100,18 @@ class PartialFailure(HybridctlError):
         super().__init__(message)
 
 
-def exit_code_for(error: BaseException) -> int:
-    """The single mapping from an exception to a process exit code."""
+# Commands whose exit 2 means drift (terraform's -detailed-exitcode): bad input is an error there.
+DRIFT_COMMANDS = (("routes", "diff"),)
+
+
+def exit_code_for(error: BaseException, command: tuple[str, ...] = ()) -> int:
+    """The single mapping from an exception to a process exit code.
+
+    ``command`` is the command's words (``("routes", "diff")``): where 2 means drift, bad input
+    exits 1 so a script never mistakes a broken inventory for drift.
+    """
+    if isinstance(error, InputError) and command[:2] in DRIFT_COMMANDS:
+        return EXIT_ERROR
     if isinstance(error, HybridctlError):
         return error.exit_code
     if isinstance(error, KeyboardInterrupt):

@@ -394,16 +394,33 @@ def status_rows(
     declared: Sequence[Budget] | None,
     which: Sequence[str],
     azure_scopes: Sequence[str] = (),
+    names: Sequence[str] = (),
 ) -> list[StatusRow]:
-    """Spend and crossings per budget: the declared ones (missing ones shown), or all found."""
+    """Spend and crossings per budget.
+
+    The declared budgets (a missing one is a row without state); when nothing is declared (no
+    inventory, or one without ``budgets:``), every budget the clouds have. ``names`` narrows to
+    those budgets, and a name that is not declared is looked up among what the clouds have, so
+    a budget made from flags is found too. A name that matches nothing yields no row: the
+    caller says so.
+    """
+    wanted = {n.lower() for n in names}
     rows: list[StatusRow] = []
-    if declared is not None:
-        pairs = [(b, t) for b in declared for t in targets_of(b) if t.cloud in which]
+    pairs = [
+        (b, t)
+        for b in declared or []
+        for t in targets_of(b)
+        if t.cloud in which and (not wanted or b.name.lower() in wanted)
+    ]
+    if pairs:
         actual = read_targets([t for _, t in pairs], clouds)
-        for budget, target in pairs:
-            rows.append(StatusRow(target, actual.get(target), budget))
-    else:
-        rows = [StatusRow(state.target, state) for state in discover(clouds, which, azure_scopes)]
+        rows = [StatusRow(target, actual.get(target), budget) for budget, target in pairs]
+    undeclared = wanted - {b.name.lower() for b, _ in pairs}
+    if not declared or undeclared:
+        readable = [c for c in which if c != "azure" or clouds.has_azure]
+        for state in discover(clouds, readable, azure_scopes):
+            if (not wanted and not declared) or state.target.name.lower() in undeclared:
+                rows.append(StatusRow(state.target, state))
     for row in rows:
         if row.state is None:
             continue

@@ -27,6 +27,13 @@ Path_ = tuple[str | int, ...]
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+# How many nodes aliases may add when the document is read as a tree. An inventory's legitimate
+# anchors (shared ssh settings, a repeated network list) add tens to hundreds; a "billion laughs"
+# document adds 10**9. Everything after composing (line map, construction, pydantic, the
+# checks) walks the tree, so the bound is checked first, on the composed node graph.
+MAX_ALIAS_EXPANSION = 10_000
+
+
 @dataclass(frozen=True)
 class LoadedInventory:
     inventory: Inventory
@@ -50,6 +57,70 @@ def _line_map(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _line_map(item, (*path, index), out)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def distinct_nodes(root: yaml.Node) -> int:
+    """Nodes in the document as written: each anchored node once, however often it is aliased."""
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        for child in _children(stack.pop()):
+            if id(child) not in seen:
+                seen.add(id(child))
+                stack.append(child)
+    return len(seen)
+
+
+def expanded_nodes(root: yaml.Node, limit: int) -> tuple[int, yaml.Node | None]:
+    """Nodes in the document read as a tree (every alias expanded), counting at most ``limit + 1``.
+
+    Returns the count and, when it passed ``limit``, the aliased node being expanded then (its
+    anchor's position is the best place to point at). The walk stops at ``limit + 1`` visits, so
+    an alias bomb costs no more than a document of ``limit`` nodes.
+    """
+    seen: set[int] = set()
+    stack = [root]
+    visits = 0
+    last_alias: yaml.Node | None = None
+    while stack:
+        node = stack.pop()
+        visits += 1
+        if id(node) in seen and not isinstance(node, yaml.ScalarNode):
+            last_alias = node  # a collection seen before: reached through an alias
+        seen.add(id(node))
+        if visits > limit:
+            return visits, last_alias or node
+        stack.extend(_children(node))
+    return visits, None
+
+
+def _check_aliases(root: yaml.Node, file: str) -> None:
+    limit = distinct_nodes(root) + MAX_ALIAS_EXPANSION
+    _, culprit = expanded_nodes(root, limit)
+    if culprit is not None:
+        raise InputError(
+            [
+                Problem(
+                    file=file,
+                    line=culprit.start_mark.line + 1,
+                    field="(yaml aliases)",
+                    message=(
+                        f"YAML aliases expand the document past {limit} nodes (more than {MAX_ALIAS_EXPANSION} "
+                        "beyond what is written; nested anchors each aliased many times, a 'billion laughs' "
+                        "document); the anchor at this line is one of those expanded"
+                    ),
+                    fix="write the repeated data out, or alias it from fewer places (anchors of anchors multiply)",
+                )
+            ]
+        )
 
 
 def line_for(lines: dict[Path_, int], loc: Sequence[str | int]) -> int | None:
@@ -153,6 +224,10 @@ def parse_inventory(text: str, file: str = "<inventory>") -> LoadedInventory:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            # Composing shares aliased nodes (linear); constructing and everything after walks
+            # the expanded tree, so refuse an alias bomb here.
+            _check_aliases(node, file)
         raw = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)

@@ -289,7 +289,30 @@ def _check_addressing(inv: Inventory, out: _Collector) -> None:
         out.add(loc, str(error), error.fix)
 
 
+def _check_budget_clouds(inv: Inventory, out: _Collector) -> None:
+    # A budget for Azure is read and written with the inventory's azure settings.
+    if inv.azure is not None:
+        return
+    for index, budget in enumerate(inv.budgets):
+        if "azure" in budget.clouds:
+            out.add(
+                ("budgets", index, "cloud"),
+                "the budget is for Azure and the inventory has no azure section",
+                "add azure: {subscription_id: ...}, or set cloud: aws",
+            )
+
+
 def validate_inventory(loaded: LoadedInventory) -> list[Problem]:
+    """Every cross-field check of every section, whatever the command that loads the inventory.
+
+    The overlay (sites, gateways, networks, secrets, addressing), ``budgets:`` (per entry and
+    across entries by pydantic, the Azure settings here) and ``vips:`` (per entry by pydantic,
+    across entries and against the sites' networks in :mod:`hybridctl.vip.validate`): a mistake
+    in any section stops ``plan`` and ``up`` as it stops ``vip`` or ``budget``, before anything
+    remote is touched.
+    """
+    from hybridctl.vip.validate import vip_problems
+
     out = _Collector(loaded)
     inv = loaded.inventory
     for check in (_check_names, _check_roles, _check_overlaps, _check_gateways, _check_networks, _check_secrets):
@@ -297,4 +320,6 @@ def validate_inventory(loaded: LoadedInventory) -> list[Problem]:
     if not out.problems:
         # Addressing assumes the structure above is sound.
         _check_addressing(inv, out)
+    _check_budget_clouds(inv, out)
+    out.problems += vip_problems(loaded)
     return out.problems

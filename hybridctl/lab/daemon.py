@@ -181,17 +181,18 @@ def run(
             t = time.monotonic()
             aws.reset()
             azure.reset()
-            ec2 = boto3.Session(
+            session = boto3.Session(
                 aws_access_key_id=seed.AWS_ACCESS_KEY_ID,
                 aws_secret_access_key=seed.AWS_SECRET_ACCESS_KEY,
                 region_name=region,
-            ).client("ec2", endpoint_url=aws.endpoint_url)
+            )
+            ec2 = session.client("ec2", endpoint_url=aws.endpoint_url)
             aws_ids = seed.seed_aws(ec2, topology)
             timings["seed_aws_s"] = time.monotonic() - t
             t = time.monotonic()
             # Reference section 4's VPC, next to the overlay's (serial: in a second thread it
             # only competes for the GIL and the emulator, measured slower).
-            seed.seed_vip(ec2, topology)
+            seed.seed_vip(ec2, session.client("iam", endpoint_url=aws.endpoint_url), topology)
             timings["seed_vip_s"] = time.monotonic() - t
             t = time.monotonic()
             seed.seed_azure(azure, topology)

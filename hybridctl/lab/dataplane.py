@@ -376,13 +376,27 @@ def status(*, lab_dir: Path | str | None = None) -> DataplaneStatus:
     )
 
 
+def lab_host(name: str) -> str:
+    """The lab host (namespace) for ``name``: a namespace name as is, or a name the lab's
+    inventories use for it (``aws-bridge`` -> ``hl-aws-br``, ``vpnserver`` -> ``hl-home-srv``,
+    ``aws-h20``, ``node1``: :func:`hybridctl.lab.inventory.host_names`)."""
+    if name.startswith(PREFIX):
+        return name
+    from hybridctl.lab.inventory import host_names
+
+    # Extra LAN clients are named as their hosts (hl-home-c100...), so topology 0 has every alias.
+    return host_names(build_topology(0)).get(name, name)
+
+
 def exec_argv(host: str, *, lab_dir: Path | str | None = None) -> list[str]:
     """The command prefix that runs something inside ``host`` (for callers that need Popen).
 
-    Hosts with sshd (managed and test hosts): ``nsenter`` into the network, mount and UTS
-    namespaces of their sshd, so the command sees the host's private /run, /var/lib/softether,
-    ... exactly as an SSH session does. Switches and fabrics: ``ip netns exec``.
+    ``host`` is a namespace or an inventory name (:func:`lab_host`). Hosts with sshd (managed
+    and test hosts): ``nsenter`` into the network, mount and UTS namespaces of their sshd, so
+    the command sees the host's private /run, /var/lib/softether, ... exactly as an SSH session
+    does. Switches and fabrics: ``ip netns exec``.
     """
+    asked, host = host, lab_host(host)
     paths = _paths(lab_dir)
     record = hosts.read_pid_records(paths).get(host)
     if record is not None:
@@ -390,7 +404,14 @@ def exec_argv(host: str, *, lab_dir: Path | str | None = None) -> list[str]:
             raise RemoteError(host, f"its sshd (PID {record.pid}) is gone", hint="hybridctl lab up")
         return ["nsenter", "-t", str(record.pid), "-m", "-n", "-u", "--"]
     if not (netns.NETNS_DIR / host).exists() or not host.startswith(PREFIX):
-        raise RemoteError(host, "no such lab host or namespace", hint="is the lab up? (hybridctl lab status)")
+        from hybridctl.lab.inventory import host_names
+
+        known = ", ".join(sorted(host_names(build_topology(0))))
+        raise RemoteError(
+            asked,
+            "no such lab host or namespace",
+            hint=f"is the lab up? (hybridctl lab status); a namespace (hl-...) or one of {known}",
+        )
     return ["ip", "netns", "exec", host]
 
 

@@ -250,12 +250,28 @@ def seed_aws(ec2: Any, topology: Topology) -> AwsSeed:
     return out
 
 
-def seed_vip(ec2: Any, topology: Topology) -> scenario.VipVpc:
+VIP_NODE_ROLE = "vip-node"  # the role and its instance profile, one name (as the console makes them)
+# Reference section 4: each node's instance role allows ec2:Describe* and ec2:ReplaceRoute.
+# ec2:CreateRoute too: hybridctl's agent puts a lost VIP route back on start (hybridctl.vip.iam
+# VIP_NODE), and `doctor` simulates exactly those calls.
+VIP_NODE_POLICY: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"},
+        {"Effect": "Allow", "Action": ["ec2:ReplaceRoute", "ec2:CreateRoute"], "Resource": "*"},
+    ],
+}
+
+
+def seed_vip(ec2: Any, iam: Any, topology: Topology) -> scenario.VipVpc:
     """Create reference section 4's VPC (``VIP-VPC``) with :func:`hybridctl.vip.scenario.build`.
 
     The VIP nodes' source/dest check is off and the VIP routes to node1, as the seeds'
-    cluster leaves it after setup: the VIP answers from the first ``lab up``. The topology's
-    ``vip`` site is derived from the same scenario constants; a mismatch is a bug, caught here.
+    cluster leaves it after setup: the VIP answers from the first ``lab up``. Each node's
+    instance has the ``vip-node`` instance profile associated (state ``associated``), its role
+    allowing :data:`VIP_NODE_POLICY`, so ``hybridctl doctor -i inventory/vip-lab.yaml`` finds
+    what the seeds' nodes have. The topology's ``vip`` site is derived from the same scenario
+    constants; a mismatch is a bug, caught here.
     """
     site = topology.site(VIP_SITE)
     want = {(s.name, str(s.cidr)) for s in site.subnets}
@@ -263,7 +279,9 @@ def seed_vip(ec2: Any, topology: Topology) -> scenario.VipVpc:
         raise ValueError("the lab's vip site and hybridctl.vip.scenario disagree on the subnets")
     # With instances (~0.1 s of the ~0.3 s this costs): the nodes are instances in the seeds,
     # and `vip` / `doctor` look at the ENIs' attachments and the instances' profiles.
-    return scenario.build(ec2, vpc_name=VIP_VPC_NAME, source_dest_check=False, with_instances=True)
+    built = scenario.build(ec2, vpc_name=VIP_VPC_NAME, source_dest_check=False, with_instances=True)
+    scenario.node_role(iam, ec2, built, VIP_NODE_POLICY, role=VIP_NODE_ROLE)
+    return built
 
 
 # --------------------------------------------------------------------------- Azure

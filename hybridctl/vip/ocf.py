@@ -345,14 +345,12 @@ class Agent:
     def _load(self, config: Config) -> tuple[Any, Any]:
         """(inventory, vip); raises AgentError with the right code."""
         from hybridctl.inventory.load import load_inventory
-        from hybridctl.vip.validate import check_vips
 
         if not config.inventory_path.is_file():
             # Not on this node (yet): Pacemaker must not start it here, elsewhere may be fine.
             raise AgentError(OCF_ERR_INSTALLED, f"inventory {config.inventory_path} not found on this node")
         try:
-            loaded = load_inventory(config.inventory_path)
-            check_vips(loaded)
+            loaded = load_inventory(config.inventory_path)  # every section checked, `vips:` included
         except InputError as exc:
             raise AgentError(OCF_ERR_CONFIGURED, f"inventory: {exc}") from None
         vip = next((v for v in loaded.inventory.vips if v.name == config.vip_name), None)

@@ -65,7 +65,11 @@ def vip_problems(loaded: LoadedInventory) -> list[Problem]:
 
 
 def check_vips(loaded: LoadedInventory) -> None:
-    """Raise :class:`InputError` with every cross-entry problem of ``vips:`` (before any remote call)."""
+    """Raise :class:`InputError` with every cross-entry problem of ``vips:`` (before any remote call).
+
+    :func:`hybridctl.inventory.load.load_inventory` already runs :func:`vip_problems` for every
+    command; this is for an inventory built in code.
+    """
     problems = vip_problems(loaded)
     if problems:
         raise InputError(problems)

@@ -170,6 +170,12 @@ def test_cli_status_pings_exec(lab: manager.LabUpResult) -> None:
     out = hybridctl("lab", "exec", "hl-az-h31", "--", "ip", "-4", "-o", "addr", "show", "dev", "eth0", env=env)
     assert out.returncode == 0 and "192.168.31.10/24" in out.stdout
     assert hybridctl("lab", "exec", "hl-aws-h20", "--", "sh", "-c", "exit 3", env=env).returncode == 3
+    # The inventory's names for the hosts work too (gateways, test hosts).
+    for name, host in (("aws-bridge", "hl-aws-br"), ("vpnserver", "hl-home-srv"), ("az-h30", "hl-az-h30")):
+        out = hybridctl("lab", "exec", name, "--", "hostname", env=env)
+        assert out.returncode == 0 and out.stdout.split() == [host], (name, out.stdout, out.stderr)
+    unknown = hybridctl("lab", "exec", "no-such-host", "--", "true", env=env)
+    assert unknown.returncode == 1 and "no such lab host" in unknown.stderr and "aws-bridge" in unknown.stderr
 
 
 def test_test_hosts_run_sshd_reachable_through_ssh_config(lab: manager.LabUpResult) -> None:

@@ -234,3 +234,37 @@ def test_collision_with_a_second_vpc_is_refused(overlay: Layout, ec2: Any) -> No
         assert _answers(client, vip, 1.0)["nodes"] == holder  # nothing moved
     finally:
         ec2.delete_route(RouteTableId=table, DestinationCidrBlock=f"{vip}/32")
+
+
+def test_doctor_passes_on_the_seeded_nodes_and_names_a_detached_profile(vip_vpc: Layout, ec2: Any) -> None:
+    """`lab up` seeds the nodes' instance profile (reference section 4); detached, doctor fails on it."""
+
+    def doctor() -> tuple[int, dict[tuple[str, str], dict[str, Any]]]:
+        done = _hybridctl("doctor", "-i", str(vip_vpc.inventory), "-o", "json", "--timeout", "20")
+        document = json.loads(done.stdout)
+        return done.returncode, {(c["id"], c["subject"]): c for c in document["checks"]}
+
+    code, checks = doctor()
+    assert code == 0, [c for c in checks.values() if c["status"] == "fail"]
+    for node in ("node1", "node2"):
+        assert checks[("instance-profile", f"node ha-vip/{node}")]["status"] == "ok"
+        assert checks[("node-iam", f"node ha-vip/{node}")]["status"] == "ok"
+
+    [vpc] = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [seed.VIP_VPC_NAME]}])["Vpcs"]
+    [reservation] = ec2.describe_instances(
+        Filters=[{"Name": "tag:Name", "Values": ["node2"]}, {"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
+    )["Reservations"]
+    instance_id = reservation["Instances"][0]["InstanceId"]
+    [association] = ec2.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}]
+    )["IamInstanceProfileAssociations"]
+    ec2.disassociate_iam_instance_profile(AssociationId=association["AssociationId"])
+    try:
+        code, checks = doctor()
+        assert code == 1
+        detached = checks[("instance-profile", "node ha-vip/node2")]
+        assert detached["status"] == "fail" and detached["message"] == f"{instance_id} has no instance profile"
+        assert checks[("instance-profile", "node ha-vip/node1")]["status"] == "ok"
+    finally:
+        profile = {"Arn": association["IamInstanceProfile"]["Arn"]}
+        ec2.associate_iam_instance_profile(IamInstanceProfile=profile, InstanceId=instance_id)

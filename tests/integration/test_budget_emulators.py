@@ -335,6 +335,53 @@ def test_status_exits_2_when_a_declared_budget_is_missing(lab: Lab) -> None:
     assert {b["state"] for b in document["budgets"]} == {"missing"}
 
 
+def test_status_with_nothing_declared_reports_what_set_made_and_refuses_an_unknown_name(lab: Lab) -> None:
+    del lab.doc["budgets"]
+    lab.save()
+    inv = str(lab.inventory)
+    code, document = lab.json(
+        "budget", "set", "hybrid-guard", "-i", inv, "--amount", "30", "--preset", "guard", "--email", "me@example.com",
+    )  # fmt: skip
+    assert code == 0, document
+    lab.aws.seed_budget_spend("hybrid-guard", "3", "9")  # under every threshold of 30 USD
+
+    for args in ([], ["hybrid-guard"], ["HYBRID-GUARD"]):
+        code, document = lab.json("budget", "status", *args, "-i", inv)
+        assert code == 0, (args, document)
+        rows = {(b["cloud"], b["scope"], b["name"]): b for b in document["budgets"]}
+        assert set(rows) == {("aws", "account", "hybrid-guard"), ("azure", "subscription", "hybrid-guard")}
+        assert rows[("aws", "account", "hybrid-guard")]["actual"] == "3"
+        assert not any(b["declared"] for b in document["budgets"])
+
+    code, out, _ = lab.run("budget", "status", "hybrid-guard", "-i", inv)
+    assert code == 0
+    assert "No budgets found" not in out
+    assert "3 / 30 USD" in out
+
+    lab.aws.seed_budget_spend("hybrid-guard", "31", "40")  # past 100%: exit 3 still wins
+    assert lab.json("budget", "status", "-i", inv)[0] == 3
+
+    code, out, err = lab.run("budget", "status", "no-such-budget", "-i", inv)
+    assert code == 2
+    assert "no-such-budget" in err and "NAME" in err and "hybridctl budget list" in err
+    assert out == ""
+
+
+def test_status_of_an_undeclared_name_finds_it_in_the_clouds(lab: Lab) -> None:
+    inv = str(lab.inventory)
+    code, _ = lab.json(
+        "budget", "set", "flagged", "-i", inv, "--cloud", "aws", "--amount", "20", "--alert", "actual:80%",
+        "--email", "me@example.com",
+    )  # fmt: skip
+    assert code == 0
+    code, document = lab.json("budget", "status", "flagged", "-i", inv)
+    assert code == 0
+    assert [(b["cloud"], b["name"], b["declared"]) for b in document["budgets"]] == [("aws", "flagged", False)]
+    code, _, err = lab.run("budget", "status", "hybrid-guard", "typo-guard", "-i", inv)
+    assert code == 2
+    assert "typo-guard" in err and "'hybrid-guard'" not in err
+
+
 # -- flags, preset, list, show ----------------------------------------------------------------------
 
 

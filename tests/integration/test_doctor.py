@@ -82,6 +82,48 @@ def test_an_instance_without_profile_fails(aws_emulator: Any, make: Make) -> Non
     assert check.status is Status.fail and "no instance profile" in check.message
 
 
+def test_the_lab_seed_passes_doctor_and_a_detached_profile_fails_it(
+    aws_emulator: Any, make: Make, tmp_path: Path, capsys: Any
+) -> None:
+    """The lab's VIP seed (hybridctl.lab.seed.seed_vip): doctor passes; detached, it names the node."""
+    from hybridctl.cli import main
+    from hybridctl.lab import seed
+    from hybridctl.lab.topology import build_topology
+
+    ec2, iam_client = boto_client(aws_emulator, "ec2"), boto_client(aws_emulator, "iam")
+    built = seed.seed_vip(ec2, iam_client, build_topology(0))
+    make()
+    path = str(tmp_path / "inventory.yaml")
+
+    def run() -> tuple[int, dict[tuple[str, str], dict[str, Any]]]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            main(["doctor", "-i", path, "-o", "json", "--timeout", "20"])
+        document = json.loads(capsys.readouterr().out)
+        return int(exited.value.code or 0), {(c["id"], c["subject"]): c for c in document["checks"]}
+
+    code, checks = run()
+    assert code == 0, [c for c in checks.values() if c["status"] == "fail"]
+    for node in ("node1", "node2"):
+        profile = checks[("instance-profile", f"node ha-vip/{node}")]
+        assert profile["status"] == "ok"
+        assert profile["message"].endswith(f"instance-profile/{seed.VIP_NODE_ROLE} associated")
+        assert checks[("node-iam", f"node ha-vip/{node}")]["status"] == "ok"
+
+    [association] = ec2.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [built.instances["node1"]]}]
+    )["IamInstanceProfileAssociations"]
+    ec2.disassociate_iam_instance_profile(AssociationId=association["AssociationId"])
+
+    code, checks = run()
+    assert code == 1
+    detached = checks[("instance-profile", "node ha-vip/node1")]
+    assert detached["status"] == "fail"
+    assert detached["message"] == f"{built.instances['node1']} has no instance profile"
+    assert "iam-policy --role node" in detached["fix"]
+    assert checks[("instance-profile", "node ha-vip/node2")]["status"] == "ok"
+
+
 def test_operator_permissions_are_simulated_per_feature(aws_emulator: Any, make: Make) -> None:
     ec2, iam_client = boto_client(aws_emulator, "ec2"), boto_client(aws_emulator, "iam")
     scenario.build(ec2)

@@ -69,7 +69,8 @@ def clouds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         aws.reset()  # moto's state is per process: start from nothing whatever ran before
         ec2 = boto_client(aws, "ec2", region=seed.AWS_REGION, keys=(seed.AWS_ACCESS_KEY_ID, seed.AWS_SECRET_ACCESS_KEY))
         aws_ids = seed.seed_aws(ec2, TOPOLOGY)
-        vip_ids = seed.seed_vip(ec2, TOPOLOGY)
+        iam = boto_client(aws, "iam", region=seed.AWS_REGION, keys=(seed.AWS_ACCESS_KEY_ID, seed.AWS_SECRET_ACCESS_KEY))
+        vip_ids = seed.seed_vip(ec2, iam, TOPOLOGY)
         azure_ids = seed.seed_azure(azure, TOPOLOGY)
         network = network_client(azure, azure_credential(azure))
         recorder = Recorder()

@@ -305,3 +305,60 @@ def test_every_problem_reported_at_once(tmp_path: Path, capsys: pytest.CaptureFi
     fields = {p["field"] for p in document["problems"]}
     assert {"sites[aws].gateway.tap", "sites[aws].gateway.private_ip"} <= fields
     assert all(p["line"] for p in document["problems"])
+
+
+def _alias_bomb(levels: int = 9, fanout: int = 10) -> str:
+    """The "billion laughs" document: each level's anchor aliases the previous one ``fanout`` times."""
+    lines = ["version: 1", "name: bomb", f"lol0: &lol0 [{', '.join(['lol'] * fanout)}]"]
+    for level in range(1, levels):
+        lines.append(f"lol{level}: &lol{level} [{', '.join([f'*lol{level - 1}'] * fanout)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb())
+    with pytest.raises(SystemExit) as exited:
+        main(["plan", "-i", str(path)])
+    assert exited.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert re.search(r"bomb\.yaml:\d+: \(yaml aliases\): YAML aliases expand the document past \d+ nodes", err), err
+    assert "fix: write the repeated data out" in err
+
+
+def test_alias_expansion_walk_stops_at_its_bound() -> None:
+    from hybridctl.inventory.load import MAX_ALIAS_EXPANSION, distinct_nodes, expanded_nodes
+
+    node = yaml.compose(_alias_bomb())
+    assert node is not None
+    written = distinct_nodes(node)
+    assert written < 300  # nine short lines as written
+    limit = written + MAX_ALIAS_EXPANSION
+    visits, culprit = expanded_nodes(node, limit)
+    assert visits == limit + 1  # stopped right past the bound, not after 10**9 nodes
+    assert culprit is not None and isinstance(culprit, yaml.SequenceNode)
+
+
+def test_a_few_legit_anchors_still_load(tmp_path: Path) -> None:
+    from hybridctl.inventory.load import load_inventory
+
+    text = (REPO / "inventory" / "reference.yaml").read_text()
+    for old, first, again in (
+        ("hub: BRIDGE", "hub: &bridge-hub BRIDGE", "hub: *bridge-hub"),
+        ("tap: vpntap", "tap: &tap vpntap", "tap: *tap"),
+    ):
+        assert text.count(old) == 2
+        text = text.replace(old, first, 1).replace(old, again, 1)
+    aws_ssh = "{host: aws-bridge.example, user: admin}"
+    text = text.replace(f"ssh: {aws_ssh}", f"ssh: &bridge-ssh {aws_ssh}")
+    text = text.replace(
+        "ssh: {host: azure-bridge.example, user: azureuser}", "ssh: {<<: *bridge-ssh, host: azure-bridge.example}"
+    )
+    assert text.count("*") == 3
+    path = tmp_path / "anchors.yaml"
+    path.write_text(text)
+    gateways = {s.name: s.gateway for s in load_inventory(path).inventory.sites}
+    assert gateways["azure"].hub == gateways["aws"].hub == "BRIDGE"
+    assert gateways["azure"].tap == "vpntap"
+    azure_ssh = gateways["azure"].ssh
+    assert azure_ssh is not None and (azure_ssh.host, azure_ssh.user) == ("azure-bridge.example", "admin")

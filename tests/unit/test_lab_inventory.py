@@ -133,3 +133,43 @@ def test_render_is_deterministic_and_secret_free(tmp_path: Path, extra: int) -> 
     (tmp_path / seed.AZURE_CLIENT_SECRET).write_text(secret)
     assert secret not in text and seed.AWS_SECRET_ACCESS_KEY not in text
     assert f"LAB_DIR={tmp_path}" in text
+
+
+def test_lab_declares_the_reference_budget_guard(tmp_path: Path) -> None:
+    """Reference section 3: Azure 1,000 / 4,000 JPY at resource-group scope; AWS in USD, actual and forecast."""
+    budgets = {b.clouds: b for b in generated(tmp_path).inventory.budgets}
+    assert set(budgets) == {("azure",), ("aws",)}
+    azure, aws = budgets[("azure",)], budgets[("aws",)]
+    assert (azure.currency, azure.scope, azure.resource_group) == ("JPY", "resource-group:hybrid-rg", "hybrid-rg")
+    limits = {(a.type, a.threshold * azure.amount / 100) for a in azure.resolved_alerts()}
+    assert limits == {("actual", 1000), ("actual", 4000), ("forecast", 4000)}
+    assert aws.currency == "USD"
+    assert {a.type for a in aws.resolved_alerts()} == {"actual", "forecast"}
+    assert all(a.unit == "percent" for a in aws.resolved_alerts())
+    assert aws.emails and azure.emails
+
+
+def test_host_names_map_every_inventory_name_to_its_lab_host() -> None:
+    from hybridctl.lab.dataplane import lab_host
+
+    topology = build_topology(0)
+    names = inventory.host_names(topology)
+    assert {k: names[k] for k in ("vpnserver", "aws-bridge", "azure-bridge", "aws-h20", "node1", "node2")} == {
+        "vpnserver": "hl-home-srv",
+        "aws-bridge": "hl-aws-br",
+        "azure-bridge": "hl-az-br",
+        "aws-h20": "hl-aws-h20",
+        "node1": "hl-vip-n1",
+        "node2": "hl-vip-n2",
+    }
+    assert set(names.values()) <= {h.name for h in topology.hosts}
+    # Every gateway, client and test host of the committed inventory resolves to its ssh alias.
+    import yaml
+
+    doc = yaml.safe_load(COMMITTED.read_text())
+    for site in doc["sites"]:
+        for item in (site["gateway"], *site.get("clients", []), *site.get("test_hosts", [])):
+            assert lab_host(item["name"]) == item["ssh"]["host"], item["name"]
+    assert lab_host("hl-aws-h20") == "hl-aws-h20"  # namespaces as they are
+    assert lab_host("hl-fab-aws") == "hl-fab-aws"
+    assert lab_host("no-such-host") == "no-such-host"  # exec_argv then says it is unknown

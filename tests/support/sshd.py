@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BASE = Path("/var/lib/hybridctl-test")  # not /tmp: sshd's StrictModes refuses keys there
+# Directories hybridctl writes on a host (files, units, sysctl drop-ins, SoftEther state): private
+# to each test host, as in tests/integration/test_hosts_backend.py and the lab.
+PRIVATE_DIRS = ("/var/lib/softether", "/var/log/softether", "/etc/sysctl.d", "/etc/systemd/system", "/etc/hybridctl")
 
 
 LOGIN_UID = 23456  # the unprivileged login user's uid (only inside the server's mount namespace)
@@ -124,13 +127,17 @@ def start_sshd(
         "UsePAM no\nPidFile none\nMaxStartups 100:30:200\nSubsystem sftp internal-sftp\n"
         "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org\n"
     )
+    # What hybridctl writes on a host lands in this host's own tmpfs, never in the machine's /etc.
+    for path in PRIVATE_DIRS:
+        Path(path).mkdir(parents=True, exist_ok=True)  # the mount point (the lab does the same)
+    private = "".join(f"mount -t tmpfs -o mode=755 tmpfs {path} && " for path in PRIVATE_DIRS)
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     subprocess.run(["ip", "-n", namespace, "link", "set", "lo", "up"], check=True)
     log = (directory / "sshd.log").open("wb")  # sshd writes here for as long as it runs
     process = subprocess.Popen(
         [
             "ip", "netns", "exec", namespace, "unshare", "-m", "sh", "-c",
-            f"{mounts}mount -t tmpfs tmpfs /run && mkdir /run/sshd && exec /usr/sbin/sshd -D -e -f {config}",
+            f"{mounts}{private}mount -t tmpfs tmpfs /run && mkdir /run/sshd && exec /usr/sbin/sshd -D -e -f {config}",
         ],
         stdout=subprocess.DEVNULL,
         stderr=log,

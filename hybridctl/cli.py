@@ -51,7 +51,13 @@ def schema() -> None:
 
 # Feature command groups live in their own modules, each exposing ``register(app)``.
 # (Resolved at import; a group still being built is simply absent.)
-_FEATURE_MODULES = ("hybridctl.cli_lab", "hybridctl.cli_ops", "hybridctl.cli_budget", "hybridctl.cli_vip")
+_FEATURE_MODULES = (
+    "hybridctl.cli_lab",
+    "hybridctl.cli_ops",
+    "hybridctl.cli_budget",
+    "hybridctl.cli_vip",
+    "hybridctl.cli_init",
+)
 for _module_name in _FEATURE_MODULES:
     if importlib.util.find_spec(_module_name) is not None:
         importlib.import_module(_module_name).register(app)

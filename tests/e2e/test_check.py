@@ -134,3 +134,43 @@ def test_vpn_server_down_then_stuck_cascades_are_named_and_repaired(lab: manager
     touched = {(c["layer"], c["key"][0]) for c in changes}
     assert ("host-service", "vpnserver") in touched
     assert {("softether", "aws-bridge"), ("softether", "azure-bridge")} <= touched
+
+
+def test_mtu_black_hole_is_named_with_the_size_that_passes(lab: manager.LabUpResult, state_dir: str) -> None:
+    """One hop carries 1400 bytes and its ICMP 'fragmentation needed' is dropped: ping passes, size fails."""
+    from hybridctl.lab.topology import build_topology
+
+    host = next(h for h in build_topology().hosts if h.name == "hl-aws-h20")
+    nic = host.nics[0]
+    fabric, link = nic.peer_ns, nic.peer_link
+    drop = "icmp type destination-unreachable icmp code frag-needed drop"
+    rules = (
+        "table inet hctl_blackhole {\n"
+        f"  chain out {{ type filter hook output priority 0; {drop}; }}\n"
+        f"  chain fwd {{ type filter hook forward priority 0; {drop}; }}\n"
+        "}\n"
+    )
+    dataplane.exec_in(fabric, f"ip link set {link} mtu 1400", lab_dir=LAB_DIR)
+    dataplane.exec_in(fabric, "nft -f -", input=rules, lab_dir=LAB_DIR)
+    try:
+        rc, probes = check(lab, state_dir)
+    finally:
+        dataplane.exec_in(
+            fabric, f"ip link set {link} mtu 1500; nft delete table inet hctl_blackhole", lab_dir=LAB_DIR, check=False
+        )
+    assert rc == 1
+    bad = failing(probes)
+    # Only the pairs through that hop fail, and only by size: every ping still passes.
+    assert bad and all("aws-h20" in (p["source"], p["target"]) for p in bad), bad
+    assert {p["kind"] for p in bad} == {"mtu", "bulk"}, bad
+    assert all(p["ok"] for p in probes if p["kind"] == "ping")
+    mtu = [p for p in bad if p["kind"] == "mtu"]
+    # Both directions of all three remote endpoints' pairs with aws-h20.
+    assert len(mtu) == 6 and all(p["size"] == 1400 for p in mtu), mtu
+    assert all("pass up to 1400 bytes" in p["detail"] for p in mtu)
+    assert all("MTU black hole" in p["suspect"] and "1400" in p["suspect"] for p in bad), bad
+    bulk = [p for p in bad if p["kind"] == "bulk"]
+    assert bulk and all("stalled" in p["detail"] or "closed" in p["detail"] for p in bulk), bulk
+    # Restored, every probe passes again (nothing in the plan changed).
+    rc, probes = check(lab, state_dir)
+    assert rc == 0, failing(probes)

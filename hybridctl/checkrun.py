@@ -130,7 +130,8 @@ def _cell(result: ProbeResult | None, unit: str) -> str:
 
 def _run_prober(session: SshSession, items: list[Probe], mtu: int, ports: dict[str, int]) -> list[ProbeResult]:
     try:
-        result = session.run("bash -s", stdin=probe_script(items, mtu=mtu, bulk_ports=ports), timeout=90)
+        # The same path as the host backend's scripts: one exec, under sudo when not root.
+        result = session.run_script(probe_script(items, mtu=mtu, bulk_ports=ports), timeout=90, shell="bash")
     except RemoteError as error:
         return [ProbeResult(p, False, None, f"prober failed: {error}") for p in items]
     return parse_probe_output(items, result.stdout, mtu=mtu)

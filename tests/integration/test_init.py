@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,9 @@ import pytest
 import yaml
 
 from hybridctl.draft import PLACEHOLDER_PREFIX, placeholders
-from hybridctl.lab import seed
-from hybridctl.lab.topology import build_topology
 from tests.conftest import REPO
-from tests.support.emulators import azure_section, boto_client, write_aws_credentials, write_client_secret
+from tests.support.emulators import lab_inventory_on, seed_lab_clouds
 
-LAB_INVENTORY = REPO / "inventory" / "lab.yaml"
 INIT_LAB = [
     "--aws", "Hybrid-VPC",
     "--azure", "hybrid-rg/Hybrid-VNet",
@@ -44,28 +40,11 @@ def hybridctl(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 
 @pytest.fixture
-def seeded(fresh_aws: Any, fresh_azure: Any, tmp_path: Path) -> Iterator[Path]:
-    """Both emulators seeded like the lab; yields the settings file (aws:/azure: sections) init reads."""
-    topology = build_topology()
-    seed.seed_aws(boto_client(fresh_aws, "ec2"), topology)
-    seed.seed_azure(fresh_azure, topology)
-    credentials = write_aws_credentials(tmp_path / "credentials")
-    secret = write_client_secret(tmp_path / "client_secret", fresh_azure.client_secret)
+def seeded(fresh_aws: Any, fresh_azure: Any, tmp_path: Path) -> Path:
+    """Both emulators seeded like the lab; the settings file (aws:/azure: sections) init reads."""
     settings = tmp_path / "settings.yaml"
-    settings.write_text(
-        yaml.safe_dump(
-            {
-                "aws": {
-                    "region": seed.AWS_REGION,
-                    "endpoint_url": fresh_aws.endpoint_url,
-                    "credentials_file": str(credentials),
-                },
-                "azure": azure_section(fresh_azure, secret),
-                "secrets": {"store": str(tmp_path / "secrets.json")},
-            }
-        )
-    )
-    yield settings
+    settings.write_text(yaml.safe_dump(seed_lab_clouds(fresh_aws, fresh_azure, tmp_path)))
+    return settings
 
 
 # What a user writes over each placeholder of the lab's draft (by the field's last key).
@@ -171,9 +150,7 @@ def test_draft_of_the_lab_plans_the_lab_routes(seeded: Path, tmp_path: Path) -> 
     filled = tmp_path / "filled.yaml"
     filled.write_text(yaml.safe_dump(fill(doc), sort_keys=False))
     # The lab inventory, against the same emulators (its own sections point at a running lab).
-    settings = yaml.safe_load(seeded.read_text())
-    lab = yaml.safe_load(LAB_INVENTORY.read_text()) | {"aws": settings["aws"], "azure": settings["azure"]}
-    lab["secrets"] = settings["secrets"]
+    lab = lab_inventory_on(yaml.safe_load(seeded.read_text()))
     lab_copy = tmp_path / "lab.yaml"
     lab_copy.write_text(yaml.safe_dump(lab, sort_keys=False))
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from . import consumption, network
+from . import authorization, consumption, network
 from .errors import ArmError
 from .store import RESOURCE_GROUP_TYPE, Store, Transaction, resource_group_of
 
@@ -43,11 +43,13 @@ API_VERSIONS: dict[str, tuple[str, ...]] = {
         "2019-10-01", "2021-05-01", "2021-10-01", "2022-06-01", "2023-03-01", "2023-05-01", "2023-11-01",
         "2024-08-01",
     ),
+    "microsoft.authorization": authorization.API_VERSIONS,
 }
 PROVIDER_NAMES = {
     "microsoft.resources": "Microsoft.Resources",
     "microsoft.network": "Microsoft.Network",
     "microsoft.consumption": "Microsoft.Consumption",
+    "microsoft.authorization": authorization.PROVIDER,
 }
 RG_NAME = re.compile(r"^[-\w._()]{1,90}$")
 NOT_FOUND_FIX = "For more details please go to https://aka.ms/ARMResourceNotFoundFix"
@@ -135,6 +137,7 @@ class ArmService:
         self.config = config or ArmConfig()
         self._today = today or (lambda: dt.datetime.now(dt.UTC).date())
         self._config_lock = threading.Lock()
+        self.permissions = authorization.Permissions()
         store.set_renderer(self.render)
 
     # -- rendering ----------------------------------------------------------------------------
@@ -188,6 +191,8 @@ class ArmService:
                     return self._network(req, rg, tail)
                 if namespace == "microsoft.consumption":
                     return self._budgets(req, rg, tail)
+                if namespace == "microsoft.authorization":
+                    return self._permissions(req, rg, tail)
             raise self._invalid_type(req, namespace, rest[4] if len(rest) > 4 else "")
         if rest_low[0] == "operationresults" and len(rest) == 2:
             return self._operation_result(req, rest[1], final_status=200)
@@ -207,8 +212,20 @@ class ArmService:
                     return self._page(req, self.store.list(spec.type, subscription_id=self.subscription_id))
             if namespace == "microsoft.consumption":
                 return self._budgets(req, None, tail)
+            if namespace == "microsoft.authorization":
+                return self._permissions(req, None, tail)
             raise self._invalid_type(req, namespace, tail[0] if tail else "")
         raise ArmError(404, "NotFound", f"The requested path '{req.path}' was not found.")
+
+    def _permissions(self, req: Request, rg: str | None, tail: list[str]) -> Response:
+        """``GET {scope}/providers/Microsoft.Authorization/permissions`` (see authorization.py)."""
+        if len(tail) != 1 or tail[0].lower() != "permissions":
+            raise self._invalid_type(req, "microsoft.authorization", tail[0] if tail else "")
+        if req.method != "GET":
+            raise _method_not_allowed(req.method, req.path)
+        if rg is not None and self.store.get(self.rg_id(rg)) is None:
+            raise _rg_not_found(rg)
+        return Response(200, self.permissions.response(rg))
 
     def _check_api_version(self, req: Request, namespace: str) -> None:
         version = req.query.get("api-version")

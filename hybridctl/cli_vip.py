@@ -301,13 +301,23 @@ def iam_policy(
         str, typer.Option("--role", help="operator (who runs hybridctl) or node (a VIP node's instance role).")
     ] = "operator",
     account: Annotated[str, typer.Option("--account", help="Account id for the ARNs (default: any).")] = "*",
+    cloud: Annotated[
+        str, typer.Option("--cloud", help="aws: the IAM policy; azure: the custom role `up` needs on each group.")
+    ] = "aws",
 ) -> None:
-    """Print the least-privilege IAM policy (JSON) for the features the inventory uses."""
+    """Print the least-privilege IAM policy (JSON) for the features the inventory uses, or the Azure role."""
     from hybridctl.vip import iam
 
     if role not in ("operator", "node"):
         raise typer.BadParameter("choose operator or node", param_hint="--role")
+    if cloud not in ("aws", "azure"):
+        raise typer.BadParameter("choose aws or azure", param_hint="--cloud")
     loaded = load_inventory(inventory)
+    if cloud == "azure":
+        from hybridctl.preflight import azure_role
+
+        sys.stdout.write(json.dumps(azure_role(loaded.inventory), indent=2) + "\n")
+        return
     sys.stdout.write(json.dumps(iam.policy(loaded.inventory, role, account), indent=2) + "\n")
 
 

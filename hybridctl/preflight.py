@@ -40,11 +40,13 @@ HINTS = Hints(
 # /etc/os-release (ID, VERSION_ID) hybridctl installs SoftEther on from the distribution.
 SUPPORTED_OS = {("debian", "12"), ("debian", "13"), ("ubuntu", "22.04"), ("ubuntu", "24.04")}
 SUPPORTED_TEXT = "Debian 12/13, Ubuntu 22.04/24.04"
-# What `up` writes in an Azure resource group (hybridctl/adapters/azure.py), and reads.
+# What `up` writes in an Azure resource group (hybridctl/adapters/azure.py), and reads. A PUT of a
+# NIC or subnet re-sends its references, so ARM also checks join/action on the subnet and NSG.
 AZURE_ACTIONS = (
     "Microsoft.Network/virtualNetworks/read",
     "Microsoft.Network/virtualNetworks/subnets/read",
     "Microsoft.Network/virtualNetworks/subnets/write",
+    "Microsoft.Network/virtualNetworks/subnets/join/action",
     "Microsoft.Network/routeTables/read",
     "Microsoft.Network/routeTables/write",
     "Microsoft.Network/routeTables/delete",
@@ -55,11 +57,28 @@ AZURE_ACTIONS = (
     "Microsoft.Network/networkInterfaces/read",
     "Microsoft.Network/networkInterfaces/write",
     "Microsoft.Network/networkSecurityGroups/read",
+    "Microsoft.Network/networkSecurityGroups/join/action",
     "Microsoft.Network/networkSecurityGroups/securityRules/read",
     "Microsoft.Network/networkSecurityGroups/securityRules/write",
     "Microsoft.Network/networkSecurityGroups/securityRules/delete",
 )
 PERMISSIONS_API = "2022-04-01"
+
+
+def azure_role(inventory: Inventory) -> dict[str, Any]:
+    """A custom role (``az role definition create --role-definition @FILE``) with exactly AZURE_ACTIONS,
+    assignable on the resource groups of the inventory's Azure sites."""
+    subscription = inventory.azure.subscription_id if inventory.azure else "SUBSCRIPTION_ID"
+    groups = sorted({str(s.resource_group) for s in inventory.sites if s.kind == "azure" and s.resource_group})
+    return {
+        "Name": f"hybridctl overlay ({inventory.name})",
+        "IsCustom": True,
+        "Description": "What `hybridctl up` / `down` read and write in the overlay's resource groups.",
+        "Actions": list(AZURE_ACTIONS),
+        "NotActions": [],
+        "AssignableScopes": [f"/subscriptions/{subscription}/resourceGroups/{rg}" for rg in groups]
+        or [f"/subscriptions/{subscription}"],
+    }
 
 
 def _subject(site: Site) -> str:

@@ -93,3 +93,13 @@ def test_quota_counts_existing_and_planned_routes() -> None:
     assert (
         over.status is Status.fail and "11 existing + 5 planned routes = 16, over the AWS limit of 15" in over.message
     )
+
+
+def test_the_printed_azure_role_allows_exactly_what_doctor_checks() -> None:
+    from hybridctl.preflight import azure_role
+
+    inventory = parse_inventory((REPO / "inventory" / "reference.yaml").read_text(), "ref.yaml").inventory
+    role = azure_role(inventory)
+    assert azure_denied([{"actions": role["Actions"], "notActions": role["NotActions"]}]) == []
+    assert role["Actions"] == list(AZURE_ACTIONS)
+    assert role["AssignableScopes"] == [f"/subscriptions/{inventory.azure.subscription_id}/resourceGroups/hybrid-rg"]

@@ -569,7 +569,7 @@ def _server_site(onprem: OnPrem) -> Map:
         "user", placeholder("the SSH login on the server"), "The SSH login (root, or a user with passwordless sudo)."
     )
     gw.add("ssh", ssh)
-    lan = ipaddress.ip_network(onprem.cidrs[0])
+    lan = ipaddress.IPv4Network(onprem.cidrs[0])
     if _is_ip(onprem.server) and ipaddress.ip_address(onprem.server) in lan:
         gw.add("private_ip", onprem.server)
     else:
@@ -582,11 +582,16 @@ def _server_site(onprem: OnPrem) -> Map:
     gw.add("lan_device", placeholder("the server's NIC on the LAN, e.g. eth0"), "`ip -br addr` on the server shows it.")
     gw.add(
         "switch_address",
-        placeholder(f"a free address of {lan} with its prefix length, e.g. {list(lan.hosts())[-5]}/{lan.prefixlen}"),
+        placeholder(f"a free address of {lan} with its prefix length, e.g. {_example_address(lan)}/{lan.prefixlen}"),
         "The L3 switch's LAN address: LAN clients route the overlay through it. Keep it out of DHCP.",
     )
     out.add("gateway", gw)
     return out
+
+
+def _example_address(lan: ipaddress.IPv4Network) -> ipaddress.IPv4Address:
+    """Near the top of the LAN, where the reference puts its switch (.249 of a /24); DHCP pools rarely reach it."""
+    return lan.broadcast_address - 6 if lan.num_addresses > 8 else lan.network_address + 1
 
 
 def _is_ip(text: str) -> bool:

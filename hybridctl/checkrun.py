@@ -147,6 +147,7 @@ def _start_listener(session: SshSession) -> int | None:
     return int(text) if result.rc == 0 and text.isdigit() else None
 
 
+PHASES = (("ping", "tcp"), ("mtu",), ("bulk",))
 MTU_FIX = (
     "MTU black hole: a hop on the path carries at most {size} bytes and its ICMP 'fragmentation needed' "
     "does not come back (let ICMP type 3 code 4 through, or lower the MTU of the hosts and transit.mtu to {size})"
@@ -168,16 +169,19 @@ def run_check(loaded: LoadedInventory, desired: DesiredState, options: Options, 
     results: list[ProbeResult] = []
     try:
         if sessions:
-            bulk_targets = sorted({p.target for p in all_probes if p.check == "bulk"} & set(sessions))
             with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
-                started = dict(
-                    zip(bulk_targets, pool.map(lambda n: _start_listener(sessions[n]), bulk_targets), strict=True)
-                )
-                ports = {name: port for name, port in started.items() if port is not None}
-                for chunk in pool.map(
-                    lambda name: _run_prober(sessions[name], by_source[name], mtu, ports), list(sessions)
-                ):
-                    results.extend(chunk)
+                # One phase at a time across every prober: 256 KiB transfers on every pair at
+                # once would queue in the tunnels and cost a single-packet ping its reply.
+                for kinds in PHASES:
+                    ports: dict[str, int] = {}
+                    if "bulk" in kinds:
+                        targets = sorted({p.target for p in all_probes if p.check == "bulk"} & set(sessions))
+                        started = zip(targets, pool.map(lambda n: _start_listener(sessions[n]), targets), strict=True)
+                        ports = {name: port for name, port in started if port is not None}
+                    phase = {name: [p for p in by_source[name] if p.kind in kinds] for name in sessions}
+                    jobs = [(sessions[name], items) for name, items in phase.items() if items]
+                    for chunk in pool.map(lambda job, p=ports: _run_prober(job[0], job[1], mtu, p), jobs):
+                        results.extend(chunk)
     finally:
         for session in sessions.values():
             session.close()

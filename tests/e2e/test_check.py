@@ -61,7 +61,7 @@ def failing(probes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_converged_lab_passes(lab: manager.LabUpResult, state_dir: str) -> None:
     rc, probes = check(lab, state_dir)
-    assert rc == 0
+    assert rc == 0, json.dumps(failing(probes), indent=1)
     # 5 test hosts in 3 sites: 16 cross-site pairs (same-site pairs are not probed), plus services.
     assert len([p for p in probes if p["kind"] == "ping"]) == 16 and all(p["ok"] for p in probes)
 
@@ -146,8 +146,8 @@ def test_mtu_black_hole_is_named_with_the_size_that_passes(lab: manager.LabUpRes
     drop = "icmp type destination-unreachable icmp code frag-needed drop"
     rules = (
         "table inet hctl_blackhole {\n"
-        f"  chain out {{ type filter hook output priority 0; {drop}; }}\n"
-        f"  chain fwd {{ type filter hook forward priority 0; {drop}; }}\n"
+        f"  chain c_out {{ type filter hook output priority 0; {drop}; }}\n"
+        f"  chain c_fwd {{ type filter hook forward priority 0; {drop}; }}\n"
         "}\n"
     )
     dataplane.exec_in(fabric, f"ip link set {link} mtu 1400", lab_dir=LAB_DIR)

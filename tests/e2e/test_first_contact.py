@@ -8,6 +8,7 @@ builds a working overlay with `up`, which `check` proves and `down` removes.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_doctor_passes_on_the_bare_lab(lab: manager.LabUpResult, state_dir: str)
 def test_a_bridge_that_cannot_reach_the_server_port_fails_by_name(lab: manager.LabUpResult, state_dir: str) -> None:
     rules = (
         "table inet hctl_doctor_block {\n"
-        "  chain fwd { type filter hook forward priority 0; ip daddr 203.0.113.10 tcp dport 5555 drop; }\n"
+        "  chain c_fwd { type filter hook forward priority 0; ip daddr 203.0.113.10 tcp dport 5555 drop; }\n"
         "}\n"
     )
     dataplane.exec_in("hl-aws-fab", "nft -f -", input=rules, lab_dir=LAB_DIR)
@@ -135,7 +136,7 @@ def test_the_guide_from_init_to_down(lab: manager.LabUpResult, state_dir: str, t
     assert up.rc == 0, up
     check = Run(["check", "-i", str(inventory), "-o", "json"], state_dir)
     probes = check.json()["probes"]
-    assert check.rc == 0, [p for p in probes if not p["ok"]]
+    assert check.rc == 0, json.dumps([p for p in probes if not p["ok"]], indent=1)
     assert {p["kind"] for p in probes} >= {"ping", "mtu", "bulk"}
     # After `up` the server listens: doctor's port check passes outright now.
     rc, checks = doctor(inventory, state_dir)

@@ -218,7 +218,7 @@ def probe_script(
     mtu: int = 1500,
     bulk_ports: dict[str, int] | None = None,
     bulk_bytes: int = BULK_BYTES,
-    bulk_timeout: float = 5.0,
+    bulk_timeout: float = 8.0,
 ) -> str:
     """One shell script running ``items`` in parallel.
 
@@ -227,6 +227,7 @@ def probe_script(
     port per target name (a bulk probe to a target without one reports ``no-listener``).
     """
     lines = ["#!/bin/bash", "set -u", f"BULK_PY={shlex.quote(BULK_CLIENT)}"]
+    bulk: list[str] = []  # one transfer at a time: concurrent ones queue in the tunnels and stall each other
     for index, probe in enumerate(items):
         address = shlex.quote(str(probe.address))
         if probe.check == "mtu":
@@ -234,11 +235,11 @@ def probe_script(
         elif probe.check == "bulk":
             port = (bulk_ports or {}).get(probe.target)
             if port is None:
-                lines.append(f'echo "BULK {index} 0 0 0 no-listener"')
+                bulk.append(f'echo "BULK {index} 0 0 0 no-listener"')
             else:
-                lines.append(
-                    f'( python3 -c "$BULK_PY" {index} {address} {port} {bulk_bytes} {bulk_timeout:g} 2>/dev/null '
-                    f'|| echo "BULK {index} 0 0 0 no-python3" ) &'
+                bulk.append(
+                    f'python3 -c "$BULK_PY" {index} {address} {port} {bulk_bytes} {bulk_timeout:g} 2>/dev/null '
+                    f'|| echo "BULK {index} 0 0 0 no-python3"'
                 )
         elif probe.port is None:
             lines.append(
@@ -251,6 +252,8 @@ def probe_script(
                 f"( timeout {timeout} bash -c 'exec 3<>/dev/tcp/'{address}'/{probe.port}' 2>/dev/null; "
                 f'echo "PROBE {index} $? -" ) &'
             )
+    if bulk:
+        lines.append("( " + "; ".join(bulk) + " ) &")
     lines.append("wait")
     return "\n".join(lines) + "\n"
 

@@ -138,9 +138,9 @@ def _run_prober(session: SshSession, items: list[Probe], mtu: int, ports: dict[s
 
 
 def _start_listener(session: SshSession) -> int | None:
-    """A one-shot bulk listener on the target (it exits after 30 s without a connection)."""
+    """A one-shot bulk listener on the target (it exits after 60 s without a connection)."""
     try:
-        result = session.run(listener_command(size=BULK_BYTES), timeout=15)
+        result = session.run(listener_command(idle=60, size=BULK_BYTES), timeout=15)
     except RemoteError:
         return None
     text = result.stdout.strip()
@@ -172,16 +172,26 @@ def run_check(loaded: LoadedInventory, desired: DesiredState, options: Options, 
             with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
                 # One phase at a time across every prober: 256 KiB transfers on every pair at
                 # once would queue in the tunnels and cost a single-packet ping its reply.
+                silent: set[tuple[str, str]] = set()  # pairs whose ping failed: size probes add nothing
                 for kinds in PHASES:
                     ports: dict[str, int] = {}
                     if "bulk" in kinds:
                         targets = sorted({p.target for p in all_probes if p.check == "bulk"} & set(sessions))
                         started = zip(targets, pool.map(lambda n: _start_listener(sessions[n]), targets), strict=True)
                         ports = {name: port for name, port in started if port is not None}
-                    phase = {name: [p for p in by_source[name] if p.kind in kinds] for name in sessions}
+                    phase: dict[str, list[Probe]] = {}
+                    for name in sessions:
+                        for p in by_source[name]:
+                            if p.kind not in kinds:
+                                continue
+                            if (p.source, p.target) in silent:
+                                results.append(ProbeResult(p, False, None, "not run: this pair's ping got no reply"))
+                            else:
+                                phase.setdefault(name, []).append(p)
                     jobs = [(sessions[name], items) for name, items in phase.items() if items]
                     for chunk in pool.map(lambda job, p=ports: _run_prober(job[0], job[1], mtu, p), jobs):
                         results.extend(chunk)
+                    silent |= {(r.probe.source, r.probe.target) for r in results if r.probe.kind == "ping" and not r.ok}
     finally:
         for session in sessions.values():
             session.close()

@@ -97,6 +97,7 @@ def fill(draft: dict[str, Any], lab_inventory: dict[str, Any]) -> dict[str, Any]
         # The lab reaches its hosts through its own ssh_config / key / known_hosts (a user's ~/.ssh).
         site["gateway"]["ssh"] = lab_site["gateway"]["ssh"]
         site["test_hosts"] = lab_site.get("test_hosts", [])
+        site["clients"] = lab_site.get("clients", [])  # LAN clients hybridctl routes (guide, step 2)
     draft["secrets"] = lab_inventory["secrets"]
     return draft
 
@@ -128,11 +129,13 @@ def test_the_guide_from_init_to_down(lab: manager.LabUpResult, state_dir: str, t
 
     policy = Run(["iam-policy", "-i", str(inventory)], state_dir)
     assert policy.rc == 0 and "ec2:CreateRoute" in policy.stdout
+    role = Run(["iam-policy", "-i", str(inventory), "--cloud", "azure"], state_dir)
+    assert role.rc == 0 and "Microsoft.Network/routeTables/routes/write" in json.loads(role.stdout)["Actions"]
     rc, checks = doctor(inventory, state_dir)
     assert rc == 0, [c for c in checks.values() if c["status"] == "fail"]
     plan = Run(["plan", "-i", str(inventory), "-o", "json"], state_dir)
     assert plan.rc == 0 and plan.json()["changes"]
-    up = Run(["up", "-i", str(inventory), "--yes", "-o", "json"], state_dir)
+    up = Run(["up", "-i", str(inventory), "--accept-new-host-keys", "--yes", "-o", "json"], state_dir)
     assert up.rc == 0, up
     check = Run(["check", "-i", str(inventory), "-o", "json"], state_dir)
     probes = check.json()["probes"]

@@ -167,3 +167,13 @@ def test_mtu_and_bulk_probes_run_for_real_on_loopback() -> None:
     mtu, bulk = parse_probe_output(items, output.stdout, mtu=1500)
     assert mtu.ok and mtu.size == 1500, output
     assert bulk.ok and bulk.size == 256 * 1024, output
+
+
+def test_bulk_transfers_of_a_prober_run_one_after_another() -> None:
+    items = [_pair("bulk"), Probe("a", "s1", "c", "s3", IPv4Address("192.168.30.10"), None, "bulk"), _pair("mtu")]
+    script = probe_script(items, bulk_ports={"b": 4000, "c": 4001})
+    (line,) = [line for line in script.splitlines() if "$BULK_PY" in line]
+    # Both transfers in one background subshell, in order; the DF ping runs beside them.
+    assert line.startswith("( python3") and line.count("$BULK_PY") == 2 and line.endswith(") &")
+    assert line.index("4000") < line.index("4001")
+    assert sum(1 for line in script.splitlines() if line.startswith("( t()")) == 1

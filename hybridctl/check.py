@@ -103,11 +103,11 @@ BULK_BYTES = 256 * 1024  # each way: far more than a window of segments, so a bl
 IP_ICMP_HEADERS = 28  # a ping's packet is its payload plus these (IPv4 20, ICMP 8)
 
 
-def probes(inventory: Inventory, *, deep: bool = True) -> list[Probe]:
+def probes(inventory: Inventory, *, deep: bool = True, bulk: bool = False) -> list[Probe]:
     """Every prober to every endpoint and service of every other site.
 
-    ``deep``: also a don't-fragment ping at the overlay's MTU per pair, and a bulk TCP transfer
-    towards every target with SSH (where the listener can be started).
+    ``deep``: also a don't-fragment ping at the overlay's MTU per pair; ``bulk``: and a bulk TCP
+    transfer towards every target with SSH (where the listener can be started).
     """
     all_endpoints = endpoints(inventory)
     services = _service_targets(inventory)
@@ -120,7 +120,7 @@ def probes(inventory: Inventory, *, deep: bool = True) -> list[Probe]:
                 out.append(Probe(source.name, source.site, target.name, target.site, target.address, None))
                 if deep:
                     out.append(Probe(source.name, source.site, target.name, target.site, target.address, None, "mtu"))
-                    if target.ssh is not None:
+                    if bulk and target.ssh is not None:
                         out.append(
                             Probe(source.name, source.site, target.name, target.site, target.address, None, "bulk")
                         )
@@ -137,14 +137,19 @@ i, a, p, n, t = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), fl
 sent = got = 0
 err = "-"
 start = time.monotonic()
+end = start + 3 * t  # the whole transfer, however slowly the bytes trickle
 try:
     c = socket.create_connection((a, p), timeout=t)
     c.settimeout(t)
     chunk = bytes(65536)
     while sent < n:
+        if time.monotonic() > end:
+            raise TimeoutError
         sent += c.send(chunk[: n - sent])
     c.shutdown(socket.SHUT_WR)
     while got < n:
+        if time.monotonic() > end:
+            raise TimeoutError
         b = c.recv(65536)
         if not b:
             break

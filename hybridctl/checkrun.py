@@ -154,10 +154,12 @@ MTU_FIX = (
 )
 
 
-def run_check(loaded: LoadedInventory, desired: DesiredState, options: Options, progress: Progress) -> CheckResult:
+def run_check(
+    loaded: LoadedInventory, desired: DesiredState, options: Options, progress: Progress, *, bulk: bool = False
+) -> CheckResult:
     inventory = loaded.inventory
     mtu = inventory.transit.mtu
-    all_probes = probes(inventory)
+    all_probes = probes(inventory, bulk=bulk)
     by_source: dict[str, list[Probe]] = defaultdict(list)
     for probe in all_probes:
         by_source[probe.source].append(probe)

@@ -113,9 +113,10 @@ def test_diagnose_names_the_layer(drift: list[Change], actual: list[Resource], e
 
 def test_deep_probes_per_pair_mtu_always_bulk_towards_ssh_targets() -> None:
     inventory, _ = reference_with_test_hosts()
-    items = probes(inventory)
+    items = probes(inventory, bulk=True)
     pings = {(p.source, p.target) for p in items if p.kind == "ping"}
     assert {(p.source, p.target) for p in items if p.kind == "mtu"} == pings
+    assert not [p for p in probes(inventory) if p.kind == "bulk"]  # opt-in (check --bulk)
     # Every endpoint of the fixture has ssh: a bulk transfer per pair too.
     assert {(p.source, p.target) for p in items if p.kind == "bulk"} == pings
     assert {p.kind for p in probes(inventory, deep=False)} == {"ping", "tcp"}

@@ -58,6 +58,7 @@ _FEATURE_MODULES = (
     "hybridctl.cli_vip",
     "hybridctl.cli_cost",
     "hybridctl.cli_graph",
+    "hybridctl.cli_init",
 )
 for _module_name in _FEATURE_MODULES:
     if importlib.util.find_spec(_module_name) is not None:

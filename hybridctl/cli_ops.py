@@ -257,8 +257,12 @@ def check(
     inventory: InventoryOpt,
     output: OutputOpt = Output.table,
     accept_new_host_keys: AcceptOpt = False,
+    bulk: Annotated[
+        bool,
+        typer.Option("--bulk", help="Also move 256 KiB each way over TCP between every pair (docs/real-clouds.md)."),
+    ] = False,
 ) -> None:
-    """Ping and TCP-probe every test host and service across sites; name the layer at fault."""
+    """Ping, DF-ping at transit.mtu and TCP-probe every test host and service across sites; name the layer at fault."""
     from hybridctl.checkrun import run_check
 
     loaded = load_inventory(inventory)
@@ -268,6 +272,7 @@ def check(
         desired,
         Options(accept_new_host_keys=accept_new_host_keys),
         ConsoleProgress(enabled=output is Output.table),
+        bulk=bulk,
     )
     if output is Output.json:
         print_json(result.as_dict())

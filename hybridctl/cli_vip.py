@@ -283,15 +283,28 @@ def doctor(
     bound: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds an API may take to answer (seeds: a minute).")
     ] = 60.0,
+    overlay: Annotated[
+        bool, typer.Option("--overlay/--no-overlay", help="Check the overlay's sites (clouds and hosts).")
+    ] = True,
+    hosts: Annotated[bool, typer.Option("--hosts/--no-hosts", help="Check the overlay's hosts over SSH.")] = True,
 ) -> None:
-    """Check every node and feature: instance profile, IAM actions, region, API reachability, Azure.
+    """Check what `up` and every feature need, changing nothing: names resolve, bridges' NICs sit where the
+    inventory says, IAM / Azure permissions, route quotas, SSH, host keys, sudo, distribution, packages,
+    each bridge's path to the server's port; VIP nodes.
 
-    Exit 0 when everything passes or only warns, 1 when a check fails.
+    Exit 0 when everything passes or only warns, 1 when a check fails (every failing check is listed).
     """
+    from hybridctl import preflight
+    from hybridctl.inventory.load import plan_loaded
+    from hybridctl.secrets import SecretStore
     from hybridctl.vip import doctor as doctor_mod
 
     loaded = _load(inventory)
+    desired = plan_loaded(loaded)
     report = doctor_mod.run(loaded.inventory, bound=bound)
+    store = SecretStore.for_inventory(loaded.inventory.name, loaded.inventory.secrets.store)
+    if overlay:
+        report.checks.extend(preflight.run(loaded.inventory, desired, store, timeout=min(bound, 15.0), hosts=hosts))
     if output is Output.json:
         print_json(report.as_dict())
     else:
@@ -307,13 +320,23 @@ def iam_policy(
         str, typer.Option("--role", help="operator (who runs hybridctl) or node (a VIP node's instance role).")
     ] = "operator",
     account: Annotated[str, typer.Option("--account", help="Account id for the ARNs (default: any).")] = "*",
+    cloud: Annotated[
+        str, typer.Option("--cloud", help="aws: the IAM policy; azure: the custom role `up` needs on each group.")
+    ] = "aws",
 ) -> None:
-    """Print the least-privilege IAM policy (JSON) for the features the inventory uses."""
+    """Print the least-privilege IAM policy (JSON) for the features the inventory uses, or the Azure role."""
     from hybridctl.vip import iam
 
     if role not in ("operator", "node"):
         raise typer.BadParameter("choose operator or node", param_hint="--role")
+    if cloud not in ("aws", "azure"):
+        raise typer.BadParameter("choose aws or azure", param_hint="--cloud")
     loaded = load_inventory(inventory)
+    if cloud == "azure":
+        from hybridctl.preflight import azure_role
+
+        sys.stdout.write(json.dumps(azure_role(loaded.inventory), indent=2) + "\n")
+        return
     sys.stdout.write(json.dumps(iam.policy(loaded.inventory, role, account), indent=2) + "\n")
 
 

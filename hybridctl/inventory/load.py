@@ -250,6 +250,23 @@ def parse_inventory(text: str, file: str = "<inventory>") -> LoadedInventory:
         )
     lines: dict[Path_, int] = {}
     _line_map(node, (), lines)
+    # Placeholders `hybridctl init` left: each is the only problem worth naming at its place.
+    from hybridctl.draft import placeholders
+
+    left = placeholders(raw)
+    if left:
+        raise InputError(
+            [
+                Problem(
+                    file,
+                    field_name(raw, loc),
+                    f"placeholder left by `hybridctl init`: {text}",
+                    "replace it with the real value (the comment above it says what)",
+                    line_for(lines, loc),
+                )
+                for loc, text in left
+            ]
+        )
     try:
         inventory = Inventory.model_validate(raw)
     except ValidationError as error:

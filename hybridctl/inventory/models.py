@@ -230,6 +230,13 @@ class Transit(Strict):
     hub: HubName = "HYBRID"
     switch_name: HubName = "hybridctl"
     switch_address: IPv4Address | None = Field(None, description="L3 switch address; default first host.")
+    mtu: int = Field(
+        1500,
+        ge=576,
+        le=9000,
+        description="Largest IP packet the overlay carries end to end (the taps' MTU); `check` sends "
+        "don't-fragment pings of this size between every pair of sites.",
+    )
 
 
 class AwsSettings(Strict):

@@ -223,7 +223,7 @@ def test_cli_doctor_exit_codes(aws_emulator: Any, make: Make, tmp_path: Path, ca
     make()
     path = tmp_path / "inventory.yaml"
     with pytest.raises(SystemExit) as code:
-        main(["doctor", "-i", str(path), "-o", "json", "--timeout", "20"])
+        main(["doctor", "-i", str(path), "-o", "json", "--timeout", "20", "--no-overlay"])
     document = json.loads(capsys.readouterr().out)
     assert document["status"] == "fail"  # no instance profiles
     assert code.value.code == 1

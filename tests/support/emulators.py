@@ -201,3 +201,35 @@ def azure_template_values(emulator: AzureEmulator, secret_file: Path) -> dict[st
         "authority": emulator.authority,
         "ca_bundle": str(emulator.ca_bundle),
     }
+
+
+# -- both clouds as the lab seeds them ------------------------------------------------------------
+
+
+def seed_lab_clouds(aws: AwsEmulator, azure: AzureEmulator, tmp_path: Path) -> dict[str, Any]:
+    """Seed the (emptied) emulators like ``hybridctl lab up`` does (hybridctl.lab.seed).
+
+    Returns the ``aws``, ``azure`` and ``secrets`` sections an inventory needs to reach them
+    (credentials file and client secret written under ``tmp_path``).
+    """
+    from hybridctl.lab import seed
+    from hybridctl.lab.topology import build_topology
+
+    topology = build_topology()
+    seed.seed_aws(boto_client(aws, "ec2"), topology)
+    seed.seed_azure(azure, topology)
+    credentials = write_aws_credentials(tmp_path / "credentials")
+    secret = write_client_secret(tmp_path / "client_secret", azure.client_secret)
+    return {
+        "aws": {"region": seed.AWS_REGION, "endpoint_url": aws.endpoint_url, "credentials_file": str(credentials)},
+        "azure": azure_section(azure, secret),
+        "secrets": {"store": str(tmp_path / "secrets.json")},
+    }
+
+
+def lab_inventory_on(sections: dict[str, Any]) -> dict[str, Any]:
+    """inventory/lab.yaml with its cloud sections pointing at these emulators instead of a running lab."""
+    from tests.conftest import REPO
+
+    document: dict[str, Any] = yaml.safe_load((REPO / "inventory" / "lab.yaml").read_text())
+    return document | sections

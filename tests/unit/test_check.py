@@ -109,3 +109,72 @@ def test_diagnose_names_the_layer(drift: list[Change], actual: list[Resource], e
     inventory, desired = reference_with_test_hosts()
     verdict = diagnose(inventory, desired, IPv4Address("192.168.30.10"), IPv4Address("192.168.20.10"), drift, actual)
     assert verdict.startswith(expected), verdict
+
+
+def test_deep_probes_per_pair_mtu_always_bulk_towards_ssh_targets() -> None:
+    inventory, _ = reference_with_test_hosts()
+    items = probes(inventory, bulk=True)
+    pings = {(p.source, p.target) for p in items if p.kind == "ping"}
+    assert {(p.source, p.target) for p in items if p.kind == "mtu"} == pings
+    assert not [p for p in probes(inventory) if p.kind == "bulk"]  # opt-in (check --bulk)
+    # Every endpoint of the fixture has ssh: a bulk transfer per pair too.
+    assert {(p.source, p.target) for p in items if p.kind == "bulk"} == pings
+    assert {p.kind for p in probes(inventory, deep=False)} == {"ping", "tcp"}
+
+
+def _pair(check: str | None) -> Probe:
+    return Probe("a", "s1", "b", "s2", IPv4Address("192.168.20.10"), None, check)
+
+
+@pytest.mark.parametrize(
+    ("line", "ok", "size", "detail"),
+    [
+        ("MTU 0 0 1472", True, 1500, "1500 bytes pass"),
+        ("MTU 0 1 1372", False, 1400, "pass up to 1400 bytes, not the overlay MTU 1500"),
+        ("MTU 0 1 -", False, None, "no don't-fragment ping passes"),
+    ],
+)
+def test_mtu_lines_name_the_largest_size(line: str, ok: bool, size: int | None, detail: str) -> None:
+    (result,) = parse_probe_output([_pair("mtu")], f"noise\n{line}\n", mtu=1500)
+    assert (result.ok, result.size) == (ok, size) and detail in result.detail
+
+
+@pytest.mark.parametrize(
+    ("line", "ok", "detail"),
+    [
+        ("BULK 0 262144 262144 12 -", True, "262144 bytes each way in 12 ms"),
+        ("BULK 0 262144 65160 5003 TimeoutError", False, "stalled: sent 262144 of 262144 bytes, received 65160"),
+        ("BULK 0 0 0 1 ConnectionRefusedError", False, "connection refused"),
+        ("BULK 0 0 0 0 no-listener", False, "no listener"),
+        ("BULK 0 262144 1000 3 -", False, "connection closed early"),
+    ],
+)
+def test_bulk_lines(line: str, ok: bool, detail: str) -> None:
+    (result,) = parse_probe_output([_pair("bulk")], line + "\n")
+    assert result.ok is ok and detail in result.detail
+
+
+def test_mtu_and_bulk_probes_run_for_real_on_loopback() -> None:
+    if shutil.which("ping") is None or shutil.which("python3") is None:
+        pytest.skip("ping and python3")
+    from hybridctl.check import listener_command
+
+    started = subprocess.run(listener_command(idle=5), shell=True, capture_output=True, text=True, timeout=10)
+    port = int(started.stdout.strip())
+    lo = IPv4Address("127.0.0.1")
+    items = [Probe("a", "s1", "lo", "s2", lo, None, "mtu"), Probe("a", "s1", "lo", "s2", lo, None, "bulk")]
+    script = probe_script(items, mtu=1500, bulk_ports={"lo": port})
+    output = subprocess.run(["bash", "-s"], input=script, capture_output=True, text=True, timeout=30)
+    mtu, bulk = parse_probe_output(items, output.stdout, mtu=1500)
+    assert mtu.ok and mtu.size == 1500, output
+    assert bulk.ok and bulk.size == 256 * 1024, output
+
+
+def test_bulk_transfers_of_a_prober_run_one_after_another() -> None:
+    items = [_pair("bulk"), Probe("a", "s1", "c", "s3", IPv4Address("192.168.30.10"), None, "bulk"), _pair("mtu")]
+    script = probe_script(items, bulk_ports={"b": 4000, "c": 4001})
+    (line,) = [line for line in script.splitlines() if "$BULK_PY" in line]
+    # Both transfers in one background subshell, in order; the DF ping runs beside them.
+    assert line.startswith("( python3") and line.count("$BULK_PY") == 2 and line.endswith(") &")
+    assert line.index("4000") < line.index("4001")
+    assert sum(1 for line in script.splitlines() if line.startswith("( t()")) == 1

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from . import consumption, extensions, network
+from . import authorization, consumption, extensions, network
 from .errors import ArmError
 from .store import RESOURCE_GROUP_TYPE, Store, Transaction, resource_group_of
 
@@ -46,11 +46,13 @@ API_VERSIONS: dict[str, tuple[str, ...]] = {
         "2019-10-01", "2021-05-01", "2021-10-01", "2022-06-01", "2023-03-01", "2023-05-01", "2023-11-01",
         "2024-08-01",
     ),
+    "microsoft.authorization": authorization.API_VERSIONS,
 }
 PROVIDER_NAMES = {
     "microsoft.resources": "Microsoft.Resources",
     "microsoft.network": "Microsoft.Network",
     "microsoft.consumption": "Microsoft.Consumption",
+    "microsoft.authorization": authorization.PROVIDER,
 }
 RG_NAME = re.compile(r"^[-\w._()]{1,90}$")
 # Cost Management, compute disks and public IPs (hybridctl cost / leaks) live in extensions.py.
@@ -143,6 +145,7 @@ class ArmService:
         self._config_lock = threading.Lock()
         # Set by the server: where operation-ending faults (Failed / Canceled) come from.
         self.faults: FaultInjector | None = None
+        self.permissions = authorization.Permissions()
         store.set_renderer(self.render)
 
     # -- rendering ----------------------------------------------------------------------------
@@ -200,6 +203,8 @@ class ArmService:
                     return self._budgets(req, rg, tail)
                 if namespace in extensions.NAMESPACES:
                     return extensions.handle(self, req, rg, tail, namespace)
+                if namespace == "microsoft.authorization":
+                    return self._permissions(req, rg, tail)
             raise self._invalid_type(req, namespace, rest[4] if len(rest) > 4 else "")
         if rest_low[0] == "operationresults" and len(rest) == 2:
             return self._operation_result(req, rest[1], final_status=200)
@@ -221,8 +226,20 @@ class ArmService:
                 return self._budgets(req, None, tail)
             if namespace in extensions.NAMESPACES:
                 return extensions.handle(self, req, None, tail, namespace)
+            if namespace == "microsoft.authorization":
+                return self._permissions(req, None, tail)
             raise self._invalid_type(req, namespace, tail[0] if tail else "")
         raise ArmError(404, "NotFound", f"The requested path '{req.path}' was not found.")
+
+    def _permissions(self, req: Request, rg: str | None, tail: list[str]) -> Response:
+        """``GET {scope}/providers/Microsoft.Authorization/permissions`` (see authorization.py)."""
+        if len(tail) != 1 or tail[0].lower() != "permissions":
+            raise self._invalid_type(req, "microsoft.authorization", tail[0] if tail else "")
+        if req.method != "GET":
+            raise _method_not_allowed(req.method, req.path)
+        if rg is not None and self.store.get(self.rg_id(rg)) is None:
+            raise _rg_not_found(rg)
+        return Response(200, self.permissions.response(rg))
 
     def _check_api_version(self, req: Request, namespace: str) -> None:
         version = req.query.get("api-version")

@@ -687,6 +687,13 @@ class AzureEmulator:
                     forecast=payload.get("forecast_spend"),
                     unit=payload.get("unit"),
                 ))
+            if route == "permissions" and method in ("POST", "PUT"):
+                # {"resource_group": name or null, "permissions": [{"actions": [...], "notActions": [...]}]}
+                blocks = payload.get("permissions")
+                if not isinstance(blocks, list):
+                    raise ArmError(400, "InvalidRequestContent", "'permissions' (a list of blocks) is required.")
+                self.arm.permissions.set(blocks, payload.get("resource_group"))
+                return Response(204, None)
             if route == "operations/complete" and method == "POST":
                 self.arm.complete_all()
                 return Response(204, None)
@@ -706,6 +713,7 @@ class AzureEmulator:
                 tx.delete(str(record["id"]))
             tx.operations.clear()
             tx.touch()
+        self.arm.permissions.reset()
 
     def request(self, method: str, path: str, body: Any = None, api_version: str | None = None) -> Response:
         """Run one ARM request in-process (no auth, no faults, not counted)."""

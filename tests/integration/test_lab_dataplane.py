@@ -1,4 +1,4 @@
-"""The lab data plane, for real: namespaces, sshd per managed host, OpenSSH and paramiko.
+"""The lab data plane, for real: namespaces, systemd as every host's init, sshd, OpenSSH and paramiko.
 
 One lab for the module (``extra_clients=2``), built under the machine-wide lab lock in its
 own LAB_DIR under /var/lib, torn down at the end with a check that nothing is left.
@@ -27,7 +27,7 @@ from tests.conftest import require
 pytestmark = [pytest.mark.lab, pytest.mark.integration]
 
 TEST_LAB_DIR = Path("/var/lib/hybridctl-lab-test-dataplane")
-TOOLS = ("ip", "nft", "nc", "ssh", "ping", "unshare", "nsenter", "/usr/sbin/sshd")
+TOOLS = ("ip", "nft", "nc", "ssh", "ping", "unshare", "nsenter", "setpriv", "/usr/sbin/sshd", "/lib/systemd/systemd")
 
 
 def have_netns() -> bool:
@@ -64,6 +64,7 @@ def lab_leftovers(lab_dir: Path) -> list[str]:
     mounts = Path("/proc/mounts").read_text()
     left += [f"mount {line}" for line in mounts.splitlines() if "/run/netns/hl-" in line or str(lab_dir) in line]
     left += [f"pid {p}" for p in netns.pids_in_namespaces(netns.list_namespaces("hl-"))]
+    left += [f"cgroup {c}" for c in hosts.lab_cgroups("hl-")]
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
@@ -210,12 +211,14 @@ def test_parallel_connections_to_one_host(lab: dataplane.UpResult) -> None:
 
 
 def test_managed_hosts_start_bare(lab: dataplane.UpResult) -> None:
+    """No SoftEther state, none of hybridctl's files or units (whatever the machine has)."""
     for host in lab.topology.managed_hosts:
         proc = ssh(
             lab,
             host.name,
-            "cat /proc/sys/net/ipv4/ip_forward; ls -A /var/lib/softether /etc/sysctl.d /etc/hybridctl "
-            "/etc/systemd/system /var/log/softether | grep -v ':$' | grep -c . ; ip -4 route",
+            "cat /proc/sys/net/ipv4/ip_forward; { ls -A /var/lib/softether /etc/hybridctl /var/log/softether; "
+            "ls -A /etc/systemd/system /etc/systemd/system/*.wants /etc/sysctl.d | grep -e hybridctl -e softether; } "
+            "| grep -v ':$' | grep -c . ; ip -4 route",
         )
         assert proc.returncode == 0, proc.stderr
         forward, count, *routes = proc.stdout.splitlines()
@@ -235,15 +238,17 @@ def test_private_directories_are_per_host(lab: dataplane.UpResult) -> None:
         assert not Path("/var/lib/softether/marker").exists()
         other = dataplane.exec_in("hl-az-br", "ls -A /var/lib/softether", lab_dir=TEST_LAB_DIR)
         assert other.stdout.strip() == ""
-        backing = TEST_LAB_DIR / "hosts" / "hl-aws-br" / "fs" / "var" / "lib" / "softether" / "marker"
-        assert backing.read_text().strip() == marker
+        backing = hosts.LabPaths(TEST_LAB_DIR).upper("hl-aws-br", "/var/lib/softether/marker")
+        assert backing.read_text().strip() == marker  # the host's overlay upper layer
     finally:
         dataplane.exec_in("hl-aws-br", "rm -f /var/lib/softether/marker", lab_dir=TEST_LAB_DIR)
 
 
 def test_private_run_and_empty_bashrc(lab: dataplane.UpResult) -> None:
     proc = ssh(
-        lab, "hl-home-srv", "test -d /run/sshd && test -d /run/softether && ! test -e /run/netns; wc -c < /root/.bashrc"
+        lab,
+        "hl-home-srv",
+        "test -d /run/sshd && test -d /run/systemd/system && ! test -e /run/netns; wc -c < /root/.bashrc",
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0"
@@ -320,7 +325,44 @@ def test_hosts_record_files(lab: dataplane.UpResult) -> None:
     records = hosts.read_pid_records(hosts.LabPaths(TEST_LAB_DIR))
     assert set(records) == {h.name for h in lab.topology.ssh_hosts}
     for name, rec in records.items():
-        assert rec.pid == lab.sshd_pids[name]
+        assert rec.pid == lab.host_pids[name]
         assert hosts.alive(rec)
-        assert rec.mnt_inode == netns.ns_inode_of_pid(rec.pid, "mnt")
+        assert rec.init is not None
+        assert rec.mnt_inode == netns.ns_inode_of_pid(rec.init, "mnt")
         assert rec.mnt_inode != netns.ns_inode_of_pid(os.getpid(), "mnt")
+        assert netns.ns_inode_of_pid(rec.init, "pid") != netns.ns_inode_of_pid(os.getpid(), "pid")
+
+
+def test_every_host_boots_systemd_with_only_ssh_of_the_machines_units(lab: dataplane.UpResult) -> None:
+    for host in lab.topology.ssh_hosts:
+        out = dataplane.exec_in(
+            host.name,
+            "cat /proc/1/comm; systemctl is-system-running --wait; systemctl is-active ssh.service; "
+            "systemctl is-active postgresql.service softether-vpnserver.service getty@tty1.service "
+            "apt-daily.timer || true; cat /etc/hostname; cut -d: -f1 /proc/1/cgroup | head -1",
+            lab_dir=TEST_LAB_DIR,
+        ).stdout.split()
+        assert out[:3] == ["systemd", "running", "active"], (host.name, out)
+        assert out[3:7] == ["inactive"] * 4, (host.name, out)
+        assert out[7] == host.name
+    ids = {
+        dataplane.exec_in(h.name, "cat /etc/machine-id", lab_dir=TEST_LAB_DIR).stdout for h in lab.topology.ssh_hosts
+    }
+    assert len(ids) == len(lab.topology.ssh_hosts)  # a fresh machine-id each
+
+
+def test_hosts_have_their_own_pid_namespace_and_cgroup(lab: dataplane.UpResult) -> None:
+    """exec_in enters the host's PID namespace: it sees the host's processes, not the machine's."""
+    out = dataplane.exec_in("hl-aws-br", "ps -e -o comm=", lab_dir=TEST_LAB_DIR).stdout.split()
+    assert "systemd" in out and "sshd" in out
+    assert "pytest" not in " ".join(out) and len(out) < 40
+    record = hosts.read_pid_records(hosts.LabPaths(TEST_LAB_DIR))["hl-aws-br"]
+    cgroup = Path(f"/proc/{record.init}/cgroup").read_text()
+    assert "0::/hl-aws-br/init.scope" in cgroup.splitlines() or "0::/hl-aws-br" in cgroup
+    for path in hosts.cgroup_dirs("hl-aws-br"):
+        assert path.is_dir(), path
+    # /usr and / are the machine's, read-only; /etc is the host's own (an overlay).
+    ro = dataplane.exec_in("hl-aws-br", "touch /usr/hl-x 2>&1; touch /etc/hl-x && echo ok", lab_dir=TEST_LAB_DIR)
+    assert "Read-only file system" in ro.stdout and ro.stdout.strip().endswith("ok")
+    assert not Path("/etc/hl-x").exists()
+    dataplane.exec_in("hl-aws-br", "rm /etc/hl-x", lab_dir=TEST_LAB_DIR)

@@ -98,7 +98,8 @@ class CheckResult:
 
 def _run_prober(session: SshSession, items: list[Probe]) -> list[ProbeResult]:
     try:
-        result = session.run("bash -s", stdin=probe_script(items), timeout=60)
+        # The same path as the host backend's scripts: one exec, under sudo when not root.
+        result = session.run_script(probe_script(items), timeout=60, shell="bash")
     except RemoteError as error:
         return [ProbeResult(p, False, None, f"prober failed: {error}") for p in items]
     return parse_probe_output(items, result.stdout)

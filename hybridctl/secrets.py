@@ -49,6 +49,22 @@ def check_resolvable(spec: str) -> str | None:
     return None
 
 
+def resolve_external(ref: SecretRef) -> str:
+    """The value of an ``env:`` or ``file:`` secret (no store involved)."""
+    if ref.spec.startswith("env:"):
+        value = os.environ.get(ref.spec[4:])
+        if not value:
+            raise InputError([Problem("(environment)", ref.name, f"{ref.spec[4:]} is not set", "export it")])
+        return value
+    if ref.spec.startswith("file:"):
+        path = Path(ref.spec[5:]).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError:
+            raise InputError([Problem(str(path), ref.name, "cannot read secret file", "create it")]) from None
+    raise ValueError(f"{ref.name}: {ref.spec!r} is not an env: or file: secret")
+
+
 class SecretStore:
     """Resolves SecretRefs; generated values persist in a 0600 file."""
 
@@ -93,17 +109,8 @@ class SecretStore:
 
     def resolve(self, ref: SecretRef) -> str:
         """The secret's value. Generated secrets are created on first use and kept."""
-        if ref.spec.startswith("env:"):
-            value = os.environ.get(ref.spec[4:])
-            if not value:
-                raise InputError([Problem("(environment)", ref.name, f"{ref.spec[4:]} is not set", "export it")])
-            return value
-        if ref.spec.startswith("file:"):
-            path = Path(ref.spec[5:]).expanduser()
-            try:
-                return path.read_text(encoding="utf-8").strip()
-            except OSError:
-                raise InputError([Problem(str(path), ref.name, "cannot read secret file", "create it")]) from None
+        if ref.spec.startswith(("env:", "file:")):
+            return resolve_external(ref)
         with self._lock:
             values = self._load()
             if ref.name not in values:

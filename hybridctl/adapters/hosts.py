@@ -15,6 +15,7 @@ client-route, and the flag ``net.ipv4.ip_forward``. docs/hosts.md has the whole 
   server's own apply finished in this run; a stopped SoftEther with an existing config must be
   started and read before it can be planned. Hosts without changes get no exec at all.
 * Secrets: only on stdin (hostscript's bootstrap); never in argv, outputs, errors or logs.
+* Root: every script runs under one sudo when the login user is not root (ssh.py run_script).
 * Counting: every exec is counted in ``counter`` (read vs mutate).
 """
 
@@ -302,7 +303,7 @@ class HostsBackend:
         )
         wire = render_read(request)
         self._count.read()
-        result = session.run(wire.command, stdin=wire.stdin, timeout=READ_TIMEOUT_S)
+        result = session.run_script(wire.script, wire.secrets, timeout=READ_TIMEOUT_S)
         if self.recorder is not None:
             self.recorder(name, "read", result.stdout)
         try:
@@ -363,7 +364,7 @@ class HostsBackend:
         progress.step(name, "running " + ", ".join(dict.fromkeys(step.name for step in script.steps)))
         wire = script.render()
         self._count.mutate()
-        result = self._sessions[name].run(wire.command, stdin=wire.stdin, timeout=APPLY_TIMEOUT_S)
+        result = self._sessions[name].run_script(wire.script, wire.secrets, timeout=APPLY_TIMEOUT_S)
         if self.recorder is not None:
             self.recorder(name, "apply", result.stdout)
         parsed = parse_apply(result.stdout)

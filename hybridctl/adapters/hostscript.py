@@ -56,20 +56,84 @@ class Wire:
         return self.script.encode() + self.secrets
 
 
-def bootstrap(script: str) -> str:
+@dataclass(frozen=True)
+class Become:
+    """How a host's script gets root: as the login user (``none``) or under ONE ``sudo``.
+
+    ``password``: a password line precedes the script on stdin (``ssh.become_password``); the
+    bootstrap reads it into a shell variable (builtins only: never in argv or a file) and hands
+    it to ``sudo -S`` only if sudo asks for one.
+    """
+
+    method: str = "none"  # "none" | "sudo"
+    password: bool = False
+    user: str = "root"  # the login user, for messages
+
+
+NO_BECOME = Become()
+BECOME_ERROR = "become-error"  # marker ``@@hybridctl:become-error:KIND@@`` from the bootstrap
+BECOME_EXIT = 126
+
+
+def _become_fail(kind: str) -> str:
+    return f"{{ printf '\\n{MARK_PREFIX}{BECOME_ERROR}:{kind}{MARK_SUFFIX}\\n'; exit {BECOME_EXIT}; }}"
+
+
+def bootstrap(script: str, become: Become = NO_BECOME, shell: str = "sh") -> str:
     """The exec command line: run the first ``len(script)`` bytes of stdin as a script.
 
     No data in it (ps shows only this); the script's directory is 0700 and removed on exit.
+    With ``sudo`` the unprivileged bootstrap writes the script, then runs the whole of it under
+    one non-interactive sudo (root can read the login user's 0700 directory); the rest of stdin
+    (the secret answers) goes on to the script. A sudo that wants a password nobody gave, or
+    refuses the one given, prints a ``become-error`` marker and changes nothing.
     """
     n = len(script.encode())
-    inner = (
-        "umask 077; "
-        'd=$(mktemp -d "${TMPDIR:-/tmp}/hybridctl.XXXXXX") || exit 125; '
-        "trap 'rm -rf \"$d\"' EXIT; trap 'exit 129' HUP INT TERM; "
-        f'head -c {n} > "$d/run.sh" || exit 125; '
-        'HCTL_DIR="$d" sh "$d/run.sh"'
-    )
-    return "sh -c " + shlex.quote(inner)
+    run = f'{shell} "$d/run.sh" "$d"'
+    parts = [
+        "umask 077; ",
+        'd=$(mktemp -d "${TMPDIR:-/tmp}/hybridctl.XXXXXX") || exit 125; ',
+        "trap 'rm -rf \"$d\"' EXIT; trap 'exit 129' HUP INT TERM; ",
+    ]
+    if become.method == "sudo" and become.password:
+        # `read` is a builtin and reads byte by byte: the line never reaches argv or a file.
+        parts.append("IFS= read -r hctl_pw || exit 125; ")
+    parts.append(f'head -c {n} > "$d/run.sh" || exit 125; ')
+    if become.method != "sudo":
+        parts.append(f'HCTL_DIR="$d" {run}')
+    else:
+        parts.append(f"command -v sudo >/dev/null 2>&1 || {_become_fail('no-sudo')}; ")
+        if not become.password:
+            parts.append(f"sudo -n true 2>/dev/null || {_become_fail('password-required')}; ")
+            parts.append(f"sudo -n {run}")
+        else:
+            # -k: always ask (a cached timestamp would leave the password line to the script);
+            # checked first with `true`, so a wrong password never makes sudo read the secret
+            # answers that follow as further attempts. sudo -S reads exactly its line.
+            parts.append(
+                f"if sudo -n true 2>/dev/null; then unset hctl_pw; sudo -n {run}; else "
+                "printf '%s\\n' \"$hctl_pw\" | sudo -k -S -p '' true 2>/dev/null || "
+                f"{_become_fail('password-rejected')}; "
+                f"{{ printf '%s\\n' \"$hctl_pw\"; unset hctl_pw; cat; }} | sudo -k -S -p '' {run}; fi"
+            )
+    return "sh -c " + shlex.quote("".join(parts))
+
+
+def become_stdin(become: Become, password: str | None, stdin: bytes) -> bytes:
+    """What goes down the exec's stdin for ``bootstrap(script, become)``."""
+    if become.method == "sudo" and become.password:
+        if password is None or "\n" in password or "\r" in password:
+            raise ValueError("the sudo password must be one line")
+        return password.encode() + b"\n" + stdin
+    return stdin
+
+
+def become_error(stdout: str) -> str | None:
+    """The bootstrap's become failure (``no-sudo``, ``password-required``, ``password-rejected``)."""
+    for name, _ in split_sections(stdout):
+        if name.startswith(BECOME_ERROR + ":"):
+            return name.split(":", 1)[1]
+    return None
 
 
 def wire(script: str, secrets: bytes = b"") -> Wire:
@@ -78,6 +142,7 @@ def wire(script: str, secrets: bytes = b"") -> Wire:
 
 # Shell functions every script starts with. POSIX sh (dash), no bashisms.
 PRELUDE = r"""exec 3<&0 </dev/null 2>&1
+HCTL_DIR=${HCTL_DIR:-$1}  # the bootstrap's directory (sudo resets the environment: also in $1)
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
 export PATH LC_ALL

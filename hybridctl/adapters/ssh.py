@@ -7,6 +7,8 @@
   passed ``accept_new_host_keys`` (then the key is recorded, like OpenSSH's
   ``StrictHostKeyChecking=accept-new``); a changed key is always refused.
 - Secrets go to commands on stdin, never in the command line.
+- Root: scripts run through hostscript's bootstrap, under ONE ``sudo -n`` when the login user is
+  not root (``ssh.become``); a sudo password (``ssh.become_password``) goes to sudo on stdin.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from pathlib import Path
 
 import paramiko
 
+from hybridctl.adapters.hostscript import NO_BECOME, Become, become_error, become_stdin, bootstrap
 from hybridctl.errors import HostKeyError, RemoteError
 from hybridctl.inventory.models import SshEndpoint
+from hybridctl.secrets import SecretRef, resolve_external
 
 DEFAULT_CONFIG = Path("~/.ssh/config").expanduser()
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
@@ -123,11 +127,18 @@ class SshSession:
         self.connect_timeout = connect_timeout
         self._client: paramiko.SSHClient | None = None
         self.resolved: ResolvedEndpoint | None = None
+        self.become: Become = NO_BECOME
+        self._become_password: str | None = None
         self.commands_run = 0
 
     def connect(self) -> None:
         resolved = resolve(self.endpoint)
         self.resolved = resolved
+        method = self.endpoint.become or ("none" if resolved.user == "root" else "sudo")
+        password = self.endpoint.become_password if method == "sudo" else None
+        self.become = Become(method, bool(password), resolved.user)
+        if password:
+            self._become_password = resolve_external(SecretRef(f"{self.name} ssh.become_password", password))
         client = paramiko.SSHClient()
         if resolved.known_hosts.exists():
             client.load_host_keys(str(resolved.known_hosts))
@@ -195,6 +206,43 @@ class SshSession:
         except (TimeoutError, OSError, paramiko.SSHException) as error:
             raise RemoteError(self.name, f"command failed to run: {error}") from None
         return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def run_script(
+        self, script: str, secrets: bytes = b"", timeout: float = 600.0, shell: str = "sh"
+    ) -> CommandResult:
+        """Run ``script`` (stdin: the script, then ``secrets``) as root on the host, in ONE exec.
+
+        The command line is hostscript's fixed bootstrap; with ``become: sudo`` the whole script
+        runs under one sudo. A sudo that cannot be used raises a RemoteError naming the host, the
+        login user and the fixes; nothing of the script ran then.
+        """
+        stdin = become_stdin(self.become, self._become_password, script.encode() + secrets)
+        result = self.run(bootstrap(script, self.become, shell), stdin=stdin, timeout=timeout)
+        failure = become_error(result.stdout) if result.rc != 0 else None
+        if failure is not None:
+            raise self._become_failure(failure)
+        return result
+
+    def _become_failure(self, kind: str) -> RemoteError:
+        user = self.become.user
+        if kind == "no-sudo":
+            return RemoteError(
+                self.name,
+                f"the login user {user!r} is not root and sudo is not installed; nothing was changed on this host",
+                "install sudo, log in as root (ssh.user), or set ssh.become: none if nothing needs root",
+            )
+        if kind == "password-rejected":
+            return RemoteError(
+                self.name,
+                f"sudo refused ssh.become_password for user {user!r}; nothing was changed on this host",
+                f"check the password, or give {user} a NOPASSWD sudoers rule",
+            )
+        return RemoteError(
+            self.name,
+            f"sudo needs a password for user {user!r} and none was given; nothing was changed on this host",
+            f"give {user} a NOPASSWD sudoers rule (e.g. '{user} ALL=(root) NOPASSWD: ALL' in "
+            "/etc/sudoers.d/hybridctl), or set ssh.become_password: env:VARIABLE or file:/path in the inventory",
+        )
 
     def _drain(self, channel: paramiko.Channel, timeout: float) -> tuple[bytearray, bytearray]:
         """Read stdout and stderr together until the channel's EOF.

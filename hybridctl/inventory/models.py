@@ -41,6 +41,13 @@ SecretSpec = Annotated[
         "store), 'env:VARIABLE' or 'file:/path/to/file'. Never the secret itself.",
     ),
 ]
+ExternalSecretSpec = Annotated[
+    str,
+    Field(
+        pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$",
+        description="Where a secret that exists elsewhere comes from: 'env:VARIABLE' or 'file:/path/to/file'.",
+    ),
+]
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
 HubName = Annotated[str, Field(pattern=SOFTETHER_NAME_PATTERN)]
 
@@ -60,6 +67,16 @@ class SshEndpoint(Strict):
         None, description="OpenSSH client config to read (Host, HostName, ProxyCommand, IdentityFile...)."
     )
     known_hosts: str | None = Field(None, description="known_hosts file; default ~/.ssh/known_hosts.")
+    become: Literal["sudo", "none"] | None = Field(
+        None,
+        description="How commands get root: 'sudo' (non-interactive, the whole script under one sudo) or "
+        "'none'. Default: 'none' when the login user is root, else 'sudo'.",
+    )
+    become_password: ExternalSecretSpec | None = Field(
+        None,
+        description="The login user's sudo password, when sudo asks for one: 'env:VARIABLE' or "
+        "'file:/path'. It goes to sudo on stdin, never in a command line. Prefer a NOPASSWD rule.",
+    )
 
 
 class HubUserSpec(Strict):

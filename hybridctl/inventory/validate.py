@@ -7,7 +7,7 @@ from ipaddress import IPv4Address, IPv4Network, ip_address
 from typing import TYPE_CHECKING
 
 from hybridctl.errors import Problem
-from hybridctl.inventory.models import Inventory, Site, tap_device
+from hybridctl.inventory.models import Inventory, Site, SshEndpoint, tap_device
 from hybridctl.secrets import check_resolvable
 
 if TYPE_CHECKING:
@@ -261,6 +261,12 @@ def _check_secrets(inv: Inventory, out: _Collector) -> None:
         specs.append((_site_loc(si, "gateway", "admin_password"), site.gateway.admin_password))
         for ui, user in enumerate(site.gateway.users):
             specs.append((_site_loc(si, "gateway", "users", ui, "password"), user.password))
+        ssh_blocks: list[tuple[Loc, SshEndpoint | None]] = [(_site_loc(si, "gateway", "ssh"), site.gateway.ssh)]
+        ssh_blocks += [(_site_loc(si, "clients", ci, "ssh"), c.ssh) for ci, c in enumerate(site.clients)]
+        ssh_blocks += [(_site_loc(si, "test_hosts", ti, "ssh"), t.ssh) for ti, t in enumerate(site.test_hosts)]
+        for loc, ssh in ssh_blocks:
+            if ssh is not None and ssh.become_password:
+                specs.append(((*loc, "become_password"), ssh.become_password))
     if inv.azure and inv.azure.client_secret:
         specs.append((("azure", "client_secret"), inv.azure.client_secret))
     for loc, spec in specs:

@@ -18,7 +18,7 @@ from hybridctl.adapters import hoststate as hs
 from hybridctl.adapters.base import NoProgress
 from hybridctl.adapters.host_facts import Route
 from hybridctl.adapters.hosts import HostsBackend, _HostState
-from hybridctl.adapters.hostscript import parse_read
+from hybridctl.adapters.hostscript import bootstrap, parse_read
 from hybridctl.adapters.ssh import CommandResult
 from hybridctl.diff import Change, diff
 from hybridctl.hostfiles import all_resources
@@ -253,6 +253,9 @@ class RecordingSession:
     def run(self, command: str, stdin: bytes | str | None = None, timeout: float = 0) -> CommandResult:
         self.execs.append((command, stdin if isinstance(stdin, bytes) else (stdin or "").encode()))
         return CommandResult(0, "", "")
+
+    def run_script(self, script: str, secrets: bytes = b"", timeout: float = 0, shell: str = "sh") -> CommandResult:
+        return self.run(bootstrap(script, shell=shell), script.encode() + secrets, timeout)
 
     def close(self) -> None:
         return None

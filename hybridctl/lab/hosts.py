@@ -104,8 +104,6 @@ ROOT_LOGIN_HOST = "hl-home-c1"
 # Unprivileged login user per site kind (with NOPASSWD sudo), as the clouds' images have them.
 SITE_USERS = {"aws": "admin", "azure": "azureuser", "onprem": "hybrid"}
 FIRST_UID = 1001
-# Until hybridctl runs its host scripts through sudo, every host logs in as root.
-UNPRIVILEGED_LOGINS = False
 
 
 def lab_dir(path: Path | str | None = None) -> Path:
@@ -184,7 +182,7 @@ def cgroup_dirs(host: str) -> list[Path]:
 def login_user(host: Host, site_kind: str) -> str:
     """The user hybridctl (and people) log in as on ``host``: root on one home client, else
     the site's unprivileged user with sudo (pure)."""
-    if host.name == ROOT_LOGIN_HOST or not UNPRIVILEGED_LOGINS:
+    if host.name == ROOT_LOGIN_HOST:
         return "root"
     return SITE_USERS[site_kind]
 

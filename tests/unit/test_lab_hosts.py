@@ -48,9 +48,8 @@ def test_sshd_dropin_key_only_and_root_only_where_asked() -> None:
     assert _options(hosts.sshd_dropin("root"))["PermitRootLogin"] == "prohibit-password"
 
 
-def test_login_users_per_site(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_login_users_per_site() -> None:
     topo = build_topology()
-    monkeypatch.setattr(hosts, "UNPRIVILEGED_LOGINS", True)
     users = dataplane.login_users(topo)
     assert users["hl-aws-br"] == users["hl-aws-h20"] == users["hl-vip-n1"] == "admin"
     assert users["hl-az-br"] == users["hl-az-h31"] == "azureuser"

@@ -255,9 +255,12 @@ def _prepare_files(paths: LabPaths, topo: Topology, with_sshd: Sequence[Host]) -
     hosts.write_init_script(paths)
     client_pub = hosts.ensure_client_key(paths)
     users = login_users(topo)
+    bastions = {h.name: b for h in with_sshd if (b := topo.bastion_for(h)) is not None}
     uid = hosts.free_uid()
-    host_keys = {h.name: hosts.prepare_host(paths, h, users[h.name], client_pub, uid) for h in with_sshd}
-    hosts.write_client_files(paths, with_sshd, host_keys, users)
+    host_keys = {
+        h.name: hosts.prepare_host(paths, h, users[h.name], client_pub, uid, bastions.get(h.name)) for h in with_sshd
+    }
+    hosts.write_client_files(paths, with_sshd, host_keys, users, bastions)
 
 
 def up(*, extra_clients: int = 0, lab_dir: Path | str | None = None) -> UpResult:

@@ -167,6 +167,40 @@ def test_sshd_refuses_a_client_that_insists_on_sntrup(lab: dataplane.UpResult) -
     assert "no matching key exchange method" in proc.stderr
 
 
+def test_azure_side_only_through_its_bastion(lab: dataplane.UpResult) -> None:
+    """hl-az-br, -h30, -h31 take logins from the bastion's address only: through it (OpenSSH and
+    paramiko, with the ssh_config's ProxyCommand) they answer, straight to their sshd they refuse."""
+    for host in ("hl-az-br", "hl-az-h30", "hl-az-h31"):
+        proc = ssh(lab, host, "hostname; id -un; echo $SSH_CONNECTION")
+        assert proc.returncode == 0, proc.stderr
+        name, user, connection = proc.stdout.splitlines()
+        assert (name, user) == (host, "azureuser")
+        assert connection.split()[0] == "192.168.30.4"  # the bastion
+        direct = ssh(lab, host, "true", "-o", f"ProxyCommand=ip netns exec {host} nc 127.0.0.1 22")
+        assert direct.returncode != 0
+        assert "Permission denied" in direct.stderr or "closed" in direct.stderr, direct.stderr
+    client = paramiko_client(lab, "hl-az-h31")
+    try:
+        assert run_on(client, "hostname").strip() == "hl-az-h31"
+    finally:
+        client.close()
+    assert ssh(lab, "hl-az-bastion", "hostname").stdout.strip() == "hl-az-bastion"
+
+
+def test_logins_unprivileged_with_sudo_root_only_on_one_client(lab: dataplane.UpResult) -> None:
+    users = dataplane.login_users(lab.topology)
+    for host in ("hl-home-srv", "hl-aws-br", "hl-az-br", "hl-aws-h20", "hl-home-c1"):
+        proc = ssh(lab, host, "id -un; sudo -n id -un")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == [users[host], "root"], host
+    assert users["hl-home-c1"] == "root" and users["hl-aws-br"] == "admin" and users["hl-az-br"] == "azureuser"
+    assert users["hl-home-srv"] == "hybrid"
+    # Root is refused everywhere else (PermitRootLogin no), and passwords are never asked for.
+    refused = ssh(lab, "hl-aws-br", "true", "-o", "User=root")
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr
+    assert "publickey" in refused.stderr and "password" not in refused.stderr.split("(")[-1]
+
+
 def test_host_keys_are_distinct_and_checked(lab: dataplane.UpResult) -> None:
     # Reach hl-az-br's sshd while claiming to be hl-aws-br: its key does not match the record.
     proc = ssh(lab, "hl-aws-br", "true", "-o", "ProxyCommand=ip netns exec hl-az-br nc 127.0.0.1 22")
@@ -297,7 +331,10 @@ def test_ssh_config_and_known_hosts_files(lab: dataplane.UpResult) -> None:
     text = lab.ssh_config.read_text()
     for host in lab.topology.ssh_hosts:  # managed hosts and test hosts
         assert f"Host {host.name}\n" in text
-        assert f"ProxyCommand ip netns exec {host.name} nc 127.0.0.1 22" in text
+        if lab.topology.bastion_for(host) is None:
+            assert f"ProxyCommand ip netns exec {host.name} nc 127.0.0.1 22" in text
+        else:
+            assert f"-W {host.primary_ip}:22 hl-az-bastion\n" in text
     known = lab.known_hosts.read_text().splitlines()
     assert len(known) == len(lab.topology.ssh_hosts)
     for line in known:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import paramiko
@@ -46,6 +47,25 @@ def test_sshd_dropin_key_only_and_root_only_where_asked() -> None:
     start, _rate, full = (int(x) for x in options["MaxStartups"].split(":"))
     assert start >= 100 and full >= start
     assert _options(hosts.sshd_dropin("root"))["PermitRootLogin"] == "prohibit-password"
+    assert "AllowUsers" not in options
+    behind = _options(hosts.sshd_dropin("azureuser", IPv4Address("192.168.30.4")))
+    assert behind["AllowUsers"] == "*@192.168.30.4"
+
+
+def test_ssh_config_reaches_the_azure_side_through_its_bastion() -> None:
+    topo = build_topology()
+    bastions = {h.name: b for h in topo.ssh_hosts if (b := topo.bastion_for(h)) is not None}
+    cfg = paramiko.SSHConfig.from_file(io.StringIO(hosts.ssh_config(PATHS, topo.ssh_hosts, {}, bastions)))
+    br = cfg.lookup("hl-az-br")
+    assert br["hostname"] == "192.168.30.100"  # the private address: what the bastion sees
+    assert br["proxycommand"] == "ssh -F /var/lib/hl-unit/ssh_config -W 192.168.30.100:22 hl-az-bastion"
+    assert cfg.lookup("hl-az-h31")["proxycommand"].endswith("-W 192.168.31.10:22 hl-az-bastion")
+    assert cfg.lookup("hl-az-bastion")["proxycommand"] == "ip netns exec hl-az-bastion nc 127.0.0.1 22"
+    assert cfg.lookup("hl-aws-br")["proxycommand"] == "ip netns exec hl-aws-br nc 127.0.0.1 22"
+    _, public = hosts.new_ed25519()
+    assert hosts.known_hosts_line(topo.host("hl-az-br"), public, bastions["hl-az-br"]).startswith(
+        "hl-az-br,192.168.30.100 "
+    )
 
 
 def test_login_users_per_site() -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from hybridctl.adapters.base import Backend, NoProgress, Outcome, Progress, ReadResult
 from hybridctl.diff import Change, diff
+from hybridctl.errors import UnsupportedTargets
 from hybridctl.hostfiles import all_resources
 from hybridctl.inventory.load import LoadedInventory
 from hybridctl.journal import Journal
@@ -89,6 +90,7 @@ def read_actual(context: Context, progress: Progress) -> ReadResult:
         for result in pool.map(one, context.backends):
             merged.resources.extend(result.resources)
             merged.unreachable.update(result.unreachable)
+            merged.blocking.update(result.blocking)
     return merged
 
 
@@ -117,6 +119,8 @@ def prepare(context: Context, progress: Progress | None = None, desired: list[Re
     """Read and diff. ``desired`` defaults to the plan's resources (``down`` passes its own)."""
     progress = progress or NoProgress()
     actual = read_actual(context, progress)
+    if actual.blocking:
+        raise UnsupportedTargets(actual.blocking)  # before any change on any target
     wanted = desired if desired is not None else all_resources(context.desired)
     wanted = _reachable(wanted, context, actual.unreachable)
     changes = diff(wanted, actual.resources, context.options.layers)

@@ -80,6 +80,18 @@ class PreconditionError(HybridctlError):
     """The machine cannot do what was asked (not root, no namespaces, missing package)."""
 
 
+class UnsupportedTargets(HybridctlError):
+    """Some targets cannot be managed at all (e.g. an unsupported distribution): nothing was
+    planned or changed anywhere. One line per target."""
+
+    def __init__(self, targets: dict[str, str]) -> None:
+        self.targets = dict(sorted(targets.items()))
+        lines = [f"{name}: {why}" for name, why in self.targets.items()]
+        lines.append("nothing was changed on any host (fix: remove these hosts' ssh blocks, or move them to a "
+                     "supported distribution)")
+        super().__init__("\n".join(lines))
+
+
 class PartialFailure(HybridctlError):
     """Some targets failed while others succeeded; ``results`` says which."""
 

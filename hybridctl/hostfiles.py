@@ -1,18 +1,19 @@
-"""Files hybridctl puts on hosts, rendered from the desired state with templates/ (pure apart
-from reading the templates)."""
+"""Files hybridctl puts on hosts, rendered from the desired state with hybridctl/templates/ (pure
+apart from reading the templates: package data, read through importlib.resources so an
+installed wheel finds them as well as a source tree)."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
 
 import jinja2
 
 from hybridctl.planner.desired import DesiredState, HostPlan, Resource, res
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = files("hybridctl") / "templates"
 # Kernel routes hybridctl installs carry this protocol number: that is how `routes diff` and
 # `down` tell hybridctl's routes from everybody else's.
 ROUTE_PROTO = 177
@@ -36,10 +37,18 @@ class HostFile:
         return hashlib.sha256(self.content.encode()).hexdigest()
 
 
+def _load_template(name: str) -> tuple[str, None, None] | None:
+    """A template's source from the package's data (``systemd/softether.service.j2``...)."""
+    resource = TEMPLATES.joinpath(*name.split("/"))
+    if not resource.is_file():
+        return None  # jinja2 raises TemplateNotFound
+    return resource.read_text(encoding="utf-8"), None, None
+
+
 @cache
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FunctionLoader(_load_template),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -113,7 +122,7 @@ def file_resources(desired: DesiredState, binaries: dict[str, str] | None = None
                 res(
                     "host-file",
                     (host.name, file.path),
-                    "rendered from templates/",
+                    "rendered from hybridctl/templates/",
                     sha256=file.sha256,
                     mode=f"{file.mode:o}",
                 )

@@ -41,6 +41,9 @@ class ReadResult:
     # Targets (hosts, resource groups) that could not be read, with why. Their layers are
     # unknown, not empty: nothing is planned against them.
     unreachable: dict[str, str] = field(default_factory=dict)
+    # Targets whose state forbids changing anything anywhere (an unsupported distribution): the
+    # engine plans nothing at all and reports each of them.
+    blocking: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import shlex
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from hybridctl.adapters import distros
 from hybridctl.adapters import hoststate as hs
 from hybridctl.adapters.base import CallCounter, NoProgress, Outcome, Progress, ReadResult
 from hybridctl.adapters.cloudcommon import SafeCounter
@@ -71,6 +73,10 @@ if TYPE_CHECKING:
 READ_TIMEOUT_S = 180.0
 APPLY_TIMEOUT_S = 900.0
 SERVER_WAIT_S = 900.0
+# After a reconnect in this run, how long a read waits for a cascade still "connecting" (one
+# read exec per second) before reporting it: SoftEther links 0.2-1.3 s after a start; a network
+# that just came back may need its first retransmissions.
+CASCADE_SETTLE_S = 20.0
 CONFIG_LAYER = "softether-config"  # journal: did a SoftEther config exist before hybridctl?
 
 
@@ -163,6 +169,8 @@ class HostsBackend:
         self._sessions: dict[str, SshSession] = {}
         self._connect_errors: dict[str, str] = {}
         self._state: dict[str, _HostState] = {}
+        self._unsupported: dict[str, str] = {}  # host -> why its distribution is not supported
+        self._reconnected: set[str] = set()  # hosts whose SoftEther restarted in this run
         self._lock = threading.Lock()
         self._server_done = threading.Event()
         self._server_done.set()
@@ -196,6 +204,8 @@ class HostsBackend:
                     result.resources.extend(state.resources)
                 else:
                     result.unreachable[name] = error
+        with self._lock:
+            result.blocking.update({n: why for n, why in self._unsupported.items() if n in names})
         return result
 
     def apply(self, changes: Sequence[Change], desired: DesiredState, progress: Progress) -> list[Outcome]:
@@ -302,16 +312,25 @@ class HostsBackend:
             vpncmd_ports=self._ports(plan),
         )
         wire = render_read(request)
-        self._count.read()
-        result = session.run_script(wire.script, wire.secrets, timeout=READ_TIMEOUT_S)
-        if self.recorder is not None:
-            self.recorder(name, "read", result.stdout)
-        try:
-            raw = parse_read(result.stdout)
-        except ScriptOutputError as error:
-            raise RemoteError(
-                name, f"read failed (exit {result.rc}): {error}: {output_tail(result.stdout + result.stderr)}"
-            ) from None
+        deadline = time.monotonic() + CASCADE_SETTLE_S
+        while True:
+            raw = self._read_once(name, session, wire.script, wire.secrets)
+            if name not in self._reconnected or plan.softether is None or raw.vpncmd_port is None:
+                break
+            facts = se_parse.parse_read(raw.vpncmd_output, plan.softether.role, target=name).facts
+            settling = [
+                c for c in plan.softether.cascades
+                if c.online and hs.cascade_settling(getattr(facts.cascade(c.hub, c.name), "status", None))
+            ]
+            if not settling or time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)  # the session is on its way: wait for it rather than report it down
+        verdict = distros.check(distros.parse_os_release(raw.os_release))
+        with self._lock:
+            if verdict.ok:
+                self._unsupported.pop(name, None)
+            else:
+                self._unsupported[name] = verdict.error
         softether = None
         if plan.softether is not None and raw.vpncmd_port is not None:
             softether = se_parse.parse_read(raw.vpncmd_output, plan.softether.role, target=name)
@@ -319,6 +338,18 @@ class HostsBackend:
         with self._lock:
             self._state[name] = state
         return state
+
+    def _read_once(self, name: str, session: SshSession, script: str, secrets: bytes) -> RawRead:
+        self._count.read()
+        result = session.run_script(script, secrets, timeout=READ_TIMEOUT_S)
+        if self.recorder is not None:
+            self.recorder(name, "read", result.stdout)
+        try:
+            return parse_read(result.stdout)
+        except ScriptOutputError as error:
+            raise RemoteError(
+                name, f"read failed (exit {result.rc}): {error}: {output_tail(result.stdout + result.stderr)}"
+            ) from None
 
     def _resources(self, plan: HostPlan, raw: RawRead, softether: se_parse.ReadResult | None) -> list[Resource]:
         key = (plan.name, plan.service or "")
@@ -479,6 +510,8 @@ class HostsBackend:
             for invocation in after:
                 script.add_vpncmd("softether", invocation, invocation.port)
             if restart and service is not None:
+                with self._lock:
+                    self._reconnected.add(name)
                 script.add("restart", "softether", f"hctl_restart {q(service.name)} {q(service.binary)} {q(ports)}\n")
                 if plan.addresses or plan.routes:
                     script.add("overlay-again", "softether", "hctl_overlay\n")

@@ -11,7 +11,7 @@ managed files travel inside the script (base64 here-documents).
 
 Output is line-oriented with markers ``@@hybridctl:NAME@@`` on their own lines:
 
-* read: one section per fact (``pkg``, ``files``, ``systemd``, ``service``, ``sysctl``,
+* read: one section per fact (``os``, ``pkg``, ``files``, ``systemd``, ``service``, ``sysctl``,
   ``addr``, ``route``, ``config``, ``vpncmd``), then ``end``;
 * apply: ``step:NAME`` before each step, ``fail:NAME:RC`` if it failed (the script stops
   there), ``vpncmd:N`` / ``vpncmd-end:N`` around each vpncmd transcript, ``done`` at the end.
@@ -32,7 +32,7 @@ MARK_SUFFIX = "@@"
 _MARK_RE = re.compile(r"^@@hybridctl:(?P<name>[A-Za-z0-9_.:/-]+)@@$")
 SOFTETHER_STATE = "/var/lib/softether"
 SOFTETHER_CONFIGS = (f"{SOFTETHER_STATE}/vpn_server.config", f"{SOFTETHER_STATE}/vpn_bridge.config")
-# Text every template hybridctl renders carries (templates/): how a file at a managed path is
+# Text every template hybridctl renders carries (hybridctl/templates/): how a file at a managed path is
 # told from one somebody else wrote there.
 MANAGED_MARK = "Managed by hybridctl"
 HEREDOC_END = "HYBRIDCTL_EOF_7f3a"
@@ -188,7 +188,9 @@ hctl_install() {  # package: from the distribution (docs/hosts.md has the upstre
   DEBIAN_FRONTEND=noninteractive; export DEBIAN_FRONTEND
   apt-cache show "$1" >/dev/null 2>&1 || apt-get update -q || true
   if ! apt-cache show "$1" >/dev/null 2>&1; then
-    echo "$1 is not in this distribution's repositories: install it from the upstream tarball (docs/hosts.md)"
+    hctl_hint=''
+    grep -qs '^ID=ubuntu' /etc/os-release && hctl_hint=' (Ubuntu has it in universe: add-apt-repository universe)'
+    echo "$1 is not in this distribution's repositories$hctl_hint: install it from the upstream tarball (docs/hosts.md)"
     return 3
   fi
   apt-get install -y -q --no-install-recommends "$1"
@@ -342,6 +344,8 @@ def render_read(request: ReadRequest) -> Wire:
     """The read script: every fact in one exec. SoftEther is read only if its service runs."""
     q = shlex.quote
     parts = [PRELUDE]
+    # The distribution (adapters/distros.py decides whether it is supported).
+    parts.append("hctl_mark os\ncat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true\n")
     parts.append("hctl_mark pkg\n")
     if request.packages:
         pkgs = " ".join(q(p) for p in request.packages)
@@ -423,6 +427,7 @@ class RawRead:
     configs: tuple[str, ...]
     vpncmd_port: int | None  # the port vpncmd read through; None when SoftEther was not read
     vpncmd_output: str
+    os_release: str = ""  # /etc/os-release as printed
 
     @property
     def config_exists(self) -> bool:
@@ -499,6 +504,7 @@ def parse_read(text: str) -> RawRead:
         configs=tuple(x.strip() for x in found.get("config", "").splitlines() if x.strip()),
         vpncmd_port=port,
         vpncmd_output=output,
+        os_release=found.get("os", ""),
     )
 
 

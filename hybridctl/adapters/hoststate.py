@@ -80,13 +80,38 @@ def cascade_status(status: str) -> str:
 
 
 def cascade_online(status: str) -> str:
-    """The `online` attribute: "true" only while the link works or is being set up.
+    """The `online` attribute: "true" only while the link is established.
 
     A cascade configured online whose link failed stays failed with softether 5.01/OpenSSL 3
-    until the service restarts (docs/softether.md); reporting it as not online makes `up`
-    repair it and `check` name it.
+    until the service restarts (docs/softether.md); one still "connecting" when `up` reads it is
+    SoftEther's own retry timer after a failure (a network blip: the retry often fails the same
+    way). Reporting both as not online makes `up` reconnect it (cascade_action) and `check` name it.
     """
-    return "true" if cascade_status(status) in ("established", "connecting") else "false"
+    return "true" if cascade_status(status) == "established" else "false"
+
+
+def cascade_action(status: str | None, planned_online: bool, configured_online: bool) -> str:
+    """What `up` does about one planned cascade, from CascadeList's status. Pure.
+
+    * ``none``: nothing (established; or planned offline; or not there yet: the diff creates it);
+    * ``online``: vpncmd CascadeOnline (configured offline, planned online: the diff's change);
+    * ``reconnect``: configured online but not established (connecting = retrying, or error):
+      force a fresh session — the restart path (Flush, terminate, start, overlay) — then wait,
+      bounded, until the L3 switch answers, instead of failing on SoftEther's retry timer.
+    """
+    if not planned_online or status is None:
+        return "none"
+    word = cascade_status(status)
+    if word == "established":
+        return "none"
+    if not configured_online or word == "offline":
+        return "online"
+    return "reconnect"
+
+
+def cascade_settling(status: str | None) -> bool:
+    """After a reconnect in this run: whether the session is still on its way (worth waiting)."""
+    return status is not None and cascade_status(status) == "connecting"
 
 
 # -- resources from a read -------------------------------------------------------------------------
@@ -237,17 +262,15 @@ def softether_actual_resources(
 
 
 def stuck_cascades(actual: SoftEtherConfig, facts: SoftEtherFacts, plan_config: SoftEtherConfig) -> list[Cascade]:
-    """Planned-online cascades that are configured online but whose link failed."""
+    """Planned-online cascades configured online whose link is not established (failed, or
+    retrying): the ones `up` reconnects (cascade_action)."""
     configured = {(c.hub, c.name) for c in actual.cascades if c.online}
     out = []
     for cascade in plan_config.cascades:
         state = facts.cascade(cascade.hub, cascade.name)
-        if (
-            cascade.online
-            and (cascade.hub, cascade.name) in configured
-            and state is not None
-            and cascade_status(state.status).startswith("error")
-        ):
+        key = (cascade.hub, cascade.name)
+        status = state.status if state is not None else None
+        if cascade_action(status, cascade.online, key in configured) == "reconnect":
             out.append(cascade)
     return out
 

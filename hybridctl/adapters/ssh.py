@@ -1,7 +1,11 @@
 """SSH to hosts with paramiko: one verified connection per host, many commands over it.
 
 - Settings come from the inventory's ``ssh`` block, then the OpenSSH client config it names
-  (or ~/.ssh/config): HostName, Port, User, IdentityFile, ProxyCommand, UserKnownHostsFile.
+  (or ~/.ssh/config): HostName, Port, User, IdentityFile, ProxyCommand, ProxyJump,
+  UserKnownHostsFile.
+- Jump hosts (``ssh.jump``, else the config's ProxyJump): a verified connection to the first hop
+  (itself reached however its own config says), then a ``direct-tcpip`` channel through it to the
+  next hop or the target, like ``ssh -J``. Every hop's host key is verified like any host's.
 - Keys: the inventory's, the config's, the agent's, ~/.ssh defaults.
 - Host keys are verified against known_hosts. An unknown host is refused unless the caller
   passed ``accept_new_host_keys`` (then the key is recorded, like OpenSSH's
@@ -18,18 +22,19 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import paramiko
 
 from hybridctl.adapters.hostscript import NO_BECOME, Become, become_error, become_stdin, bootstrap
 from hybridctl.errors import HostKeyError, RemoteError
-from hybridctl.inventory.models import SshEndpoint
+from hybridctl.inventory.models import SshEndpoint, jump_hops
 from hybridctl.secrets import SecretRef, resolve_external
 
 DEFAULT_CONFIG = Path("~/.ssh/config").expanduser()
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
+MAX_JUMP_DEPTH = 8  # jump hosts whose own config names jump hosts: stop a loop
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class ResolvedEndpoint:
     key_files: tuple[str, ...]
     proxy_command: str | None
     known_hosts: Path
+    jump: tuple[str, ...] = ()  # hops, first hop first (ssh_config alias or [user@]host[:port])
 
     @property
     def known_hosts_name(self) -> str:
@@ -79,14 +85,45 @@ def resolve(endpoint: SshEndpoint) -> ResolvedEndpoint:
     )
     port = endpoint.port if endpoint.port != 22 or "port" not in looked else int(str(looked["port"]))
     user = endpoint.user if endpoint.user != "root" or "user" not in looked else str(looked["user"])
+    jump = jump_hops(endpoint.jump)
+    proxy_command = str(looked["proxycommand"]) if looked.get("proxycommand") else None
+    if not jump and looked.get("proxyjump") and str(looked["proxyjump"]).lower() != "none":
+        jump = jump_hops(str(looked["proxyjump"]))
+    if jump:
+        proxy_command = None  # the inventory's jump, or ProxyJump, wins over a ProxyCommand
     return ResolvedEndpoint(
         alias=endpoint.host,
         hostname=str(looked.get("hostname", endpoint.host)),
         port=port,
         user=user,
         key_files=tuple(dict.fromkeys(k for k in key_files if Path(k).exists())),
-        proxy_command=str(looked["proxycommand"]) if looked.get("proxycommand") else None,
+        proxy_command=proxy_command,
         known_hosts=Path(known_hosts).expanduser() if known_hosts else DEFAULT_KNOWN_HOSTS,
+        jump=tuple(jump),
+    )
+
+
+def hop_endpoint(hop: str, via: SshEndpoint) -> SshEndpoint:
+    """One jump host as an endpoint: ``[ssh://][user@]host[:port]`` or an alias of the same
+    ssh_config. The target's config file, key and (explicit) known_hosts apply to it too."""
+    text = hop[len("ssh://") :] if hop.startswith("ssh://") else hop
+    user, _, host = text.rpartition("@")
+    port = 22
+    if host.startswith("["):
+        address, _, rest = host[1:].partition("]")
+        host = address
+        if rest.startswith(":"):
+            port = int(rest[1:])
+    elif ":" in host:
+        host, _, number = host.partition(":")
+        port = int(number)
+    return SshEndpoint(
+        host=host,
+        port=port,
+        user=user or "root",
+        key=via.key,
+        config_file=via.config_file,
+        known_hosts=via.known_hosts,
     )
 
 
@@ -129,6 +166,7 @@ class SshSession:
         self.resolved: ResolvedEndpoint | None = None
         self.become: Become = NO_BECOME
         self._become_password: str | None = None
+        self._jumps: list[paramiko.SSHClient] = []  # connections to jump hosts, first hop first
         self.commands_run = 0
 
     def connect(self) -> None:
@@ -139,13 +177,54 @@ class SshSession:
         self.become = Become(method, bool(password), resolved.user)
         if password:
             self._become_password = resolve_external(SecretRef(f"{self.name} ssh.become_password", password))
+        self._client = self._dial(resolved, None, 0)
+
+    def _dial(self, resolved: ResolvedEndpoint, label: str | None, depth: int) -> paramiko.SSHClient:
+        """A verified connection to ``resolved`` (``label``: "jump host X" for a hop)."""
+        sock: paramiko.ProxyCommand | paramiko.Channel | None = None
+        if resolved.jump:
+            if depth >= MAX_JUMP_DEPTH:
+                raise RemoteError(self.name, f"over {MAX_JUMP_DEPTH} nested jump hosts", "look for a ProxyJump loop")
+            hops = [resolve(hop_endpoint(hop, self.endpoint)) for hop in resolved.jump]
+            # The first hop is reached however its own config says (ProxyCommand, its own
+            # ProxyJump); the next ones through the previous hop only, as with `ssh -J`.
+            client = self._dial(hops[0], f"jump host {hops[0].alias}", depth + 1)
+            for hop in hops[1:]:
+                bare = replace(hop, proxy_command=None, jump=())
+                client = self._open(bare, self._tunnel(client, hop, f"jump host {hop.alias}"), f"jump host {hop.alias}")
+            sock = self._tunnel(client, resolved, label)
+        elif resolved.proxy_command:
+            sock = paramiko.ProxyCommand(resolved.proxy_command)
+        return self._open(resolved, sock, label)
+
+    def _tunnel(self, via: paramiko.SSHClient, to: ResolvedEndpoint, label: str | None) -> paramiko.Channel:
+        """A direct-tcpip channel from the jump host ``via`` to ``to``'s sshd."""
+        transport = via.get_transport()
+        what = label or to.alias
+        if transport is None or not transport.is_active():
+            raise RemoteError(self.name, f"the jump host's connection to {what} was lost", "re-run")
+        try:
+            return transport.open_channel(
+                "direct-tcpip", (to.hostname, to.port), ("127.0.0.1", 0), timeout=self.connect_timeout
+            )
+        except (paramiko.ChannelException, paramiko.SSHException, OSError, EOFError) as error:
+            raise RemoteError(
+                self.name,
+                f"the jump host cannot reach {what} at {to.hostname}:{to.port}: {error}",
+                "is the host up, reachable from the jump host, and does the jump host allow TCP forwarding?",
+            ) from None
+
+    def _open(
+        self, resolved: ResolvedEndpoint, sock: paramiko.ProxyCommand | paramiko.Channel | None, label: str | None
+    ) -> paramiko.SSHClient:
+        """SSH over ``sock`` (or TCP), host key verified against ``resolved.known_hosts``."""
+        prefix = f"{label} ({resolved.hostname}:{resolved.port}): " if label else ""
         client = paramiko.SSHClient()
         if resolved.known_hosts.exists():
             client.load_host_keys(str(resolved.known_hosts))
         client.set_missing_host_key_policy(
             _AcceptNewPolicy(resolved.known_hosts) if self.accept_new_host_keys else _RejectUnknownPolicy()
         )
-        sock = paramiko.ProxyCommand(resolved.proxy_command) if resolved.proxy_command else None
         try:
             client.connect(
                 resolved.hostname,
@@ -159,14 +238,16 @@ class SshSession:
                 auth_timeout=self.connect_timeout,
                 sock=sock,
             )
-        except HostKeyError:
+        except HostKeyError as error:
             client.close()
-            raise
+            if not label:
+                raise
+            raise HostKeyError(self.name, prefix + error.message, error.hint) from None
         except paramiko.BadHostKeyException as error:
             client.close()
             raise HostKeyError(
                 self.name,
-                f"host key CHANGED for {resolved.known_hosts_name}: "
+                f"{prefix}host key CHANGED for {resolved.known_hosts_name}: "
                 f"expected {error.expected_key.get_base64()[:16]}..., got {error.key.get_base64()[:16]}...",
                 "refusing to connect: if the host was really rebuilt, remove its old entry from "
                 f"{resolved.known_hosts} and verify the new key",
@@ -174,16 +255,20 @@ class SshSession:
         except paramiko.AuthenticationException as error:
             client.close()
             raise RemoteError(
-                self.name, f"SSH authentication failed as {resolved.user}: {error}", "check ssh.user and ssh.key"
+                self.name,
+                f"{prefix}SSH authentication failed as {resolved.user}: {error}",
+                "check ssh.user and ssh.key",
             ) from None
         except (TimeoutError, OSError, paramiko.SSHException, EOFError) as error:
             client.close()
             raise RemoteError(
                 self.name,
-                f"cannot connect to {resolved.hostname}:{resolved.port}: {error}",
+                f"{prefix}cannot connect to {resolved.hostname}:{resolved.port}: {error}",
                 "is the host up and sshd reachable?",
             ) from None
-        self._client = client
+        if label:
+            self._jumps.append(client)
+        return client
 
     def run(self, command: str, stdin: str | bytes | None = None, timeout: float = 600.0) -> CommandResult:
         """Run ``command`` (a shell command line: never put secrets in it); ``stdin`` carries data."""
@@ -275,6 +360,9 @@ class SshSession:
         if self._client is not None:
             self._client.close()
             self._client = None
+        for jump in reversed(self._jumps):
+            jump.close()
+        self._jumps.clear()
 
 
 def connect_all(

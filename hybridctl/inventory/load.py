@@ -111,6 +111,11 @@ def _fix_for(error: dict[str, Any], value: Any) -> tuple[str, str]:
             "secrets must be references, not values",
             "use 'generate', 'env:VARIABLE' or 'file:/path' (never the secret itself)",
         )
+    if kind == "string_pattern_mismatch" and str(error.get("ctx", {}).get("pattern", "")).startswith("^(env:"):
+        return (
+            "this secret exists elsewhere: it must be a reference to it (hybridctl cannot generate it)",
+            "use 'env:VARIABLE' or 'file:/path' (never the secret itself)",
+        )
     if kind == "string_pattern_mismatch":
         return f"'{value}' has characters that are not allowed", "use letters, digits, '-', '_' and '.'"
     if kind == "literal_error":

@@ -67,16 +67,44 @@ class SshEndpoint(Strict):
         None, description="OpenSSH client config to read (Host, HostName, ProxyCommand, IdentityFile...)."
     )
     known_hosts: str | None = Field(None, description="known_hosts file; default ~/.ssh/known_hosts.")
+    jump: str | list[str] | None = Field(
+        default=None,
+        description="Jump host(s) to reach this host through, like OpenSSH's ProxyJump: an ssh_config alias, "
+        "host[:port] or user@host[:port]; a list or a comma-separated chain (first hop first). Each jump host's "
+        "key is verified like any host's. Default: the ssh_config ProxyJump, if any.",
+    )
     become: Literal["sudo", "none"] | None = Field(
-        None,
+        default=None,
         description="How commands get root: 'sudo' (non-interactive, the whole script under one sudo) or "
         "'none'. Default: 'none' when the login user is root, else 'sudo'.",
     )
     become_password: ExternalSecretSpec | None = Field(
-        None,
+        default=None,
         description="The login user's sudo password, when sudo asks for one: 'env:VARIABLE' or "
         "'file:/path'. It goes to sudo on stdin, never in a command line. Prefer a NOPASSWD rule.",
     )
+
+    @field_validator("jump")
+    @classmethod
+    def _jump(cls, value: str | list[str] | None) -> str | list[str] | None:
+        hops = jump_hops(value)
+        if value is not None and not hops:
+            raise ValueError("jump is empty")
+        for hop in hops:
+            if not JUMP_PATTERN.match(hop):
+                raise ValueError(f"jump host {hop!r} is not an ssh_config alias, host[:port] or user@host[:port]")
+        return value
+
+
+JUMP_PATTERN = re.compile(r"^(ssh://)?([^@\s,/]+@)?(\[[0-9A-Fa-f:.]+\]|[^@\s,/:\[\]]+)(:\d{1,5})?$")
+
+
+def jump_hops(value: str | list[str] | None) -> list[str]:
+    """The hops of an ``ssh.jump`` / ProxyJump value, first hop first."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    return [hop.strip() for item in items for hop in item.split(",") if hop.strip()]
 
 
 class HubUserSpec(Strict):

@@ -271,7 +271,10 @@ def _check_secrets(inv: Inventory, out: _Collector) -> None:
         specs.append((("azure", "client_secret"), inv.azure.client_secret))
     for loc, spec in specs:
         why = check_resolvable(spec)
-        if why:
+        if why and loc[-1] == "become_password":
+            # Nobody can generate somebody's sudo password.
+            out.add(loc, f"secret cannot be read: {why}", "set it, or give the login user a NOPASSWD sudoers rule")
+        elif why:
             out.add(loc, f"secret cannot be read: {why}", "set it, or use 'generate' to let hybridctl create one")
 
 

@@ -29,9 +29,12 @@ import pytest
 
 from hybridctl.adapters import hosts
 from hybridctl.adapters.hosts import HostsBackend
+from hybridctl.adapters.ssh import SshSession
 from hybridctl.engine import Context, Options, execute, open_context, prepare
+from hybridctl.errors import RemoteError, UnsupportedTargets
 from hybridctl.inventory.load import load_inventory, plan_loaded
-from tests.conftest import have_root_and_netns, require
+from hybridctl.inventory.models import SshEndpoint
+from tests.conftest import FIXTURES, have_root_and_netns, require
 from tests.support.sshd import BASE, Sshd, start_sshd
 
 pytestmark = [pytest.mark.integration]
@@ -227,3 +230,58 @@ def test_a_wrong_become_password_is_refused_clearly(site: Site) -> None:
     message = prepared.actual.unreachable["pw-cli"]
     assert "refused ssh.become_password" in message and "'deploy'" in message
     assert "not-the-password" not in message
+
+
+def test_an_unsupported_distribution_on_one_host_stops_every_host(site: Site) -> None:
+    """nopw-cli (through sudo) reads as CentOS 7 (its /etc/os-release bind-mounted in its mount
+    namespace): `up` plans nothing anywhere, names the host, and no host changes."""
+    victim = site.hosts["nopw-cli"]
+    other = site.hosts["root-cli"]
+    for server in (victim, other):  # a change for both hosts to make, if anything were planned
+        assert server.run("ip", "route", "del", "192.168.50.0/24", "proto", "177").returncode == 0
+    mounted = victim.run("mount", "--bind", str(FIXTURES / "os-release" / "centos-7"), "/etc/os-release")
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        context = context_of(site)
+        try:
+            with pytest.raises(UnsupportedTargets) as error:
+                prepare(context)
+        finally:
+            context.close()
+    finally:
+        victim.run("umount", "/etc/os-release")
+    assert str(error.value).startswith("nopw-cli: CentOS Linux 7 (Core) is not a supported distribution")
+    for server in (victim, other):
+        assert "192.168.50.0/24" not in overlay_routes(server)
+
+
+def test_check_probe_scripts_take_the_same_sudo_path(site: Site) -> None:
+    """checkrun runs its probe scripts with run_script(..., shell="bash"): root via sudo, one exec."""
+    def session(name: str, **extra: str) -> SshSession:
+        server = site.hosts[name]
+        made = SshSession(name, SshEndpoint(host=server.alias, config_file=str(server.ssh_config), **extra))
+        made.connect()
+        return made
+
+    script = "#!/bin/bash\nset -u\nid -un; [[ -n ${BASH_VERSION} ]] && echo bash\n"
+    for name, extra in (("nopw-cli", {}), ("pw-cli", {"become_password": f"env:{PASSWORD_ENV}"})):
+        probe = session(name, **extra)
+        try:
+            result = probe.run_script(script, shell="bash")
+            assert result.ok and result.stdout.split() == ["root", "bash"], result
+            assert probe.commands_run == 1
+        finally:
+            probe.close()
+    refused = session("ask-cli")
+    try:
+        with pytest.raises(RemoteError, match=r"^ask-cli: sudo needs a password for user 'deploy'"):
+            refused.run_script(script, shell="bash")
+        assert refused.commands_run == 1
+    finally:
+        refused.close()
+    # As the login user (become: none) the same script runs unprivileged.
+    plain = session("nopw-cli", become="none")
+    try:
+        assert plain.run_script(script, shell="bash").stdout.split() == ["deploy", "bash"]
+    finally:
+        plain.close()

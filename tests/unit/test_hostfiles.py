@@ -1,4 +1,4 @@
-"""Files rendered onto hosts from templates/."""
+"""Files rendered onto hosts from hybridctl/templates/."""
 
 from __future__ import annotations
 

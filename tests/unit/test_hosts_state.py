@@ -146,7 +146,26 @@ def test_cascade_status_words() -> None:
     failed = "Error 13: Time-out occurred during VPN session communication."
     assert hs.cascade_status(failed) == "error: " + failed
     statuses = ("Online (Established)", "Online (Connecting)", failed, "Offline (Stopped)")
-    assert [hs.cascade_online(s) for s in statuses] == ["true", "true", "false", "false"]
+    # Only an established link is online: "connecting" at read time is SoftEther's retry timer.
+    assert [hs.cascade_online(s) for s in statuses] == ["true", "false", "false", "false"]
+
+
+def test_cascade_action_after_a_network_blip() -> None:
+    failed = "Error 13: Time-out occurred during VPN session communication."
+    # (status, planned online, configured online) -> what up does
+    cases = {
+        ("Online (Established)", True, True): "none",
+        ("Online (Connecting)", True, True): "reconnect",  # retry timer after a cut: force it, wait
+        (failed, True, True): "reconnect",
+        ("Offline (Stopped)", True, False): "online",
+        ("Offline (Stopped)", True, True): "online",
+        ("Online (Connecting)", False, True): "none",  # planned offline: the diff sets it offline
+        (None, True, False): "none",  # not created yet: the diff creates it
+    }
+    assert {case: hs.cascade_action(*case) for case in cases} == cases
+    assert hs.cascade_settling("Online (Connecting)")
+    assert not hs.cascade_settling("Online (Established)") and not hs.cascade_settling(failed)
+    assert not hs.cascade_settling(None)
 
 
 def test_a_failed_cascade_is_stuck_and_shows_as_not_online(desired: DesiredState) -> None:

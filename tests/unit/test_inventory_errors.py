@@ -83,6 +83,30 @@ def no_azure_section(doc: Doc) -> None:
 
 CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
     (
+        "jump host with a space",
+        setter("sites.aws.gateway.ssh.jump", "bastion one"),
+        "sites[aws].gateway.ssh.jump",
+        "is not an ssh_config alias, host[:port] or user@host[:port]",
+    ),
+    (
+        "sudo password from an unset variable",
+        setter("sites.aws.gateway.ssh.become_password", "env:HYBRIDCTL_TEST_UNSET_SUDO_PW"),
+        "sites[aws].gateway.ssh.become_password",
+        "environment variable HYBRIDCTL_TEST_UNSET_SUDO_PW is not set",
+    ),
+    (
+        "generated sudo password",
+        setter("sites.aws.gateway.ssh.become_password", "generate"),
+        "sites[aws].gateway.ssh.become_password",
+        "it must be a reference to it (hybridctl cannot generate it) (fix: use 'env:VARIABLE' or 'file:/path'",
+    ),
+    (
+        "unknown become method",
+        setter("sites.aws.gateway.ssh.become", "doas"),
+        "sites[aws].gateway.ssh.become",
+        "'sudo' or 'none'",
+    ),
+    (
         "malformed cidr",
         setter("sites.aws.networks.Hybrid-Subnet.cidr", "192.168.300.0/24"),
         "networks[Hybrid-Subnet].cidr",

@@ -44,7 +44,8 @@ def require_root_and_tools(tools: Iterable[str]) -> None:
     if missing:
         raise PreconditionError(
             f"missing programs for the lab: {', '.join(missing)} "
-            "(apt-get install iproute2 nftables openssh-server openssh-client netcat-openbsd util-linux)"
+            "(apt-get install iproute2 nftables openssh-server openssh-client netcat-openbsd util-linux "
+            "sudo systemd dbus)"
         )
 
 

@@ -417,6 +417,10 @@ def prepare_host(
     _write(hd / "console", "")
     up = paths.upper
     _write(up(host.name, "/etc/hostname"), host.name + "\n")
+    # The host's own name resolves locally (as Debian's installer writes it): sudo looks it up
+    # on every run, and a lab host's DNS queries go nowhere (5 s timeouts each without this).
+    machine_hosts = Path("/etc/hosts").read_text()
+    _write(up(host.name, "/etc/hosts"), machine_hosts.rstrip("\n") + f"\n127.0.1.1\t{host.name}\n")
     _write(up(host.name, "/etc/machine-id"), uuid.uuid4().hex + "\n", 0o444)
     _mkdir(up(host.name, "/etc/ssh/sshd_config.d"))
     private, public = new_ed25519()

@@ -38,7 +38,7 @@ def up(
     lab_dir: LabDirOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Build the lab from scratch (clears leftovers first): hosts, sshd's, cloud fabrics, emulators, seeded clouds."""
+    """Build the lab from scratch (clears leftovers first): hosts booting systemd, cloud fabrics, emulators, clouds."""
     result = manager.up(
         extra_clients=extra_clients,
         lab_dir=lab_dir,
@@ -61,7 +61,7 @@ def up(
 
 @lab_app.command("down")
 def down(lab_dir: LabDirOpt = None) -> None:
-    """Tear the lab down: daemon, namespaces, sshd's and everything they started. Safe to repeat."""
+    """Tear the lab down: daemon, hosts (poweroff), namespaces, cgroups and everything they started. Safe to repeat."""
     result = manager.down(lab_dir=lab_dir)
     stderr.print(
         f"lab down in {result.seconds:.2f}s: {len(result.namespaces)} namespaces removed, "
@@ -71,7 +71,7 @@ def down(lab_dir: LabDirOpt = None) -> None:
 
 @lab_app.command("status")
 def status(lab_dir: LabDirOpt = None, output: OutputOpt = Output.table) -> None:
-    """Namespaces, sshd's, the lab daemon, the emulators' health and the reconciler. Exit 1 unless up."""
+    """Namespaces, hosts (systemd, sshd), the lab daemon, the emulators' health and the reconciler. Exit 1 unless up."""
     st = manager.status(lab_dir=lab_dir)
     if output is Output.json:
         print_json(st.as_dict())
@@ -90,10 +90,12 @@ def status(lab_dir: LabDirOpt = None, output: OutputOpt = Output.table) -> None:
             )
         if st.inventory:
             stdout.print(f"  inventory: {st.inventory}")
-        table = Table("host", "namespace", "sshd", "listening")
+        table = Table("host", "namespace", "systemd (init pid)", "sshd listening", "login user")
         for h in st.dataplane.hosts:
-            sshd = (_mark(h.sshd_running) + f" {h.sshd_pid}") if h.sshd else "-"
-            table.add_row(h.name, _mark(h.namespace), sshd, _mark(h.listening) if h.sshd else "-")
+            init = (_mark(h.sshd_running) + f" {h.init_pid}") if h.sshd else "-"
+            table.add_row(
+                h.name, _mark(h.namespace), init, _mark(h.listening) if h.sshd else "-", h.user if h.sshd else "-"
+            )
         if st.dataplane.hosts:
             stdout.print(table)
         if st.dataplane.stray:

@@ -12,7 +12,7 @@ fi
 APT_PACKAGES=(
   python3 python3-venv python3-pip ca-certificates git
   iproute2 iputils-ping nftables procps psmisc util-linux netcat-openbsd
-  openssh-server openssh-client sudo openssl
+  openssh-server openssh-client sudo openssl systemd dbus
   softether-vpnserver softether-vpnbridge softether-vpncmd
   graphviz
   resource-agents libxml2-utils

@@ -46,7 +46,7 @@ def have_root_and_netns() -> bool:
 
 def require_lab_prereqs() -> None:
     require(have_root_and_netns(), "root and network namespaces (ip netns add)")
-    for binary in ("vpncmd", "/usr/sbin/sshd", "ping", "nft"):
+    for binary in ("vpncmd", "/usr/sbin/sshd", "ping", "nft", "/lib/systemd/systemd", "sudo", "setpriv"):
         require(shutil.which(binary) is not None, f"{binary} (apt-get install per .ci/run)")
     require(Path("/usr/libexec/softether/vpnserver/vpnserver").exists(), "softether-vpnserver package")
     require(Path("/usr/libexec/softether/vpnbridge/vpnbridge").exists(), "softether-vpnbridge package")

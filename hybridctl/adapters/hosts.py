@@ -541,6 +541,11 @@ class HostsBackend:
                 if change.key[1] == OVERLAY_UNIT:
                     body += "hctl_overlay_off\n"
                 body += remove_file(change.key[1])
+            # `systemctl enable` made UNIT.wants/ for what WantedBy= the unit (the overlay unit of
+            # a SoftEther unit); disabling empties it but leaves it: remove it when empty.
+            for change in hc.files_remove:
+                if change.key[1].startswith("/etc/systemd/system/") and change.key[1].endswith(".service"):
+                    body += f"rmdir {q(change.key[1] + '.wants')} 2>/dev/null || true\n"
             body += "if hctl_systemd; then systemctl daemon-reload; fi\n"
             script.add("files-remove", "files-remove", body)
         for change in hc.package_remove:

@@ -262,7 +262,18 @@ hctl_restart() {  # service binary "ports"; the caller ran vpncmd Flush just bef
   # A graceful `vpnbridge stop` waits ~10 s for an online cascade; the configuration is already
   # on disk (Flush), so terminate and start again.
   if hctl_systemd; then
+    # Wait for the processes to go before `restart`: a restart of a unit still running would
+    # run its ExecStop= (`vpnbridge stop`), the very 10 s wait this avoids. SIGTERM is a clean
+    # exit for Restart=on-failure; SIGKILL after 2 s (a failure: restart then replaces the
+    # pending automatic restart).
     systemctl kill --signal=SIGTERM "$1.service" 2>/dev/null || true
+    hctl_i=0
+    while [ -n "$(hctl_pids "$2")" ]; do
+      hctl_i=$((hctl_i + 1))
+      [ "$hctl_i" -ne 40 ] || systemctl kill --signal=SIGKILL "$1.service" 2>/dev/null || true
+      [ "$hctl_i" -le 100 ] || { echo "$1 did not exit"; return 1; }
+      sleep 0.05
+    done
     systemctl restart "$1.service"
   else
     hctl_kill_wait "$1" "$2" && hctl_launch "$2"

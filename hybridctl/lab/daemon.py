@@ -108,7 +108,7 @@ def _write_info(lab_dir: Path, info: dict[str, Any]) -> None:
 def data_plane_ready(lab_dir: Path, namespaces: Sequence[str]) -> bool:
     """This lab's data plane is up: its dataplane.json exists (written last by dataplane.up,
     after its own bare fabric apply), the fabric namespaces exist, and they are the ones that
-    data plane built (a recorded sshd still lives in its host's namespace). The last check
+    data plane built (a recorded host still lives in its namespace). The last check
     keeps a daemon from steering the fabric of another LAB_DIR's lab (a test's, say) that
     replaced its namespaces."""
     try:
@@ -117,7 +117,7 @@ def data_plane_ready(lab_dir: Path, namespaces: Sequence[str]) -> bool:
         return False
     if not all(os.path.exists(f"/run/netns/{ns}") for ns in namespaces):
         return False
-    pids = state.get("sshd_pids") if isinstance(state, dict) else None
+    pids = state.get("host_pids") if isinstance(state, dict) else None
     if not isinstance(pids, dict) or not pids:
         return False
     host, pid = next(iter(pids.items()))  # one witness is enough: namespaces go as a whole

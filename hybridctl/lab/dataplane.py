@@ -3,13 +3,15 @@
 ``up`` builds every namespace of :func:`hybridctl.lab.topology.build_topology` in a
 handful of processes: one ``ip -batch`` in the root namespace creates the namespaces and
 the veth pairs *directly inside them* (the root namespace never gains a link or an
-address), one command per namespace (all in parallel) addresses and wires it, the sshd's
-start in parallel while the fabric gets its bare spec, and we wait until each sshd listens.
+address), one command per namespace (all in parallel) addresses and wires it, the hosts
+boot systemd in parallel (:mod:`hybridctl.lab.hosts`) while the fabric gets its bare spec, and
+we wait until each host's sshd (its ssh.service) listens.
 
-``down`` kills by PID only: the recorded sshd's (start time checked) and every process
-that lives in an ``hl-`` namespace or in a managed host's mount namespace (this catches
-SoftEther daemons started later over SSH), then deletes the namespaces and the files
-``up`` wrote. Only the lab client key persists. ``down`` on a lab that is down succeeds.
+``down`` powers every recorded host off (SIGRTMIN+4 to its init, start time checked), kills
+what a grace period leaves in its cgroup, then by PID every process still in an ``hl-``
+network namespace or a host's mount namespace (a command entered with nsenter), deletes the
+namespaces, the hosts' cgroups and the files ``up`` wrote. Only the lab client key persists.
+``down`` on a lab that is down succeeds.
 
 The control plane (emulators, fabric reconciler) is not here; it calls
 :func:`hybridctl.lab.fabric.apply` with a spec built from the emulators' state.
@@ -42,7 +44,10 @@ from hybridctl.lab.topology import (
     fabric_wan_peer,
 )
 
-REQUIRED_TOOLS = ("ip", "nft", "unshare", "nsenter", "sysctl", "nc", "ssh", hosts.SSHD, "mount", "hostname")
+REQUIRED_TOOLS = (
+    "ip", "nft", "unshare", "nsenter", "setpriv", "sysctl", "nc", "ssh", hosts.SSHD, hosts.SYSTEMD, "mount", "mknod",
+    "hostname", "sudo",
+)  # fmt: skip
 LOCK_FILE = Path("/run/lock/hybridctl-lab.lock")
 STATE_VERSION = 1
 
@@ -54,7 +59,7 @@ class UpResult:
     ssh_config: Path
     known_hosts: Path
     client_key: Path
-    sshd_pids: dict[str, int]
+    host_pids: dict[str, int]  # each host's `unshare` (the parent of its init)
     spec: fabric.FabricSpec  # the bare spec the fabric was given
     seconds: float
 
@@ -75,6 +80,8 @@ class HostStatus:
     sshd_running: bool = False
     listening: bool = False
     sshd: bool = False  # the host runs an sshd (managed and test hosts)
+    init_pid: int | None = None  # the host's systemd (PID 1 of its namespaces)
+    user: str | None = None  # who logs in over SSH
 
     @property
     def ok(self) -> bool:
@@ -106,6 +113,8 @@ class DataplaneStatus:
                     "sshd_pid": h.sshd_pid,
                     "sshd_running": h.sshd_running,
                     "listening": h.listening,
+                    "init_pid": h.init_pid,
+                    "user": h.user,
                     "ok": h.ok,
                 }
                 for h in self.hosts
@@ -237,10 +246,21 @@ def current_topology(lab_dir: Path | str | None = None) -> Topology:
 # --------------------------------------------------------------------------- up / down
 
 
-def _prepare_files(paths: LabPaths, with_sshd: Sequence[Host]) -> None:
-    paths.hosts.mkdir(exist_ok=True)
-    host_keys = {h.name: hosts.prepare_host(paths, h) for h in with_sshd}
-    hosts.write_client_files(paths, with_sshd, host_keys)
+def login_users(topo: Topology) -> dict[str, str]:
+    """Host name -> the user SSH logs in as (pure)."""
+    return {h.name: hosts.login_user(h, topo.site(h.site).kind) for h in topo.ssh_hosts}
+
+
+def _prepare_files(paths: LabPaths, topo: Topology, with_sshd: Sequence[Host]) -> None:
+    hosts.write_init_script(paths)
+    client_pub = hosts.ensure_client_key(paths)
+    users = login_users(topo)
+    bastions = {h.name: b for h in with_sshd if (b := topo.bastion_for(h)) is not None}
+    uid = hosts.free_uid()
+    host_keys = {
+        h.name: hosts.prepare_host(paths, h, users[h.name], client_pub, uid, bastions.get(h.name)) for h in with_sshd
+    }
+    hosts.write_client_files(paths, with_sshd, host_keys, users, bastions)
 
 
 def up(*, extra_clients: int = 0, lab_dir: Path | str | None = None) -> UpResult:
@@ -257,20 +277,20 @@ def up(*, extra_clients: int = 0, lab_dir: Path | str | None = None) -> UpResult
     try:
         paths.root.mkdir(parents=True, exist_ok=True)
         os.chmod(paths.root, 0o700)  # holds private keys; sshd StrictModes wants it not group-writable
-        hosts.ensure_mount_points()
         with_sshd = topo.ssh_hosts  # managed hosts and test hosts
+        hosts.mount_hosts_dir(paths)
         # Keys and configs are file work, the namespaces kernel work: do both at once.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            files = pool.submit(_prepare_files, paths, with_sshd)
+            files = pool.submit(_prepare_files, paths, topo, with_sshd)
             netns.ip_batch(root_batch(topo), label="ip -batch (namespaces and links)")
             configure_namespaces(namespace_setups(topo))
             files.result()
-        pids = hosts.start_sshds(paths, with_sshd)
+        pids = hosts.start_hosts(paths, with_sshd)
         spec = fabric.bare_spec(topo)
-        fabric.apply(spec)  # runs while the sshd's start
-        hosts.wait_sshds(paths, pids)
+        fabric.apply(spec)  # runs while the hosts boot
+        hosts.wait_hosts(paths, pids)
         paths.state.write_text(
-            json.dumps({"version": STATE_VERSION, "extra_clients": extra_clients, "sshd_pids": pids}, indent=1) + "\n"
+            json.dumps({"version": STATE_VERSION, "extra_clients": extra_clients, "host_pids": pids}, indent=1) + "\n"
         )
     except BaseException:
         down(lab_dir=paths.root)
@@ -295,10 +315,15 @@ def down(*, lab_dir: Path | str | None = None) -> DownResult:
         raise PreconditionError("the lab needs root (network and mount namespaces)")
     records = hosts.read_pid_records(paths)
     mnt = [r.mnt_inode for r in records.values() if r.mnt_inode is not None]
-    killed: list[int] = []
-    # Recorded sshd's first (they are the parents of SSH sessions), then anything left in
-    # the namespaces; a second pass catches what a dying session forked meanwhile.
-    targets: dict[int, int | None] = {r.pid: r.starttime for r in records.values()}
+    # Hosts first: a clean poweroff stops their units (SoftEther included) and ends every
+    # process of their PID namespaces; then anything left in the network namespaces (a command
+    # entered with nsenter -n only); a second pass catches what a dying process forked meanwhile.
+    before = netns.pids_in_namespaces(netns.list_namespaces(PREFIX), mnt)
+    killed: list[int] = hosts.stop_hosts(records)
+    # Everything that lived in the lab was ended by this `down` (a host's poweroff ends the
+    # processes of its PID namespace without us signalling each).
+    killed += [pid for pid in before if netns.proc_starttime(pid) is None]
+    targets: dict[int, int | None] = {}
     for _ in range(5):
         namespaces = netns.list_namespaces(PREFIX)
         for pid in netns.pids_in_namespaces(namespaces, mnt):
@@ -312,6 +337,9 @@ def down(*, lab_dir: Path | str | None = None) -> DownResult:
     if left:
         raise RemoteError("lab down", f"processes survive in lab namespaces: {sorted(left)}")
     netns.delete_namespaces(namespaces)
+    stuck = hosts.remove_cgroups(hosts.lab_cgroups(PREFIX))
+    if stuck:
+        raise RemoteError("lab down", f"cgroups still in use: {', '.join(map(str, stuck))}")
     hosts.clear_host_files(paths)
     return DownResult(sorted(set(killed)), namespaces, time.monotonic() - start)
 
@@ -354,10 +382,11 @@ def status(*, lab_dir: Path | str | None = None) -> DataplaneStatus:
     extra = state.get("extra_clients", 0)
     topo = build_topology(int(extra) if isinstance(extra, int) else 0)
     records = hosts.read_pid_records(paths)
+    users = login_users(topo)
     host_status = []
     for h in topo.hosts:
         rec = records.get(h.name)
-        running = rec is not None and hosts.alive(rec)
+        running = rec is not None and rec.init is not None and hosts.alive(rec)
         host_status.append(
             HostStatus(
                 h.name,
@@ -365,8 +394,10 @@ def status(*, lab_dir: Path | str | None = None) -> DataplaneStatus:
                 h.name in existing,
                 rec.pid if rec else None,
                 running,
-                running and rec is not None and hosts.listening(rec.pid, hosts.SSH_PORT),
+                running and rec is not None and rec.init is not None and hosts.listening(rec.init, hosts.SSH_PORT),
                 h.sshd,
+                rec.init if rec else None,
+                users.get(h.name),
             )
         )
     infra_ok = all(ns in existing for ns in topo.namespaces)
@@ -391,18 +422,18 @@ def lab_host(name: str) -> str:
 def exec_argv(host: str, *, lab_dir: Path | str | None = None) -> list[str]:
     """The command prefix that runs something inside ``host`` (for callers that need Popen).
 
-    ``host`` is a namespace or an inventory name (:func:`lab_host`). Hosts with sshd (managed
-    and test hosts): ``nsenter`` into the network, mount and UTS namespaces of their sshd, so
-    the command sees the host's private /run, /var/lib/softether, ... exactly as an SSH session
-    does. Switches and fabrics: ``ip netns exec``.
+    ``host`` is a namespace or an inventory name (:func:`lab_host`). Hosts (managed, test and
+    VIP hosts): ``nsenter`` into every namespace of their init (mount, UTS, IPC, network, PID,
+    cgroup), so the command sees the host's files, processes and units exactly as an SSH session
+    does (as root). Switches and fabrics: ``ip netns exec``.
     """
     asked, host = host, lab_host(host)
     paths = _paths(lab_dir)
     record = hosts.read_pid_records(paths).get(host)
     if record is not None:
-        if not hosts.alive(record):
-            raise RemoteError(host, f"its sshd (PID {record.pid}) is gone", hint="hybridctl lab up")
-        return ["nsenter", "-t", str(record.pid), "-m", "-n", "-u", "--"]
+        if not hosts.alive(record) or record.init is None:
+            raise RemoteError(host, f"its init (PID {record.init}) is gone", hint="hybridctl lab up")
+        return hosts.enter_argv(record)
     if not (netns.NETNS_DIR / host).exists() or not host.startswith(PREFIX):
         from hybridctl.lab.inventory import host_names
 

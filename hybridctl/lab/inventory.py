@@ -28,7 +28,7 @@ import yaml
 
 from hybridctl.lab import seed
 from hybridctl.lab.daemon import DEFAULT_AWS_PORT, DEFAULT_AZURE_PORT, DEFAULT_HOST
-from hybridctl.lab.hosts import DEFAULT_LAB_DIR, LabPaths
+from hybridctl.lab.hosts import DEFAULT_LAB_DIR, LabPaths, login_user
 from hybridctl.lab.topology import HOME_PROBE_CLIENT, Host, Topology
 from hybridctl.vip import scenario
 
@@ -83,19 +83,20 @@ HEADER = """\
 """
 
 
-def _ssh(paths: LabPaths, host: Host) -> dict[str, Any]:
+def _ssh(paths: LabPaths, topology: Topology, host: Host) -> dict[str, Any]:
     return {
         "host": host.name,  # the ssh_config alias (HostName + ProxyCommand live there)
-        "user": "root",
+        # An unprivileged user with sudo (become defaults to sudo), root on one home client.
+        "user": login_user(host, topology.site(host.site).kind),
         "key": str(paths.client_key),
         "config_file": str(paths.ssh_config),
         "known_hosts": str(paths.known_hosts),
     }
 
 
-def _test_host(paths: LabPaths, host: Host) -> dict[str, Any]:
+def _test_host(paths: LabPaths, topology: Topology, host: Host) -> dict[str, Any]:
     # Names must differ from gateway and client names: hl-home-c1 is also a client.
-    return {"name": seed.short_name(host), "address": str(host.primary_ip), "ssh": _ssh(paths, host)}
+    return {"name": seed.short_name(host), "address": str(host.primary_ip), "ssh": _ssh(paths, topology, host)}
 
 
 def _bridge(topology: Topology, site: str) -> Host:
@@ -127,7 +128,7 @@ def inventory_document(
         "gateway": {
             "name": SERVER_NAME,
             "role": "vpn-server",
-            "ssh": _ssh(paths, server),
+            "ssh": _ssh(paths, topology, server),
             "private_ip": SERVER_PRIVATE_IP,
             "public_address": str(server.public_ip),
             "hub": SERVER_HUB,
@@ -138,8 +139,8 @@ def inventory_document(
             "admin_password": "generate",
             "users": [{"name": HOME_USER, "password": "generate"}],
         },
-        "clients": [{"name": c.name, "address": str(c.primary_ip), "ssh": _ssh(paths, c)} for c in clients],
-        "test_hosts": [_test_host(paths, probe_client)],
+        "clients": [{"name": c.name, "address": str(c.primary_ip), "ssh": _ssh(paths, topology, c)} for c in clients],
+        "test_hosts": [_test_host(paths, topology, probe_client)],
     }
 
     aws_site = topology.site("aws")
@@ -156,7 +157,7 @@ def inventory_document(
         "gateway": {
             "name": seed.AWS_BRIDGE_INSTANCE,
             "role": "vpn-bridge",
-            "ssh": _ssh(paths, aws_bridge),
+            "ssh": _ssh(paths, topology, aws_bridge),
             "private_ip": str(aws_bridge.primary_ip),
             "public_address": str(aws_bridge.public_ip),
             "eni": seed.AWS_BRIDGE_ENI,
@@ -165,7 +166,7 @@ def inventory_document(
             "tap": BRIDGE_TAP,
             "transit_address": TRANSIT_ADDRESSES["aws"],
         },
-        "test_hosts": [_test_host(paths, h) for h in topology.hosts_of("aws") if h.role == "test-host"],
+        "test_hosts": [_test_host(paths, topology, h) for h in topology.hosts_of("aws") if h.role == "test-host"],
         "services": [f"{aws_bridge.primary_ip}:22"],
     }
 
@@ -184,7 +185,7 @@ def inventory_document(
         "gateway": {
             "name": "azure-bridge",
             "role": "vpn-bridge",
-            "ssh": _ssh(paths, az_bridge),
+            "ssh": _ssh(paths, topology, az_bridge),
             "private_ip": str(az_bridge.primary_ip),
             "public_address": str(az_bridge.public_ip),
             "nic": seed.AZURE_BRIDGE_NIC,
@@ -193,7 +194,7 @@ def inventory_document(
             "tap": BRIDGE_TAP,
             "transit_address": TRANSIT_ADDRESSES["azure"],
         },
-        "test_hosts": [_test_host(paths, h) for h in topology.hosts_of("azure") if h.role == "test-host"],
+        "test_hosts": [_test_host(paths, topology, h) for h in topology.hosts_of("azure") if h.role == "test-host"],
         "services": [f"{az_bridge.primary_ip}:22"],
     }
 

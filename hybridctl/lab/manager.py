@@ -326,7 +326,7 @@ def up(
         say.step("lab daemon", f"starting (AWS emulator :{aws_port}, Azure emulator :{azure_port})")
         pid = start_daemon(paths, aws_port, azure_port)
         t = time.monotonic()
-        say.step("data plane", f"building namespaces, links and sshd's ({extra_clients} extra clients)")
+        say.step("data plane", f"building namespaces, links and hosts booting systemd ({extra_clients} extra clients)")
         dp = dataplane.up(extra_clients=extra_clients, lab_dir=paths.root)
         timings["dataplane_s"] = time.monotonic() - t
         dataplane_done = time.time()

@@ -44,7 +44,8 @@ def require_root_and_tools(tools: Iterable[str]) -> None:
     if missing:
         raise PreconditionError(
             f"missing programs for the lab: {', '.join(missing)} "
-            "(apt-get install iproute2 nftables openssh-server openssh-client netcat-openbsd util-linux)"
+            "(apt-get install iproute2 nftables openssh-server openssh-client netcat-openbsd util-linux "
+            "sudo systemd dbus)"
         )
 
 
@@ -292,3 +293,48 @@ def _reap(pid: int) -> None:
     """Collect the exit status if the process was our child, so no zombie stays behind."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def signal_pid(pid: int, expected_starttime: int | None, sig: int) -> bool:
+    """Send ``sig`` to ``pid`` through a pidfd if its start time still matches; True if sent."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (ProcessLookupError, OSError):
+        return False
+    try:
+        started = proc_starttime(pid)
+        if started is None or (expected_starttime is not None and started != expected_starttime):
+            return False
+        try:
+            signal.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def wait_pids_exit(pids: Mapping[int, int | None], timeout: float) -> list[int]:
+    """Wait until the processes exit (pidfd poll), at most ``timeout`` seconds; return those left.
+
+    A PID whose start time differs from the expected one is not ours any more: taken as gone."""
+    fds: dict[int, int] = {}
+    for pid, expected in pids.items():
+        try:
+            fd = os.pidfd_open(pid)
+        except (ProcessLookupError, OSError):
+            continue
+        started = proc_starttime(pid)
+        if started is None or (expected is not None and started != expected):
+            os.close(fd)
+            continue
+        fds[pid] = fd
+    try:
+        left = _wait_exit(fds, timeout)
+        for pid in fds:
+            if pid not in left:
+                _reap(pid)
+        return left
+    finally:
+        for fd in fds.values():
+            os.close(fd)

@@ -29,7 +29,9 @@ IFNAMSIZ = 15  # Linux interface names are at most 15 characters
 SiteKind = Literal["onprem", "aws", "azure"]
 # vip-host: a host of the VIP VPC (client or node). It runs an sshd like a test host, but is
 # no probe of the overlay (`lab pings`, the inventory's test_hosts): that VPC is not part of it.
-Role = Literal["vpn-server", "lan-client", "bridge", "test-host", "vip-host"]
+# bastion: the one host of its site reachable from outside; the site's other hosts take SSH
+# only through it (docs/lab.md, "The bastion").
+Role = Literal["vpn-server", "lan-client", "bridge", "test-host", "vip-host", "bastion"]
 
 INTERNET_NS = "hl-inet"
 INTERNET_CIDR = IPv4Network("203.0.113.0/24")
@@ -43,6 +45,8 @@ FIRST_EXTRA_CLIENT = 100  # extra LAN clients are 192.168.1.100, .101, ...
 # .249 is the SoftEther L3 switch's address on the LAN (reference.md), so stop well before it.
 MAX_EXTRA_CLIENTS = 140
 
+BASTION_SITE = "azure"  # its hosts are reached over SSH through its bastion only
+BASTION_LAST_OCTET = 4  # the bastion's address in the site's first subnet
 VIP_SITE = "vip"  # reference.md section 4: VPC 10.0.0.0/16, VIP 20.0.0.100 outside it
 VIP_FABRIC = "hl-vip-fab"
 
@@ -83,7 +87,7 @@ class Host:
         """Runs an sshd: managed hosts (hybridctl configures them), test hosts (`check` probes
         from them over SSH) and the VIP VPC's hosts. Only managed hosts get the private mount
         namespace layout."""
-        return self.managed or self.role in ("test-host", "vip-host")
+        return self.managed or self.role in ("test-host", "vip-host", "bastion")
 
     @property
     def ssh_address(self) -> IPv4Address:
@@ -165,6 +169,12 @@ class Topology:
     def hosts_of(self, site: str) -> tuple[Host, ...]:
         return tuple(h for h in self.hosts if h.site == site)
 
+    def bastion_for(self, host: Host) -> Host | None:
+        """The bastion ``host`` is reached through over SSH, if its site has one (not itself)."""
+        if host.role == "bastion":
+            return None
+        return next((h for h in self.hosts_of(host.site) if h.role == "bastion"), None)
+
     @property
     def namespaces(self) -> tuple[str, ...]:
         """Every namespace of the lab: switches, fabrics, then hosts."""
@@ -204,6 +214,8 @@ def _cloud(
         )
 
     hosts.append(cloud_host(f"hl-{short}-br", "bridge", True, first, bridge_last, public_ip))
+    if site == BASTION_SITE:
+        hosts.append(cloud_host(f"hl-{short}-bastion", "bastion", False, first, BASTION_LAST_OCTET, None))
     for subnet in subnets:
         third_octet = int(subnet.cidr.network_address.packed[2])
         hosts.append(cloud_host(f"hl-{short}-h{third_octet}", "test-host", False, subnet, 10, None))

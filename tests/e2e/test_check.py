@@ -109,10 +109,13 @@ def cascades(lab: manager.LabUpResult, state_dir: str) -> dict[str, str]:
 
 
 def test_vpn_server_down_then_stuck_cascades_are_named_and_repaired(lab: manager.LabUpResult, state_dir: str) -> None:
-    # The VPN server crashes: SIGKILL to its watchdog parent first, then the worker, by PID.
+    # The VPN server crashes: SIGKILL to its watchdog parent first, then the worker, by PID. The
+    # lab's hosts run systemd, whose Restart=on-failure would start it again at once: stopping
+    # the unit right after stands for a crash that stays down (say, its restart limit hit).
     stop = (
         "for f in /run/softether/.pid_*; do p=$(cat $f); "
-        "pp=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$p/status); kill -KILL $pp $p; done"
+        "pp=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$p/status); kill -KILL $pp $p; done; "
+        "if [ -d /run/systemd/system ]; then systemctl stop softether-vpnserver.service; fi"
     )
     dataplane.exec_in("hl-home-srv", stop, lab_dir=LAB_DIR)
     rc, probes = check(lab, state_dir)

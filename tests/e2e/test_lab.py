@@ -253,7 +253,7 @@ def test_clouds_are_seeded_bare_through_their_apis(lab: manager.LabUpResult) -> 
     assert nic.network_security_group.id.endswith(f"/networkSecurityGroups/{seed.AZURE_BRIDGE_NSG}")
     assert list(network.route_tables.list(rg)) == []
     nics = {n.ip_configurations[0].private_ip_address for n in network.network_interfaces.list(rg)}
-    assert nics == {"192.168.30.100", "192.168.30.10", "192.168.31.10"}
+    assert nics == {"192.168.30.100", "192.168.30.10", "192.168.31.10", "192.168.30.4"}  # .4: the bastion
 
 
 # --------------------------------------------------------------------------- the VIP VPC (section 4)

@@ -306,11 +306,23 @@ def test_down_returns_hosts_to_bare(lab: manager.LabUpResult, state_dir: str) ->
     for host in ("hl-aws-br", "hl-az-br", "hl-home-c1", "hl-home-srv"):
         routes = dataplane.exec_in(host, "ip -4 route show proto 177", lab_dir=LAB_DIR)
         assert routes.stdout.strip() == "", (host, routes.stdout)
-        assert not list((LAB_DIR / "hosts" / host / "fs" / "etc" / "hybridctl").iterdir())
+        left = dataplane.exec_in(host, "ls -A /etc/hybridctl", lab_dir=LAB_DIR).stdout
+        assert left.strip() == "", (host, left)
+        # No unit file, no enabled unit of hybridctl's under systemd.
+        units = dataplane.exec_in(
+            host,
+            "ls /etc/systemd/system /etc/systemd/system/*.wants | grep -e hybridctl -e softether; "
+            "systemctl list-unit-files --state=enabled --no-legend 'softether-*' 'hybridctl-*'",
+            lab_dir=LAB_DIR,
+            check=False,
+        ).stdout
+        assert units.strip() == "", (host, units)
     for host in ("hl-aws-br", "hl-az-br"):
         assert dataplane.exec_in(host, "cat /proc/sys/net/ipv4/ip_forward", lab_dir=LAB_DIR).stdout.strip() == "0"
-        assert not (LAB_DIR / "hosts" / host / "fs" / "var/lib/softether/vpn_bridge.config").exists()
+        gone = "test ! -e /var/lib/softether/vpn_bridge.config && echo gone"
+        assert dataplane.exec_in(host, gone, lab_dir=LAB_DIR).stdout.strip() == "gone"
         assert dataplane.exec_in(host, "ss -Hltn 'sport = :5555'", lab_dir=LAB_DIR).stdout.strip() == ""
-    assert not (LAB_DIR / "hosts" / "hl-home-srv" / "fs" / "var/lib/softether/vpn_server.config").exists()
+    gone = "test ! -e /var/lib/softether/vpn_server.config && echo gone"
+    assert dataplane.exec_in("hl-home-srv", gone, lab_dir=LAB_DIR).stdout.strip() == "gone"
     cross = manager.ping_matrix(lab_dir=LAB_DIR).cross_site
     assert cross and not any(r.ok for r in cross)

@@ -1,4 +1,4 @@
-"""The lab data plane, for real: namespaces, sshd per managed host, OpenSSH and paramiko.
+"""The lab data plane, for real: namespaces, systemd as every host's init, sshd, OpenSSH and paramiko.
 
 One lab for the module (``extra_clients=2``), built under the machine-wide lab lock in its
 own LAB_DIR under /var/lib, torn down at the end with a check that nothing is left.
@@ -27,7 +27,7 @@ from tests.conftest import require
 pytestmark = [pytest.mark.lab, pytest.mark.integration]
 
 TEST_LAB_DIR = Path("/var/lib/hybridctl-lab-test-dataplane")
-TOOLS = ("ip", "nft", "nc", "ssh", "ping", "unshare", "nsenter", "/usr/sbin/sshd")
+TOOLS = ("ip", "nft", "nc", "ssh", "ping", "unshare", "nsenter", "setpriv", "/usr/sbin/sshd", "/lib/systemd/systemd")
 
 
 def have_netns() -> bool:
@@ -64,6 +64,7 @@ def lab_leftovers(lab_dir: Path) -> list[str]:
     mounts = Path("/proc/mounts").read_text()
     left += [f"mount {line}" for line in mounts.splitlines() if "/run/netns/hl-" in line or str(lab_dir) in line]
     left += [f"pid {p}" for p in netns.pids_in_namespaces(netns.list_namespaces("hl-"))]
+    left += [f"cgroup {c}" for c in hosts.lab_cgroups("hl-")]
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
@@ -166,6 +167,40 @@ def test_sshd_refuses_a_client_that_insists_on_sntrup(lab: dataplane.UpResult) -
     assert "no matching key exchange method" in proc.stderr
 
 
+def test_azure_side_only_through_its_bastion(lab: dataplane.UpResult) -> None:
+    """hl-az-br, -h30, -h31 take logins from the bastion's address only: through it (OpenSSH and
+    paramiko, with the ssh_config's ProxyCommand) they answer, straight to their sshd they refuse."""
+    for host in ("hl-az-br", "hl-az-h30", "hl-az-h31"):
+        proc = ssh(lab, host, "hostname; id -un; echo $SSH_CONNECTION")
+        assert proc.returncode == 0, proc.stderr
+        name, user, connection = proc.stdout.splitlines()
+        assert (name, user) == (host, "azureuser")
+        assert connection.split()[0] == "192.168.30.4"  # the bastion
+        direct = ssh(lab, host, "true", "-o", f"ProxyCommand=ip netns exec {host} nc 127.0.0.1 22")
+        assert direct.returncode != 0
+        assert "Permission denied" in direct.stderr or "closed" in direct.stderr, direct.stderr
+    client = paramiko_client(lab, "hl-az-h31")
+    try:
+        assert run_on(client, "hostname").strip() == "hl-az-h31"
+    finally:
+        client.close()
+    assert ssh(lab, "hl-az-bastion", "hostname").stdout.strip() == "hl-az-bastion"
+
+
+def test_logins_unprivileged_with_sudo_root_only_on_one_client(lab: dataplane.UpResult) -> None:
+    users = dataplane.login_users(lab.topology)
+    for host in ("hl-home-srv", "hl-aws-br", "hl-az-br", "hl-aws-h20", "hl-home-c1"):
+        proc = ssh(lab, host, "id -un; sudo -n id -un")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == [users[host], "root"], host
+    assert users["hl-home-c1"] == "root" and users["hl-aws-br"] == "admin" and users["hl-az-br"] == "azureuser"
+    assert users["hl-home-srv"] == "hybrid"
+    # Root is refused everywhere else (PermitRootLogin no), and passwords are never asked for.
+    refused = ssh(lab, "hl-aws-br", "true", "-o", "User=root")
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr
+    assert "publickey" in refused.stderr and "password" not in refused.stderr.split("(")[-1]
+
+
 def test_host_keys_are_distinct_and_checked(lab: dataplane.UpResult) -> None:
     # Reach hl-az-br's sshd while claiming to be hl-aws-br: its key does not match the record.
     proc = ssh(lab, "hl-aws-br", "true", "-o", "ProxyCommand=ip netns exec hl-az-br nc 127.0.0.1 22")
@@ -210,12 +245,14 @@ def test_parallel_connections_to_one_host(lab: dataplane.UpResult) -> None:
 
 
 def test_managed_hosts_start_bare(lab: dataplane.UpResult) -> None:
+    """No SoftEther state, none of hybridctl's files or units (whatever the machine has)."""
     for host in lab.topology.managed_hosts:
         proc = ssh(
             lab,
             host.name,
-            "cat /proc/sys/net/ipv4/ip_forward; ls -A /var/lib/softether /etc/sysctl.d /etc/hybridctl "
-            "/etc/systemd/system /var/log/softether | grep -v ':$' | grep -c . ; ip -4 route",
+            "cat /proc/sys/net/ipv4/ip_forward; { ls -A /var/lib/softether /etc/hybridctl /var/log/softether; "
+            "ls -A /etc/systemd/system /etc/systemd/system/*.wants /etc/sysctl.d | grep -e hybridctl -e softether; } "
+            "| grep -v ':$' | grep -c . ; ip -4 route",
         )
         assert proc.returncode == 0, proc.stderr
         forward, count, *routes = proc.stdout.splitlines()
@@ -235,15 +272,18 @@ def test_private_directories_are_per_host(lab: dataplane.UpResult) -> None:
         assert not Path("/var/lib/softether/marker").exists()
         other = dataplane.exec_in("hl-az-br", "ls -A /var/lib/softether", lab_dir=TEST_LAB_DIR)
         assert other.stdout.strip() == ""
-        backing = TEST_LAB_DIR / "hosts" / "hl-aws-br" / "fs" / "var" / "lib" / "softether" / "marker"
-        assert backing.read_text().strip() == marker
+        backing = hosts.LabPaths(TEST_LAB_DIR).upper("hl-aws-br", "/var/lib/softether/marker")
+        assert backing.read_text().strip() == marker  # the host's overlay upper layer
     finally:
         dataplane.exec_in("hl-aws-br", "rm -f /var/lib/softether/marker", lab_dir=TEST_LAB_DIR)
 
 
 def test_private_run_and_empty_bashrc(lab: dataplane.UpResult) -> None:
     proc = ssh(
-        lab, "hl-home-srv", "test -d /run/sshd && test -d /run/softether && ! test -e /run/netns; wc -c < /root/.bashrc"
+        lab,
+        "hl-home-srv",
+        # As hybrid, who cannot read /root: through sudo.
+        "test -d /run/sshd && test -d /run/systemd/system && ! test -e /run/netns; sudo -n cat /root/.bashrc | wc -c",
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0"
@@ -292,7 +332,10 @@ def test_ssh_config_and_known_hosts_files(lab: dataplane.UpResult) -> None:
     text = lab.ssh_config.read_text()
     for host in lab.topology.ssh_hosts:  # managed hosts and test hosts
         assert f"Host {host.name}\n" in text
-        assert f"ProxyCommand ip netns exec {host.name} nc 127.0.0.1 22" in text
+        if lab.topology.bastion_for(host) is None:
+            assert f"ProxyCommand ip netns exec {host.name} nc 127.0.0.1 22" in text
+        else:
+            assert f"-W {host.primary_ip}:22 hl-az-bastion\n" in text
     known = lab.known_hosts.read_text().splitlines()
     assert len(known) == len(lab.topology.ssh_hosts)
     for line in known:
@@ -320,7 +363,44 @@ def test_hosts_record_files(lab: dataplane.UpResult) -> None:
     records = hosts.read_pid_records(hosts.LabPaths(TEST_LAB_DIR))
     assert set(records) == {h.name for h in lab.topology.ssh_hosts}
     for name, rec in records.items():
-        assert rec.pid == lab.sshd_pids[name]
+        assert rec.pid == lab.host_pids[name]
         assert hosts.alive(rec)
-        assert rec.mnt_inode == netns.ns_inode_of_pid(rec.pid, "mnt")
+        assert rec.init is not None
+        assert rec.mnt_inode == netns.ns_inode_of_pid(rec.init, "mnt")
         assert rec.mnt_inode != netns.ns_inode_of_pid(os.getpid(), "mnt")
+        assert netns.ns_inode_of_pid(rec.init, "pid") != netns.ns_inode_of_pid(os.getpid(), "pid")
+
+
+def test_every_host_boots_systemd_with_only_ssh_of_the_machines_units(lab: dataplane.UpResult) -> None:
+    for host in lab.topology.ssh_hosts:
+        out = dataplane.exec_in(
+            host.name,
+            "cat /proc/1/comm; systemctl is-system-running --wait; systemctl is-active ssh.service; "
+            "systemctl is-active postgresql.service softether-vpnserver.service getty@tty1.service "
+            "apt-daily.timer || true; cat /etc/hostname; cut -d: -f1 /proc/1/cgroup | head -1",
+            lab_dir=TEST_LAB_DIR,
+        ).stdout.split()
+        assert out[:3] == ["systemd", "running", "active"], (host.name, out)
+        assert out[3:7] == ["inactive"] * 4, (host.name, out)
+        assert out[7] == host.name
+    ids = {
+        dataplane.exec_in(h.name, "cat /etc/machine-id", lab_dir=TEST_LAB_DIR).stdout for h in lab.topology.ssh_hosts
+    }
+    assert len(ids) == len(lab.topology.ssh_hosts)  # a fresh machine-id each
+
+
+def test_hosts_have_their_own_pid_namespace_and_cgroup(lab: dataplane.UpResult) -> None:
+    """exec_in enters the host's PID namespace: it sees the host's processes, not the machine's."""
+    out = dataplane.exec_in("hl-aws-br", "ps -e -o comm=", lab_dir=TEST_LAB_DIR).stdout.split()
+    assert "systemd" in out and "sshd" in out
+    assert "pytest" not in " ".join(out) and len(out) < 40
+    record = hosts.read_pid_records(hosts.LabPaths(TEST_LAB_DIR))["hl-aws-br"]
+    cgroup = Path(f"/proc/{record.init}/cgroup").read_text()
+    assert "0::/hl-aws-br/init.scope" in cgroup.splitlines() or "0::/hl-aws-br" in cgroup
+    for path in hosts.cgroup_dirs("hl-aws-br"):
+        assert path.is_dir(), path
+    # /usr and / are the machine's, read-only; /etc is the host's own (an overlay).
+    ro = dataplane.exec_in("hl-aws-br", "touch /usr/hl-x 2>&1; touch /etc/hl-x && echo ok", lab_dir=TEST_LAB_DIR)
+    assert "Read-only file system" in ro.stdout and ro.stdout.strip().endswith("ok")
+    assert not Path("/etc/hl-x").exists()
+    dataplane.exec_in("hl-aws-br", "rm /etc/hl-x", lab_dir=TEST_LAB_DIR)

@@ -1,9 +1,10 @@
-"""Pure parts of the managed-host setup: configs, ssh_config, known_hosts, mount script, plans."""
+"""Pure parts of the lab hosts: sshd drop-in, ssh_config, known_hosts, init script, boot command, plans."""
 
 from __future__ import annotations
 
 import io
 import re
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import paramiko
@@ -31,23 +32,88 @@ def test_lab_dir_refuses_tmp_and_run(bad: str) -> None:
         hosts.lab_dir(bad)
 
 
-def test_sshd_config() -> None:
-    text = hosts.sshd_config(PATHS, build_topology().host("hl-aws-br"))
-    options = dict(line.split(None, 1) for line in text.splitlines() if line and not line.startswith("#"))
-    assert options["HostKey"] == "/var/lib/hl-unit/hosts/hl-aws-br/ssh_host_ed25519_key"
-    assert options["AuthorizedKeysFile"] == "/var/lib/hl-unit/authorized_keys"
-    assert options["PermitRootLogin"] == "prohibit-password"
+def _options(text: str) -> dict[str, str]:
+    return dict(line.split(None, 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def test_sshd_dropin_key_only_and_root_only_where_asked() -> None:
+    options = _options(hosts.sshd_dropin("admin"))
+    assert options["HostKey"] == hosts.HOST_KEY
+    assert options["PermitRootLogin"] == "no"
     assert options["PasswordAuthentication"] == "no"
+    assert options["AuthenticationMethods"] == "publickey"
     assert options["KexAlgorithms"].startswith("curve25519-sha256,")
     assert "sntrup" not in options["KexAlgorithms"]
     start, _rate, full = (int(x) for x in options["MaxStartups"].split(":"))
     assert start >= 100 and full >= start
-    assert options["PidFile"] == "none"
+    assert _options(hosts.sshd_dropin("root"))["PermitRootLogin"] == "prohibit-password"
+    assert "AllowUsers" not in options
+    behind = _options(hosts.sshd_dropin("azureuser", IPv4Address("192.168.30.4")))
+    assert behind["AllowUsers"] == "*@192.168.30.4"
+
+
+def test_ssh_config_reaches_the_azure_side_through_its_bastion() -> None:
+    topo = build_topology()
+    bastions = {h.name: b for h in topo.ssh_hosts if (b := topo.bastion_for(h)) is not None}
+    cfg = paramiko.SSHConfig.from_file(io.StringIO(hosts.ssh_config(PATHS, topo.ssh_hosts, {}, bastions)))
+    br = cfg.lookup("hl-az-br")
+    assert br["hostname"] == "192.168.30.100"  # the private address: what the bastion sees
+    assert br["proxycommand"] == "ssh -F /var/lib/hl-unit/ssh_config -W 192.168.30.100:22 hl-az-bastion"
+    assert cfg.lookup("hl-az-h31")["proxycommand"].endswith("-W 192.168.31.10:22 hl-az-bastion")
+    assert cfg.lookup("hl-az-bastion")["proxycommand"] == "ip netns exec hl-az-bastion nc 127.0.0.1 22"
+    assert cfg.lookup("hl-aws-br")["proxycommand"] == "ip netns exec hl-aws-br nc 127.0.0.1 22"
+    _, public = hosts.new_ed25519()
+    assert hosts.known_hosts_line(topo.host("hl-az-br"), public, bastions["hl-az-br"]).startswith(
+        "hl-az-br,192.168.30.100 "
+    )
+
+
+def test_login_users_per_site() -> None:
+    topo = build_topology()
+    users = dataplane.login_users(topo)
+    assert users["hl-aws-br"] == users["hl-aws-h20"] == users["hl-vip-n1"] == "admin"
+    assert users["hl-az-br"] == users["hl-az-h31"] == "azureuser"
+    assert users["hl-home-srv"] == "hybrid"
+    assert [h for h, u in users.items() if u == "root"] == [hosts.ROOT_LOGIN_HOST]
+
+
+def test_upper_layer_paths() -> None:
+    assert PATHS.upper("hl-aws-br", "/var/lib/softether/x") == Path(
+        "/var/lib/hl-unit/hosts/hl-aws-br/ov/var/lib/softether/x"
+    )
+    assert PATHS.upper("hl-aws-br", "/etc") == Path("/var/lib/hl-unit/hosts/hl-aws-br/ov/etc")
+    with pytest.raises(ValueError):
+        PATHS.upper("hl-aws-br", "/usr/bin/true")
+
+
+def test_init_script_mounts_overlays_last_and_execs_systemd() -> None:
+    lines = hosts.INIT_SCRIPT.splitlines()
+    assert lines[0] == "#!/bin/sh"
+    overlay = next(i for i, line in enumerate(lines) if line.startswith("  mount -t overlay"))
+    # Nothing may read $H after /var became an overlay (its lower layer hides LAB_DIR/hosts).
+    assert all("$H" not in line for line in lines[overlay + 2 :])
+    assert "for d in etc root home var; do" in lines
+    assert any(line.startswith("mount -t cgroup2") and line.endswith("/sys/fs/cgroup") for line in lines)
+    assert "mount -o remount,bind,ro /" in lines
+    assert lines[-1].startswith("exec setpriv --bounding-set ") and lines[-1].endswith("/lib/systemd/systemd --system")
+    for unit in ("console-getty.service", "getty.target"):
+        assert unit in hosts.INIT_SCRIPT
+
+
+def test_launch_argv_joins_cgroups_before_the_namespaces() -> None:
+    argv = hosts.launch_argv(PATHS, build_topology().host("hl-az-br"))
+    assert argv[:2] == ["sh", "-c"]
+    joins, _, rest = argv[2].partition("; exec ")
+    assert joins.count("cgroup.procs") == len(hosts.CGROUP_TREES)
+    assert "/sys/fs/cgroup/unified/hl-az-br/cgroup.procs" in joins
+    assert rest.startswith("ip netns exec hl-az-br unshare --pid --fork --mount --mount-proc --cgroup --uts --ipc ")
+    assert rest.endswith("/var/lib/hl-unit/hosts/init.sh /var/lib/hl-unit/hosts/hl-az-br hl-az-br")
 
 
 def test_ssh_config_parses_with_paramiko() -> None:
     topo = build_topology(1)
-    cfg = paramiko.SSHConfig.from_file(io.StringIO(hosts.ssh_config(PATHS, topo.managed_hosts)))
+    users = {"hl-home-c100": "hybrid"}
+    cfg = paramiko.SSHConfig.from_file(io.StringIO(hosts.ssh_config(PATHS, topo.managed_hosts, users)))
     assert cfg.get_hostnames() >= {h.name for h in topo.managed_hosts}
     br = cfg.lookup("hl-aws-br")
     assert br["hostname"] == "203.0.113.20"
@@ -56,6 +122,7 @@ def test_ssh_config_parses_with_paramiko() -> None:
     assert br["identityfile"] == ["/var/lib/hl-unit/id_ed25519"]
     assert br["userknownhostsfile"] == "/var/lib/hl-unit/known_hosts"
     assert cfg.lookup("hl-home-c100")["hostname"] == "192.168.1.100"
+    assert cfg.lookup("hl-home-c100")["user"] == "hybrid"
 
 
 def test_known_hosts_line_names_alias_and_address() -> None:
@@ -76,22 +143,11 @@ def test_new_ed25519_keys_load() -> None:
     assert f"{key.get_name()} {key.get_base64()}" == public
 
 
-def test_mount_script_mounts_every_private_dir_then_execs_sshd() -> None:
-    script = hosts.mount_script(PATHS, build_topology().host("hl-home-srv"), private_bashrc=True)
-    lines = script.splitlines()
-    assert lines[0] == "set -e"
-    assert any(line.startswith("mount -t tmpfs") and line.endswith(" /run") for line in lines)
-    for path in hosts.PRIVATE_DIRS:
-        assert f"mount --bind /var/lib/hl-unit/hosts/hl-home-srv/fs{path} {path}" in lines
-    assert "mount --bind /var/lib/hl-unit/hosts/hl-home-srv/bashrc /root/.bashrc" in lines
-    assert lines[-1] == "exec /usr/sbin/sshd -D -e -f /var/lib/hl-unit/hosts/hl-home-srv/sshd_config"
-    no_rc = hosts.mount_script(PATHS, build_topology().host("hl-home-srv"), private_bashrc=False)
-    assert ".bashrc" not in no_rc
-
-
 def test_pid_record_roundtrip() -> None:
-    rec = hosts.PidRecord(1234, 98765, 4026532000)
+    rec = hosts.PidRecord(1234, 98765, 4026532000, 1240, 98770)
     assert hosts.PidRecord.parse(rec.render()) == rec
+    assert hosts.enter_argv(rec) == ["nsenter", "-t", "1240", "-m", "-u", "-i", "-n", "-p", "-C", "--"]
+    assert hosts.PidRecord.parse(hosts.PidRecord(1, None, None).render()).init is None
 
 
 # --------------------------------------------------------------------------- data plane plans

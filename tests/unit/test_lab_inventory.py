@@ -70,6 +70,9 @@ def test_ports_and_lab_dir_are_parameters(tmp_path: Path) -> None:
     assert inv.secrets.store == str(tmp_path / "secrets.json")
 
 
+USERS = {"aws": "admin", "azure": "azureuser", "onprem": "hybrid"}
+
+
 def test_every_host_is_reached_through_the_lab_ssh_config(tmp_path: Path) -> None:
     topo = build_topology(1)
     inv = generated(tmp_path, extra_clients=1).inventory
@@ -84,7 +87,9 @@ def test_every_host_is_reached_through_the_lab_ssh_config(tmp_path: Path) -> Non
         assert ssh.config_file == str(tmp_path / "ssh_config")
         assert ssh.known_hosts == str(tmp_path / "known_hosts")
         assert ssh.key == str(tmp_path / "id_ed25519")
-        assert ssh.user == "root"
+        # Unprivileged with sudo (become: default), except the one home client logging in as root.
+        assert ssh.user == ("root" if ssh.host == "hl-home-c1" else USERS[topo.site(topo.host(ssh.host).site).kind])
+        assert ssh.become is None
     # Test hosts: every cloud test host and the home client, at their topology addresses.
     probes = {(t.ssh.host if t.ssh else None, str(t.address)) for s in inv.sites for t in s.test_hosts}
     assert probes == {(h.name, str(h.primary_ip)) for h in topo.test_hosts}

@@ -292,6 +292,7 @@ NICS = (
     nic("azure-bridge-nic", "192.168.30.100", "Hybrid_Subnet"),
     nic("az-h30-nic", "192.168.30.10", "Hybrid_Subnet"),
     nic("az-h31-nic", "192.168.31.10", "Hybrid_Subnet_Dammy"),
+    nic("az-bastion-nic", "192.168.30.4", "Hybrid_Subnet"),
 )
 
 
@@ -329,7 +330,12 @@ def test_azure_association_per_subnet_and_ip_forwarding() -> None:
     azure = build_spec(TOPO, None, snapshot).spec.cloud("azure")
     assert routes_of(azure, "192.168.31.0/24") == [Route(N("192.168.20.0/24"), A("192.168.30.100"))]
     assert routes_of(azure, "192.168.30.0/24") == []
-    assert forwarding(azure) == {A("192.168.30.100"): True, A("192.168.30.10"): False, A("192.168.31.10"): False}
+    assert forwarding(azure) == {
+        A("192.168.30.100"): True,
+        A("192.168.30.10"): False,
+        A("192.168.31.10"): False,
+        A("192.168.30.4"): False,
+    }
 
 
 def test_azure_nic_of_another_vnet_and_missing_table() -> None:

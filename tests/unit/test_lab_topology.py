@@ -21,6 +21,7 @@ def test_reference_addresses() -> None:
         "hl-aws-h20": A("192.168.20.10"),
         "hl-aws-h21": A("192.168.21.10"),
         "hl-az-br": A("192.168.30.100"),
+        "hl-az-bastion": A("192.168.30.4"),
         "hl-az-h30": A("192.168.30.10"),
         "hl-az-h31": A("192.168.31.10"),
         "hl-vip-c": A("10.0.10.10"),
@@ -58,7 +59,12 @@ def test_vpn_server_has_public_eth0_and_bare_promiscuous_eth1() -> None:
 def test_managed_hosts_and_roles() -> None:
     topo = build_topology()
     assert [h.name for h in topo.managed_hosts] == ["hl-home-srv", "hl-home-c1", "hl-aws-br", "hl-az-br"]
-    assert {h.role for h in topo.hosts if not h.managed} == {"test-host", "vip-host"}
+    assert {h.role for h in topo.hosts if not h.managed} == {"test-host", "vip-host", "bastion"}
+    # The Azure side is reached through its bastion only (over SSH); the bastion itself directly.
+    bastion = topo.host("hl-az-bastion")
+    assert bastion.sshd and bastion not in topo.test_hosts and topo.bastion_for(bastion) is None
+    assert {h.name for h in topo.ssh_hosts if topo.bastion_for(h) is bastion} == {"hl-az-br", "hl-az-h30", "hl-az-h31"}
+    assert topo.bastion_for(topo.host("hl-aws-br")) is None
     # The VIP VPC's hosts run an sshd but are no overlay probes (`lab pings`, test_hosts).
     vip = {h.name for h in topo.hosts_of("vip")}
     assert vip == {"hl-vip-c", "hl-vip-n1", "hl-vip-n2"}

@@ -240,17 +240,7 @@ def kill_pids(pids: Mapping[int, int | None], *, grace: float = 3.0) -> list[int
     time differs was recycled by an unrelated process and is left alone. Signals go
     through a pidfd, so the PID cannot be recycled between the check and the kill.
     """
-    fds: dict[int, int] = {}
-    for pid, expected in pids.items():
-        try:
-            fd = os.pidfd_open(pid)
-        except (ProcessLookupError, OSError):
-            continue
-        started = proc_starttime(pid)
-        if started is None or (expected is not None and started != expected):
-            os.close(fd)
-            continue
-        fds[pid] = fd
+    fds = _open_ours(pids)
     try:
         for fd in fds.values():
             _pidfd_signal(fd, signal.SIGTERM)
@@ -264,6 +254,23 @@ def kill_pids(pids: Mapping[int, int | None], *, grace: float = 3.0) -> list[int
         for fd in fds.values():
             os.close(fd)
     return list(fds)
+
+
+def _open_ours(pids: Mapping[int, int | None]) -> dict[int, int]:
+    """A pidfd for each PID that is still the process we expect (start time matches, or None:
+    take it as found now). Open first, check after: the pidfd pins the process we checked."""
+    fds: dict[int, int] = {}
+    for pid, expected in pids.items():
+        try:
+            fd = os.pidfd_open(pid)
+        except (ProcessLookupError, OSError):
+            continue
+        started = proc_starttime(pid)
+        if started is None or (expected is not None and started != expected):
+            os.close(fd)
+            continue
+        fds[pid] = fd
+    return fds
 
 
 def _pidfd_signal(fd: int, sig: signal.Signals) -> None:
@@ -318,17 +325,7 @@ def wait_pids_exit(pids: Mapping[int, int | None], timeout: float) -> list[int]:
     """Wait until the processes exit (pidfd poll), at most ``timeout`` seconds; return those left.
 
     A PID whose start time differs from the expected one is not ours any more: taken as gone."""
-    fds: dict[int, int] = {}
-    for pid, expected in pids.items():
-        try:
-            fd = os.pidfd_open(pid)
-        except (ProcessLookupError, OSError):
-            continue
-        started = proc_starttime(pid)
-        if started is None or (expected is not None and started != expected):
-            os.close(fd)
-            continue
-        fds[pid] = fd
+    fds = _open_ours(pids)
     try:
         left = _wait_exit(fds, timeout)
         for pid in fds:

@@ -269,7 +269,7 @@ def seed_vip(ec2: Any, iam: Any, topology: Topology) -> scenario.VipVpc:
     The VIP nodes' source/dest check is off and the VIP routes to node1, as the seeds'
     cluster leaves it after setup: the VIP answers from the first ``lab up``. Each node's
     instance has the ``vip-node`` instance profile associated (state ``associated``), its role
-    allowing :data:`VIP_NODE_POLICY`, so ``hybridctl doctor -i inventory/vip-lab.yaml`` finds
+    allowing :data:`VIP_NODE_POLICY`, so ``hybridctl doctor -i inventory/vip-lab.yaml --no-overlay`` finds
     what the seeds' nodes have. The topology's ``vip`` site is derived from the same scenario
     constants; a mismatch is a bug, caught here.
     """

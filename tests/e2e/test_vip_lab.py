@@ -240,7 +240,7 @@ def test_doctor_passes_on_the_seeded_nodes_and_names_a_detached_profile(vip_vpc:
     """`lab up` seeds the nodes' instance profile (reference section 4); detached, doctor fails on it."""
 
     def doctor() -> tuple[int, dict[tuple[str, str], dict[str, Any]]]:
-        done = _hybridctl("doctor", "-i", str(vip_vpc.inventory), "-o", "json", "--timeout", "20")
+        done = _hybridctl("doctor", "-i", str(vip_vpc.inventory), "-o", "json", "--timeout", "20", "--no-overlay")
         document = json.loads(done.stdout)
         return done.returncode, {(c["id"], c["subject"]): c for c in document["checks"]}
 

@@ -98,7 +98,7 @@ def test_the_lab_seed_passes_doctor_and_a_detached_profile_fails_it(
     def run() -> tuple[int, dict[tuple[str, str], dict[str, Any]]]:
         capsys.readouterr()
         with pytest.raises(SystemExit) as exited:
-            main(["doctor", "-i", path, "-o", "json", "--timeout", "20"])
+            main(["doctor", "-i", path, "-o", "json", "--timeout", "20", "--no-overlay"])
         document = json.loads(capsys.readouterr().out)
         return int(exited.value.code or 0), {(c["id"], c["subject"]): c for c in document["checks"]}
 

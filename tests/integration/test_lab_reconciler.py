@@ -220,6 +220,7 @@ def test_azure_route_table_and_ip_forwarding_follow_the_sdk(clouds: dict[str, An
     spec = recorder.wait_for(lambda s: forwarding(s.cloud("azure"))[A("192.168.30.100")])
     assert forwarding(spec.cloud("azure")) == {
         A("192.168.30.100"): True,
+        A("192.168.30.4"): False,  # the Azure site's bastion
         A("192.168.30.10"): False,
         A("192.168.31.10"): False,
     }

@@ -569,9 +569,27 @@ def launch_argv(paths: LabPaths, host: Host) -> list[str]:
     return ["sh", "-c", f"{join}; exec {inner}"]
 
 
+# Every host's systemd, journald and dbus-daemon each take inotify instances, and the kernel
+# counts them per user (root) machine-wide: the default limit of 128 let about 40 hosts boot,
+# then an init exited during boot (seen with 40 extra LAN clients). Raised, never lowered.
+INOTIFY_INSTANCES_PER_HOST = 8
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def ensure_inotify_instances(host_count: int, knob: Path = INOTIFY_INSTANCES) -> int:
+    """Raise the machine's inotify instance limit to fit ``host_count`` booting hosts; return it."""
+    current = int(knob.read_text())
+    wanted = 128 + INOTIFY_INSTANCES_PER_HOST * host_count
+    if current < wanted:
+        knob.write_text(f"{wanted}\n")
+        return wanted
+    return current
+
+
 def start_hosts(paths: LabPaths, hosts: Sequence[Host]) -> dict[str, int]:
     """Boot every host at once (no waiting); record and return their ``unshare`` PIDs."""
     paths.pids.mkdir(parents=True, exist_ok=True)
+    ensure_inotify_instances(len(hosts))
     pids = {}
     for h in hosts:
         for d in cgroup_dirs(h.name):

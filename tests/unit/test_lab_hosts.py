@@ -186,3 +186,15 @@ def test_namespace_setups_cover_every_namespace_and_phases() -> None:
     assert not any(line.startswith("route") for line in setups["hl-home-c1"].ip_lines)
     assert "addr add 203.0.113.1/24 dev br0" in setups["hl-inet"].ip_lines
     assert "link set hl-p-c101 master br0" in setups["hl-home-sw"].ip_lines
+
+
+def test_inotify_limit_is_raised_for_many_hosts_and_never_lowered(tmp_path: Path) -> None:
+    from hybridctl.lab.hosts import INOTIFY_INSTANCES_PER_HOST, ensure_inotify_instances
+
+    knob = tmp_path / "max_user_instances"
+    knob.write_text("128\n")
+    assert ensure_inotify_instances(52, knob) == 128 + INOTIFY_INSTANCES_PER_HOST * 52
+    assert int(knob.read_text()) == 128 + INOTIFY_INSTANCES_PER_HOST * 52
+    knob.write_text("100000\n")
+    assert ensure_inotify_instances(52, knob) == 100000
+    assert knob.read_text() == "100000\n"

@@ -219,6 +219,9 @@ def floor_script(client: Client) -> str:
 def floor(clients: list[Client]) -> dict[str, Any]:
     """One verified paramiko connection and ONE exec per host, all in parallel, as hybridctl connects."""
     scripts = {c.name: floor_script(c) for c in clients}
+    # The lab's clients log in unprivileged (root only on hl-home-c1): the same one sudo per exec
+    # that hybridctl's ssh.become uses, so the floor pays what the engine pays.
+    shells = {c.name: "sh -s" if c.ssh.user == "root" else "sudo -n sh -s" for c in clients}
     t0 = time.monotonic()
     sessions, errors = connect_all([(c.name, c.ssh) for c in clients])
     t_connect = time.monotonic() - t0
@@ -226,7 +229,7 @@ def floor(clients: list[Client]) -> dict[str, Any]:
         raise RuntimeError(f"floor: cannot connect: {errors}")
     try:
         with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
-            results = list(pool.map(lambda n: (n, sessions[n].run("sh -s", stdin=scripts[n])), sessions))
+            results = list(pool.map(lambda n: (n, sessions[n].run(shells[n], stdin=scripts[n])), sessions))
     finally:
         for session in sessions.values():
             session.close()
@@ -293,11 +296,12 @@ def write_ansible_inventory(clients: list[Client], path: Path) -> None:
                     "overlay_script": files[c.name]["/etc/hybridctl/overlay.sh"],
                     "overlay_unit": files[c.name]["/etc/systemd/system/hybridctl-overlay.service"],
                     "expected_prefixes": list(c.prefixes),
+                    "ansible_user": c.ssh.user,
+                    "ansible_become": c.ssh.user != "root",  # sudo, as hybridctl's ssh.become
                 }
                 for c in clients
             },
             "vars": {
-                "ansible_user": "root",
                 "ansible_python_interpreter": REMOTE_PYTHON,  # no interpreter discovery per host
                 "ansible_ssh_common_args": f"-F {ssh_config}",
             },

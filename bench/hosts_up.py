@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hybridctl.checkrun import run_check
-from hybridctl.engine import Options, execute, open_context, prepare
-from hybridctl.inventory.load import load_inventory, plan_loaded
-from hybridctl.lab import dataplane, manager
-from hybridctl.lab.daemon import free_port
+from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.features.checkrun import run_check
+from hybridctl.features.engine import Options, execute, open_context, prepare
+from hybridctl_lab import dataplane, manager
+from hybridctl_lab.daemon import free_port
 
 LAB_DIR = Path("/var/lib/hybridctl-lab-bench-up")
 

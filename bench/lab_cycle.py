@@ -28,8 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hybridctl.lab import dataplane, manager, reconciler, seed
-from hybridctl.lab.daemon import free_port
+from hybridctl_lab import dataplane, manager, reconciler, seed
+from hybridctl_lab.daemon import free_port
 
 LAB_DIR = Path("/var/lib/hybridctl-lab-bench")
 

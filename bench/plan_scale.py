@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from hybridctl.inventory.load import parse_inventory
-from hybridctl.planner.plan import plan
+from hybridctl.core.inventory.load import parse_inventory
+from hybridctl.core.planner.plan import plan
 
 
 def inventory(n_sites: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ down afterwards), per repeat:
    Then the same host work on the LAN clients only (``hl-home-c1`` + the N extras), each method
    cold (clients reset to bare first: ``ip route flush proto 177``, files removed) and warm
    (again, all in place). Every run's end state is checked on every client (files' sha256 and
-   mode, routes with protocol 177) against what hybridctl.hostfiles renders:
+   mode, routes with protocol 177) against what hybridctl.core.hostfiles renders:
 
 2. floor: one SSH exec per host, all hosts in parallel (paramiko, ``ssh.connect_all``), one
    script each: write the overlay script and unit (base64, atomic rename), run the overlay
@@ -53,15 +53,15 @@ from typing import Any
 
 import yaml
 
-from hybridctl.adapters import hosts as hosts_adapter
-from hybridctl.adapters.ssh import connect_all
-from hybridctl.engine import Options, execute, open_context, prepare
-from hybridctl.hostfiles import ROUTE_PROTO, HostFile, host_files
-from hybridctl.inventory.load import LoadedInventory, load_inventory, plan_loaded
-from hybridctl.inventory.models import SshEndpoint
-from hybridctl.lab import dataplane, manager
-from hybridctl.lab.daemon import free_port
-from hybridctl.planner.desired import DesiredState
+from hybridctl.backends import hosts as hosts_adapter
+from hybridctl.backends.ssh import connect_all
+from hybridctl.core.hostfiles import ROUTE_PROTO, HostFile, host_files
+from hybridctl.core.inventory.load import LoadedInventory, load_inventory, plan_loaded
+from hybridctl.core.inventory.models import SshEndpoint
+from hybridctl.core.planner.desired import DesiredState
+from hybridctl.features.engine import Options, execute, open_context, prepare
+from hybridctl_lab import dataplane, manager
+from hybridctl_lab.daemon import free_port
 
 LAB_DIR = Path("/var/lib/hybridctl-lab-bench-ansible")
 PLAYBOOK = Path(__file__).resolve().parent / "ansible" / "clients.yml"

@@ -18,7 +18,7 @@ route), with the same injected API latency, in one run:
   ``VIP/32`` to lo after its writes and read-back.
 
 Every API call of both goes through bench/vip_failover.py's ``LatencyProxy`` (``--latency``,
-default 0.1 s per call), listening on the node's loopback (hybridctl/lab/nsrelay.py), in front
+default 0.1 s per call), listening on the node's loopback (hybridctl_lab/nsrelay.py), in front
 of the lab's AWS emulator. Node1 holds the VIP and answers until the routes leave it; node2
 holds it only once its agent adds it, as in a cluster where the standby does not own it.
 
@@ -26,7 +26,7 @@ Measured per (agent, tables): ``start`` = the start action's wall time (what the
 waits for); ``failover`` = start invoked -> every table points at node2 (read from the
 emulator directly, every 20 ms); ``first write`` = start -> the first table points at node2;
 ``outage`` = the client's view: UDP probes every 10 ms from ``hl-vip-c`` (Subnet-1a, table
-Main), last node1 answer -> first node2 answer (hybridctl/vip/probe.py), and ``lost`` probes.
+Main), last node1 answer -> first node2 answer (hybridctl_lab/vip_probe.py), and ``lost`` probes.
 ``--warmup`` rounds of both agents run untimed first, as on a node whose agent has run before
 (the cluster's monitor runs it every few seconds): the first Python start-up reads everything
 from disk.
@@ -57,9 +57,10 @@ import boto3
 import yaml
 from vip_failover import LatencyProxy
 
-from hybridctl.lab import dataplane, manager, nsrelay
-from hybridctl.lab.daemon import free_port
-from hybridctl.vip import probe, scenario
+from hybridctl_lab import dataplane, manager, nsrelay
+from hybridctl_lab import vip_probe as probe
+from hybridctl_lab import vip_scenario as scenario
+from hybridctl_lab.daemon import free_port
 
 LAB_DIR = Path("/var/lib/hybridctl-lab-bench-vip")
 CLIENT, NODE1, NODE2 = "hl-vip-c", "hl-vip-n1", "hl-vip-n2"
@@ -331,7 +332,7 @@ def run(lab: manager.LabUpResult, args: argparse.Namespace) -> list[dict[str, An
                 *dataplane.exec_argv(h, lab_dir=LAB_DIR),
                 sys.executable,
                 "-m",
-                "hybridctl.vip.probe",
+                "hybridctl_lab.vip_probe",
                 "serve",
                 "--name",
                 n,

@@ -2,7 +2,7 @@
 
 Two methods in the same run, against the lab's AWS emulator (moto + extensions):
 
-- ``parallel``: ``hybridctl.vip.ops.move`` (concurrent reads, one ReplaceRoute per table all at
+- ``parallel``: ``hybridctl.features.vip.ops.move`` (concurrent reads, one ReplaceRoute per table all at
   once, one filtered read-back);
 - ``sequential``: what vendors' failover scripts do: one ReplaceRoute per table, one second
   apart, then the same read-back.
@@ -36,10 +36,11 @@ from typing import Any
 
 import boto3
 
-from hybridctl.lab.aws_emulator import AwsEmulator
-from hybridctl.vip import ops, scenario
-from hybridctl.vip.aws import AwsApi, AwsConfig
-from hybridctl.vip.models import Vip
+from hybridctl.features.vip import ops
+from hybridctl.features.vip.aws import AwsApi, AwsConfig
+from hybridctl.features.vip.models import Vip
+from hybridctl_lab import vip_scenario as scenario
+from hybridctl_lab.aws_emulator import AwsEmulator
 
 REGION = "ap-northeast-1"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}

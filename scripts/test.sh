@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-ruff check hybridctl tests bench
-mypy hybridctl
+ruff check hybridctl hybridctl_lab tests bench
+mypy hybridctl hybridctl_lab
 # Unit tests are pure and run in parallel; backends and the lab use fixed names, so run serially.
 pytest -q -n auto tests/unit
 pytest -q tests/integration tests/e2e "$@"

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from hybridctl.lab.aws_emulator import AwsEmulator
-    from hybridctl.lab.azure_emulator import AzureEmulator
+    from hybridctl_lab.aws_emulator import AwsEmulator
+    from hybridctl_lab.azure_emulator import AzureEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"

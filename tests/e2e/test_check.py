@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from hybridctl.lab import dataplane, manager
+from hybridctl_lab import dataplane, manager
 from tests.e2e.test_lab import ec2_client, running_lab
 from tests.e2e.test_up import Run
 
@@ -141,7 +141,7 @@ def test_vpn_server_down_then_stuck_cascades_are_named_and_repaired(lab: manager
 
 def test_mtu_black_hole_is_named_with_the_size_that_passes(lab: manager.LabUpResult, state_dir: str) -> None:
     """One hop carries 1400 bytes and its ICMP 'fragmentation needed' is dropped: ping passes, size fails."""
-    from hybridctl.lab.topology import build_topology
+    from hybridctl_lab.topology import build_topology
 
     host = next(h for h in build_topology().hosts if h.name == "hl-aws-h20")
     nic = host.nics[0]

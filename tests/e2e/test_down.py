@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hybridctl.lab import dataplane, manager
+from hybridctl_lab import dataplane, manager
 from tests.e2e.test_lab import ec2_client, free_port, hybridctl, network_client, require_lab
 
 pytestmark = [pytest.mark.lab]

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hybridctl.draft import placeholders
-from hybridctl.lab import dataplane, manager
+from hybridctl.features.draft import placeholders
+from hybridctl_lab import dataplane, manager
 from tests.e2e.test_lab import running_lab
 from tests.e2e.test_up import Run
 

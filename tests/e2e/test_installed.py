@@ -71,7 +71,7 @@ def run(command: Path, *args: str, state_dir: Path, timeout: float = 900) -> sub
 
 def test_the_installed_package_runs_from_its_own_files(installed: Path, tmp_path: Path) -> None:
     python = installed.parent / "python"
-    code = "import hybridctl, hybridctl.hostfiles as h; print(hybridctl.__file__); print(h.TEMPLATES)"
+    code = "import hybridctl, hybridctl.core.hostfiles as h; print(hybridctl.__file__); print(h.TEMPLATES)"
     where = subprocess.run(
         [str(python), "-c", code],
         capture_output=True, text=True, cwd=tmp_path, env={"PATH": os.environ["PATH"]}, check=True,

@@ -24,9 +24,9 @@ import yaml
 from azure.identity import ClientSecretCredential
 from azure.mgmt.network import NetworkManagementClient
 
-from hybridctl.lab import dataplane, manager, seed
-from hybridctl.lab.daemon import free_port
-from hybridctl.lab.topology import build_topology
+from hybridctl_lab import dataplane, manager, seed
+from hybridctl_lab.daemon import free_port
+from hybridctl_lab.topology import build_topology
 from tests.conftest import require
 from tests.integration.test_lab_dataplane import lab_leftovers, pings, require_dataplane_prereqs, root_snapshot
 
@@ -69,7 +69,7 @@ def lab() -> Iterator[manager.LabUpResult]:
 
 def hybridctl(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hybridctl.cli", *args],
+        [sys.executable, "-m", "hybridctl.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -236,7 +236,7 @@ def test_clouds_are_seeded_bare_through_their_apis(lab: manager.LabUpResult) -> 
         for i in r["Instances"]
     }
     assert {ip for ip, state in states if state == "running"} == {"192.168.20.100", "192.168.20.10", "192.168.21.10"}
-    # One forgotten, stopped instance (hybridctl.lab.seed_costs): `hybridctl leaks` must find it.
+    # One forgotten, stopped instance (hybridctl_lab.seed_costs): `hybridctl leaks` must find it.
     assert [state for _, state in states if state != "running"] == ["stopped"]
 
     network = network_client(lab)

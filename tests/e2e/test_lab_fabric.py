@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from hybridctl.lab import dataplane, manager, seed
+from hybridctl_lab import dataplane, manager, seed
 from tests.e2e.test_lab import E2E_LAB_DIR, ec2_client, free_port, inventory_of, network_client, require_lab, tag
 from tests.integration.test_lab_dataplane import lab_leftovers, pings, root_snapshot
 

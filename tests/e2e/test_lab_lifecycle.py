@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hybridctl.errors import PreconditionError
-from hybridctl.lab import dataplane, manager, netns
+from hybridctl.core.errors import PreconditionError
+from hybridctl_lab import dataplane, manager, netns
 from tests.conftest import require
 from tests.e2e.test_lab import E2E_LAB_DIR, free_port, hybridctl, require_lab
 from tests.integration.test_lab_dataplane import lab_leftovers, root_snapshot

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.lab import manager
+from hybridctl_lab import manager
 from tests.e2e.test_check import cascades
 from tests.e2e.test_lab import running_lab
 from tests.e2e.test_up import Run

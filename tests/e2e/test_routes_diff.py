@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from azure.mgmt.network import models as nm
 
-from hybridctl.lab import dataplane, manager
-from hybridctl.softether.vpncmd import check_transcript, parse_transcript, read_invocation, run_local
+from hybridctl.core.softether.vpncmd import check_transcript, parse_transcript, read_invocation
+from hybridctl_lab import dataplane, manager
+from hybridctl_lab.vpncmd_local import run_local
 from tests.e2e.test_lab import ec2_client, free_port, hybridctl, inventory_of, network_client, require_lab
 
 pytestmark = [pytest.mark.lab]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hybridctl.lab import dataplane, manager
+from hybridctl_lab import dataplane, manager
 from tests.e2e.test_lab import hybridctl, running_lab
 
 pytestmark = [pytest.mark.lab]

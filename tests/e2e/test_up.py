@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hybridctl.lab import dataplane, manager
+from hybridctl_lab import dataplane, manager
 from tests.e2e.test_lab import ec2_client, inventory_of, network_client, running_lab
 
 pytestmark = [pytest.mark.lab]
@@ -63,7 +63,7 @@ class Run:
         self.argv_seen: set[str] = set()
         env = {**os.environ, "HYBRIDCTL_STATE_DIR": state_dir, "COLUMNS": "200"}
         process = subprocess.Popen(
-            [sys.executable, "-m", "hybridctl.cli", *args],
+            [sys.executable, "-m", "hybridctl.cli.main", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

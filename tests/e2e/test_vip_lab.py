@@ -2,7 +2,7 @@
 
 Two layouts. ``vip-vpc`` is reference section 4 proper, on the lab's VIP VPC (docs/lab.md,
 "The VIP VPC"): ``hybridctl lab up`` seeds ``VIP-VPC`` 10.0.0.0/16 into the AWS emulator
-(:func:`hybridctl.vip.scenario.build`) and gives it its own fabric ``hl-vip-fab`` with the
+(:func:`hybridctl_lab.vip_scenario.build`) and gives it its own fabric ``hl-vip-fab`` with the
 client ``hl-vip-c`` (10.0.10.10, Subnet-1a) and the nodes ``hl-vip-n1`` (10.0.110.10,
 Subnet-2a) and ``hl-vip-n2`` (10.0.120.10, Subnet-2c); the reconciler keeps that fabric's
 forwarding in step with the VPC's route tables. ``overlay`` runs in the overlay's VPC
@@ -33,8 +33,8 @@ import boto3
 import pytest
 import yaml
 
-from hybridctl.lab import dataplane, manager, seed
-from hybridctl.vip import scenario
+from hybridctl_lab import dataplane, manager, seed
+from hybridctl_lab import vip_scenario as scenario
 from tests.conftest import require_lab_prereqs
 from tests.e2e.test_lab import running_lab
 
@@ -74,7 +74,7 @@ def _responders(hosts: list[tuple[str, str]], vip: str) -> list[subprocess.Popen
         argv = dataplane.exec_argv(host, lab_dir=VIP_LAB_DIR)
         started.append(
             subprocess.Popen(
-                [*argv, sys.executable, "-m", "hybridctl.vip.probe", "serve", "--name", name, "--port", str(PORT)],
+                [*argv, sys.executable, "-m", "hybridctl_lab.vip_probe", "serve", "--name", name, "--port", str(PORT)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -149,7 +149,7 @@ def vip_vpc(lab: manager.LabUpResult, ec2: Any) -> Iterator[Layout]:
 
 def _probe(client: str, vip: str, duration: float) -> subprocess.Popen[str]:
     argv = dataplane.exec_argv(client, lab_dir=VIP_LAB_DIR)
-    command = ["-m", "hybridctl.vip.probe", "probe", vip, "--port", str(PORT), "--duration", str(duration)]
+    command = ["-m", "hybridctl_lab.vip_probe", "probe", vip, "--port", str(PORT), "--duration", str(duration)]
     return subprocess.Popen([*argv, sys.executable, *command], stdout=subprocess.PIPE, text=True)
 
 
@@ -159,7 +159,9 @@ def _answers(client: str, vip: str, duration: float) -> dict[str, Any]:
 
 
 def _hybridctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hybridctl.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "hybridctl.cli.main", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def _wait_for(client: str, vip: str, node: str, timeout: float = 20.0) -> dict[str, Any]:

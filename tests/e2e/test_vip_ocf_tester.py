@@ -7,7 +7,7 @@ against ra-api-1.dtd (and readable by ``nobody``), validate-all, monitor of a st
 ``hl-vip-n2`` (reference section 4, ``VIP-VPC``) on the wrapper ``hybridctl vip install-agent``
 writes, exactly as docs/vip.md installs it for Pacemaker. The agent reaches the lab's AWS
 emulator the way the VIP scenario's inventory says (``aws.endpoint_url`` +
-``aws.credentials_file``): a relay port on the node's loopback (:mod:`hybridctl.lab.nsrelay`),
+``aws.credentials_file``): a relay port on the node's loopback (:mod:`hybridctl_lab.nsrelay`),
 since the emulator listens on the machine's loopback, not the node's. ``monitor_interval=0``
 makes every monitor read the route tables, so each monitor ocf-tester runs is a real API check.
 
@@ -33,8 +33,8 @@ import boto3
 import pytest
 import yaml
 
-from hybridctl.lab import dataplane, manager, nsrelay
-from hybridctl.vip import scenario
+from hybridctl_lab import dataplane, manager, nsrelay
+from hybridctl_lab import vip_scenario as scenario
 from tests.conftest import require, require_lab_prereqs
 from tests.e2e.test_lab import running_lab
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from hybridctl.adapters.aws import AwsBackend
-from hybridctl.adapters.base import NoProgress
-from hybridctl.diff import diff
-from hybridctl.inventory.load import LoadedInventory, load_inventory
-from hybridctl.journal import Journal
+from hybridctl.backends.aws import AwsBackend
+from hybridctl.backends.base import NoProgress
+from hybridctl.backends.journal import Journal
+from hybridctl.core.diff import diff
+from hybridctl.core.inventory.load import LoadedInventory, load_inventory
 from tests.conftest import FIXTURES
 from tests.support.backends import BackendRun, by_key
 from tests.support.emulators import write_aws_credentials

@@ -20,13 +20,13 @@ from azure.core.rest import HttpRequest
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as nm
 
-from hybridctl.adapters.azure import AzureBackend
-from hybridctl.adapters.base import NoProgress, Outcome
-from hybridctl.diff import diff
-from hybridctl.inventory.load import LoadedInventory, load_inventory
-from hybridctl.journal import Journal
-from hybridctl.lab.azure_emulator import AzureEmulator
-from hybridctl.secrets import SecretStore
+from hybridctl.backends.azure import AzureBackend
+from hybridctl.backends.base import NoProgress, Outcome
+from hybridctl.backends.journal import Journal
+from hybridctl.core.diff import diff
+from hybridctl.core.inventory.load import LoadedInventory, load_inventory
+from hybridctl.core.secrets import SecretStore
+from hybridctl_lab.azure_emulator import AzureEmulator
 from tests.conftest import FIXTURES
 from tests.support.backends import BackendRun, by_key
 from tests.support.emulators import azure_credential, azure_template_values, network_client, write_client_secret

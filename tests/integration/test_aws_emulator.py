@@ -80,14 +80,14 @@ def test_runs_as_a_module_with_a_port_argument() -> None:
     require(have_moto_server(), "moto[server]")
     import socket
 
-    from hybridctl.lab.aws_emulator import AwsEmulator
+    from hybridctl_lab.aws_emulator import AwsEmulator
 
     with socket.socket() as probe:  # a free port for the child to take
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hybridctl.lab.aws_emulator", "--port", str(port)],
+        [sys.executable, "-m", "hybridctl_lab.aws_emulator", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -799,7 +799,7 @@ def test_subscribers_hear_mutations_only(aws_emulator: Any) -> None:
 
 
 def test_fabric_view_reads_route_tables_enis_and_source_dest_check(aws_emulator: Any) -> None:
-    from hybridctl.lab.aws_emulator import fabric_view
+    from hybridctl_lab.aws_emulator import fabric_view
 
     ec2 = client(aws_emulator, "ec2")
     ids = hybrid_vpc(ec2)

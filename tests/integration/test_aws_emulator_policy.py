@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from hybridctl.lab.aws_emulator.iam_policy import (
+from hybridctl_lab.aws_emulator.iam_policy import (
     ALLOWED,
     EXPLICIT_DENY,
     IMPLICIT_DENY,
@@ -16,8 +16,8 @@ from hybridctl.lab.aws_emulator.iam_policy import (
     evaluate,
     wildcard_match,
 )
-from hybridctl.lab.aws_emulator.paging import PageError, apply_filters, paginate
-from hybridctl.lab.aws_emulator.protocol import identify, is_mutating
+from hybridctl_lab.aws_emulator.paging import PageError, apply_filters, paginate
+from hybridctl_lab.aws_emulator.protocol import identify, is_mutating
 
 
 def source(*statements: dict[str, object]) -> PolicySource:

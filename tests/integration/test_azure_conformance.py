@@ -33,7 +33,7 @@ from azure.mgmt.consumption import ConsumptionManagementClient
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as nm
 
-from hybridctl.lab.azure_emulator import AzureEmulator
+from hybridctl_lab.azure_emulator import AzureEmulator
 from tests.integration.test_azure_emulator import (
     RG,
     admin,
@@ -332,7 +332,7 @@ def test_budget_responses_conform_to_the_published_spec(
         "group": {"enabled": True, "operator": "GreaterThan", "threshold": 90, "locale": "ja-jp",
                   "contactGroups": [f"{rg_scope}/providers/microsoft.insights/actionGroups/ops"]},
     })
-    # A filter set by hand in the portal: hybridctl sends it back as read (hybridctl/budget/azure.py).
+    # A filter set by hand in the portal: hybridctl sends it back as read (hybridctl/features/budget/azure.py).
     rg_budget["properties"]["filter"] = {"dimensions": {"name": "ResourceGroupName", "operator": "In", "values": [RG]}}
     consumption.budgets.create_or_update(rg_scope, "rg-4000", rg_budget)
     emulator.set_spend(str(created.id), current=1200.5, forecast=3100, unit="JPY")

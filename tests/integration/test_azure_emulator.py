@@ -26,7 +26,7 @@ from azure.mgmt.consumption import models as cm
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as nm
 
-from hybridctl.lab.azure_emulator import AzureEmulator, StoreChange
+from hybridctl_lab.azure_emulator import AzureEmulator, StoreChange
 from tests.support.emulators import arm_kwargs, azure_credential, running_azure_emulator
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from hybridctl.cli import main
+from hybridctl.cli.main import main
 from tests.conftest import FIXTURES
 from tests.support.emulators import (
     ACCOUNT,
@@ -27,8 +27,8 @@ from tests.support.emulators import (
 )
 
 if TYPE_CHECKING:
-    from hybridctl.lab.aws_emulator import AwsEmulator
-    from hybridctl.lab.azure_emulator import AzureEmulator
+    from hybridctl_lab.aws_emulator import AwsEmulator
+    from hybridctl_lab.azure_emulator import AzureEmulator
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """`hybridctl cost` and `hybridctl leaks` against the lab's emulators (moto + extensions, the ARM emulator).
 
-The clouds are seeded exactly as `hybridctl lab up` seeds them (hybridctl.lab.seed and
-hybridctl.lab.seed_costs: the bare reference VPC/VNet, a few leaks, 20 days of spend); every
+The clouds are seeded exactly as `hybridctl lab up` seeds them (hybridctl_lab.seed and
+hybridctl_lab.seed_costs: the bare reference VPC/VNet, a few leaks, 20 days of spend); every
 command runs through the real CLI entry point, boto3 and the Azure SDK pipeline. Expected
 figures are computed from the seeded line items, never written down.
 """
@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from hybridctl.cli import main
-from hybridctl.cost.parse import month_end
-from hybridctl.lab import seed, seed_costs
-from hybridctl.lab.inventory import inventory_document
-from hybridctl.lab.topology import build_topology
+from hybridctl.cli.main import main
+from hybridctl.features.cost.parse import month_end
+from hybridctl_lab import seed, seed_costs
+from hybridctl_lab.inventory import inventory_document
+from hybridctl_lab.topology import build_topology
 from tests.support.emulators import azure_section, boto_client, write_aws_credentials, write_client_secret
 
 if TYPE_CHECKING:
-    from hybridctl.lab.aws_emulator import AwsEmulator
-    from hybridctl.lab.azure_emulator import AzureEmulator
+    from hybridctl_lab.aws_emulator import AwsEmulator
+    from hybridctl_lab.azure_emulator import AzureEmulator
 
 pytestmark = pytest.mark.integration
 
@@ -284,7 +284,7 @@ def test_leaks_finds_every_kind_and_nothing_in_use(world: World) -> None:
 
 
 def test_leaks_without_price_list_access_use_the_dated_table(world: World) -> None:
-    from hybridctl.cost import prices
+    from hybridctl.features.cost import prices
 
     world.aws.inject_fault("pricing", "GetProducts", code="AccessDeniedException", status=400)
     code, doc = world.json("leaks", "--cloud", "aws")
@@ -329,8 +329,8 @@ def test_leaks_delete_refuses_what_it_cannot_show_unused(world: World) -> None:
 
 
 def test_down_leftovers_list_what_hybridctl_created_that_still_bills(world: World) -> None:
-    from hybridctl.cli_cost import billing_leftovers
-    from hybridctl.vip.endpoint import ENDPOINT_NAME
+    from hybridctl.cli.cost import billing_leftovers
+    from hybridctl.features.vip.endpoint import ENDPOINT_NAME
 
     subnet = world.ids.subnet_ids["Hybrid-Subnet"]
     endpoint = world.ec2.create_vpc_endpoint(

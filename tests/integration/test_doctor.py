@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from hybridctl.inventory.load import load_inventory
-from hybridctl.vip import doctor, iam, scenario
-from hybridctl.vip.checks import Status
+from hybridctl.core.inventory.load import load_inventory
+from hybridctl.features.vip import doctor, iam
+from hybridctl.features.vip.checks import Status
+from hybridctl_lab import vip_scenario as scenario
 from tests.support.emulators import KEYS, azure_section, boto_client, write_client_secret, write_vip_inventory
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_aws")]
@@ -85,10 +86,10 @@ def test_an_instance_without_profile_fails(aws_emulator: Any, make: Make) -> Non
 def test_the_lab_seed_passes_doctor_and_a_detached_profile_fails_it(
     aws_emulator: Any, make: Make, tmp_path: Path, capsys: Any
 ) -> None:
-    """The lab's VIP seed (hybridctl.lab.seed.seed_vip): doctor passes; detached, it names the node."""
-    from hybridctl.cli import main
-    from hybridctl.lab import seed
-    from hybridctl.lab.topology import build_topology
+    """The lab's VIP seed (hybridctl_lab.seed.seed_vip): doctor passes; detached, it names the node."""
+    from hybridctl.cli.main import main
+    from hybridctl_lab import seed
+    from hybridctl_lab.topology import build_topology
 
     ec2, iam_client = boto_client(aws_emulator, "ec2"), boto_client(aws_emulator, "iam")
     built = seed.seed_vip(ec2, iam_client, build_topology(0))
@@ -172,8 +173,8 @@ def test_missing_region_fails(make: Make, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_endpoint_is_checked_once_it_exists(aws_emulator: Any, make: Make) -> None:
-    from hybridctl.vip import endpoint
-    from hybridctl.vip.aws import AwsApi, AwsConfig
+    from hybridctl.features.vip import endpoint
+    from hybridctl.features.vip.aws import AwsApi, AwsConfig
 
     built = scenario.build(boto_client(aws_emulator, "ec2"))
     inventory = make()
@@ -217,7 +218,7 @@ def test_azure_wrong_secret_fails_the_token_check(azure_emulator: Any, make: Mak
 
 
 def test_cli_doctor_exit_codes(aws_emulator: Any, make: Make, tmp_path: Path, capsys: Any) -> None:
-    from hybridctl.cli import main
+    from hybridctl.cli.main import main
 
     scenario.build(boto_client(aws_emulator, "ec2"))
     make()

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from hybridctl.inventory.models import SshEndpoint
-from hybridctl.preflight import check_host
-from hybridctl.vip.checks import Check, Status
+from hybridctl.core.inventory.models import SshEndpoint
+from hybridctl.features.preflight import check_host
+from hybridctl.features.vip.checks import Check, Status
 from tests.conftest import have_root_and_netns, require
 from tests.support.sshd import BASE, Sshd, start_sshd
 

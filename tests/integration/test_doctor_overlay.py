@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
-from hybridctl import preflight
-from hybridctl.inventory.load import load_inventory, plan_loaded
-from hybridctl.lab.azure_emulator.authorization import block
-from hybridctl.secrets import SecretStore
-from hybridctl.vip import doctor, iam
-from hybridctl.vip.checks import Check, Status
+from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.core.secrets import SecretStore
+from hybridctl.features import preflight
+from hybridctl.features.vip import doctor, iam
+from hybridctl.features.vip.checks import Check, Status
+from hybridctl_lab.azure_emulator.authorization import block
 from tests.support.emulators import boto_client, lab_inventory_on, seed_lab_clouds
 
 pytestmark = [pytest.mark.integration]

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.adapters import hosts
-from hybridctl.adapters.hosts import HostsBackend
-from hybridctl.engine import Context, Options, down_desired, execute, open_context, prepare
-from hybridctl.inventory.load import load_inventory, plan_loaded
+from hybridctl.backends import hosts
+from hybridctl.backends.hosts import HostsBackend
+from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.features.engine import Context, Options, down_desired, execute, open_context, prepare
 from tests.conftest import require, require_lab_prereqs
 
 pytestmark = [pytest.mark.integration]
@@ -308,7 +308,7 @@ def test_second_up_has_nothing_to_do_and_changes_nothing(site: Site) -> None:
 
 def test_cli_up_lists_unmanaged_clients_and_counts_calls(site: Site) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "hybridctl.cli", "up", "-i", str(site.inventory), "--yes", "-o", "json"],
+        [sys.executable, "-m", "hybridctl.cli.main", "up", "-i", str(site.inventory), "--yes", "-o", "json"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,4 +1,4 @@
-"""`hybridctl init` against the emulators seeded as the lab seeds them (hybridctl.lab.seed).
+"""`hybridctl init` against the emulators seeded as the lab seeds them (hybridctl_lab.seed).
 
 The draft of the lab's VPC and VNet, its placeholders filled in, plans the same routes as
 inventory/lab.yaml: every overlay subnet reaches every other site's networks through the same
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hybridctl.draft import PLACEHOLDER_PREFIX, placeholders
+from hybridctl.features.draft import PLACEHOLDER_PREFIX, placeholders
 from tests.conftest import REPO
 from tests.support.emulators import lab_inventory_on, seed_lab_clouds
 
@@ -35,7 +35,12 @@ INIT_LAB = [
 
 def hybridctl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hybridctl.cli", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=120
+        [sys.executable, "-m", "hybridctl.cli.main", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
     )
 
 

@@ -19,9 +19,9 @@ from typing import Any
 import paramiko
 import pytest
 
-from hybridctl.errors import RemoteError
-from hybridctl.lab import dataplane, hosts, netns
-from hybridctl.lab.topology import build_topology
+from hybridctl.core.errors import RemoteError
+from hybridctl_lab import dataplane, hosts, netns
+from hybridctl_lab.topology import build_topology
 from tests.conftest import require
 
 pytestmark = [pytest.mark.lab, pytest.mark.integration]

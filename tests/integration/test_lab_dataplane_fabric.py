@@ -16,8 +16,8 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from hybridctl.lab import dataplane, fabric
-from hybridctl.lab.fabric import FabricSpec, Route
+from hybridctl_lab import dataplane, fabric
+from hybridctl_lab.fabric import FabricSpec, Route
 from tests.integration.test_lab_dataplane import (
     TEST_LAB_DIR,
     lab_leftovers,

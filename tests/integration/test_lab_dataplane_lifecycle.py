@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.errors import RemoteError
-from hybridctl.lab import dataplane, hosts, netns
+from hybridctl.core.errors import RemoteError
+from hybridctl_lab import dataplane, hosts, netns
 from tests.integration.test_lab_dataplane import (
     TEST_LAB_DIR,
     lab_leftovers,

@@ -1,4 +1,4 @@
-"""hybridctl.lab.nsrelay: a port inside a network namespace that reaches a server outside it."""
+"""hybridctl_lab.nsrelay: a port inside a network namespace that reaches a server outside it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.lab import netns, nsrelay
+from hybridctl_lab import netns, nsrelay
 from tests.conftest import have_root_and_netns, require
 
 pytestmark = [pytest.mark.lab, pytest.mark.integration]

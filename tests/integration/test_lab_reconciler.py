@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from hybridctl.lab import reconciler, seed
-from hybridctl.lab.aws_emulator import fabric_view
-from hybridctl.lab.fabric import ApplyReport, CloudFabric, FabricSpec, Route
-from hybridctl.lab.topology import build_topology
+from hybridctl_lab import reconciler, seed
+from hybridctl_lab.aws_emulator import fabric_view
+from hybridctl_lab.fabric import ApplyReport, CloudFabric, FabricSpec, Route
+from hybridctl_lab.topology import build_topology
 from tests.support.emulators import (
     azure_credential,
     boto_client,

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from hybridctl.adapters.ssh import SshSession, connect_all
-from hybridctl.errors import HostKeyError
-from hybridctl.inventory.models import SshEndpoint
+from hybridctl.backends.ssh import SshSession, connect_all
+from hybridctl.core.errors import HostKeyError
+from hybridctl.core.inventory.models import SshEndpoint
 from tests.conftest import have_root_and_netns, require
 from tests.support.sshd import Sshd, start_sshd
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.adapters.ssh import SshSession, resolve
-from hybridctl.errors import HostKeyError, RemoteError
-from hybridctl.inventory.models import SshEndpoint
+from hybridctl.backends.ssh import SshSession, resolve
+from hybridctl.core.errors import HostKeyError, RemoteError
+from hybridctl.core.inventory.models import SshEndpoint
 from tests.conftest import have_root_and_netns, require
 from tests.support.sshd import Sshd, start_sshd
 

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 import yaml
 
-from hybridctl.inventory.load import load_inventory
-from hybridctl.vip import endpoint, scenario
-from hybridctl.vip.aws import AwsApi
-from hybridctl.vip.checks import Status
-from hybridctl.vip.models import Vip
+from hybridctl.core.inventory.load import load_inventory
+from hybridctl.features.vip import endpoint
+from hybridctl.features.vip.aws import AwsApi
+from hybridctl.features.vip.checks import Status
+from hybridctl.features.vip.models import Vip
+from hybridctl_lab import vip_scenario as scenario
 from tests.support.emulators import REGION, vip_api, write_vip_inventory
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_aws")]
@@ -97,7 +98,7 @@ def test_ensure_completes_a_half_built_endpoint(ec2: Any, setup: tuple[Path, Aws
 
 
 def test_cli_endpoint_ensure_and_status(ec2: Any, setup: tuple[Path, AwsApi, Vip], capsys: Any) -> None:
-    from hybridctl.cli import main
+    from hybridctl.cli.main import main
 
     path, _, _ = setup
     scenario.build(ec2)

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from hybridctl.vip import ocf, scenario
+from hybridctl.features.vip import ocf
+from hybridctl_lab import vip_scenario as scenario
 from tests.support.emulators import write_vip_inventory
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_aws")]

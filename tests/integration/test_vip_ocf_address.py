@@ -26,8 +26,9 @@ DRIVER = textwrap.dedent(
     import json, subprocess, sys
     from pathlib import Path
     import boto3, yaml
-    from hybridctl.lab.aws_emulator import AwsEmulator
-    from hybridctl.vip import ocf, scenario
+    from hybridctl_lab.aws_emulator import AwsEmulator
+    from hybridctl.features.vip import ocf
+    from hybridctl_lab import vip_scenario as scenario
 
     tmp = Path(sys.argv[1])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)

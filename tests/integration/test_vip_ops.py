@@ -1,6 +1,6 @@
 """VIP status / move / ensure against the lab's AWS emulator, with real boto3 over HTTP.
 
-Reference section 4 is built with plain boto3 (:func:`hybridctl.vip.scenario.build`); the
+Reference section 4 is built with plain boto3 (:func:`hybridctl_lab.vip_scenario.build`); the
 emulator's own counters check which calls were made. One emulator per module (port 0);
 moto's state is process-wide, so every test resets it.
 """
@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 import yaml
 
-from hybridctl.errors import InputError, RemoteError
-from hybridctl.inventory.load import LoadedInventory
-from hybridctl.vip import ops, scenario
-from hybridctl.vip.aws import AwsApi
-from hybridctl.vip.checks import Status, UnsafeError
+from hybridctl.core.errors import InputError, RemoteError
+from hybridctl.core.inventory.load import LoadedInventory
+from hybridctl.features.vip import ops
+from hybridctl.features.vip.aws import AwsApi
+from hybridctl.features.vip.checks import Status, UnsafeError
+from hybridctl_lab import vip_scenario as scenario
 from tests.support.emulators import load_vip_inventory, vip_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_aws")]
@@ -283,7 +284,7 @@ def test_same_vip_twice_in_one_inventory_is_bad_input(write_inventory: Write) ->
 
 
 def test_cli_move_and_status(ec2: Any, write_inventory: Write, capsys: pytest.CaptureFixture[str]) -> None:
-    from hybridctl.cli import main
+    from hybridctl.cli.main import main
 
     built = scenario.build(ec2)
     loaded = write_inventory()
@@ -308,7 +309,7 @@ def test_cli_move_and_status(ec2: Any, write_inventory: Write, capsys: pytest.Ca
 
 
 def test_cli_collision_refusal_exit_code_and_listing(ec2: Any, write_inventory: Write, capsys: Any) -> None:
-    from hybridctl.cli import main
+    from hybridctl.cli.main import main
 
     built = scenario.build(ec2, collision_vpc=True)
     loaded = write_inventory()

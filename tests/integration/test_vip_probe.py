@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from hybridctl.vip import probe
+from hybridctl_lab import vip_probe as probe
 
 pytestmark = pytest.mark.integration
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from hybridctl.adapters.base import Backend, NoProgress, Outcome
-from hybridctl.diff import Change, diff
-from hybridctl.inventory.load import LoadedInventory, plan_loaded
-from hybridctl.journal import Journal
-from hybridctl.planner.desired import DesiredState, Resource
+from hybridctl.backends.base import Backend, NoProgress, Outcome
+from hybridctl.backends.journal import Journal
+from hybridctl.core.diff import Change, diff
+from hybridctl.core.inventory.load import LoadedInventory, plan_loaded
+from hybridctl.core.planner.desired import DesiredState, Resource
 
 B = TypeVar("B", bound=Backend)
 

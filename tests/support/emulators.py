@@ -26,10 +26,10 @@ if TYPE_CHECKING:
     from azure.identity import ClientSecretCredential
     from azure.mgmt.network import NetworkManagementClient
 
-    from hybridctl.inventory.load import LoadedInventory
-    from hybridctl.lab.aws_emulator import AwsEmulator
-    from hybridctl.lab.azure_emulator import AzureEmulator
-    from hybridctl.vip.aws import AwsApi
+    from hybridctl.core.inventory.load import LoadedInventory
+    from hybridctl.features.vip.aws import AwsApi
+    from hybridctl_lab.aws_emulator import AwsEmulator
+    from hybridctl_lab.azure_emulator import AzureEmulator
 
 REGION = "ap-northeast-1"
 ACCOUNT = "123456789012"  # moto's account for any dummy credentials
@@ -47,7 +47,7 @@ def have_moto_server() -> bool:
 def running_aws_emulator() -> Iterator[AwsEmulator]:
     """The AWS emulator (moto server + extensions) on a free port, stopped on exit."""
     require(have_moto_server(), "moto[server] and boto3 (pip install -e '.[test]')")
-    from hybridctl.lab.aws_emulator import AwsEmulator
+    from hybridctl_lab.aws_emulator import AwsEmulator
 
     emu = AwsEmulator("127.0.0.1", 0)
     emu.start()
@@ -92,7 +92,7 @@ def write_vip_inventory(
 
     ``edit`` changes the document before it is written; ``keys`` are the caller's credentials.
     """
-    from hybridctl.vip import scenario
+    from hybridctl_lab import vip_scenario as scenario
 
     credentials = write_aws_credentials(tmp_path / "credentials", keys=keys)
     doc = scenario.inventory_document(emulator.endpoint_url, str(credentials), vips=vips)
@@ -105,8 +105,8 @@ def write_vip_inventory(
 
 def load_vip_inventory(tmp_path: Path, emulator: AwsEmulator, **options: Any) -> LoadedInventory:
     """:func:`write_vip_inventory`, loaded and with its VIPs checked."""
-    from hybridctl.inventory.load import load_inventory
-    from hybridctl.vip.validate import check_vips
+    from hybridctl.core.inventory.load import load_inventory
+    from hybridctl.features.vip.validate import check_vips
 
     loaded = load_inventory(write_vip_inventory(tmp_path, emulator, **options))
     check_vips(loaded)
@@ -115,7 +115,7 @@ def load_vip_inventory(tmp_path: Path, emulator: AwsEmulator, **options: Any) ->
 
 def vip_api(emulator: AwsEmulator, tmp_path: Path, **config: Any) -> AwsApi:
     """hybridctl's own VIP client of the emulator, with its own credentials file."""
-    from hybridctl.vip.aws import AwsApi, AwsConfig
+    from hybridctl.features.vip.aws import AwsApi, AwsConfig
 
     credentials = write_aws_credentials(tmp_path / "api-credentials")
     return AwsApi(
@@ -130,7 +130,7 @@ def vip_api(emulator: AwsEmulator, tmp_path: Path, **config: Any) -> AwsApi:
 def running_azure_emulator(state_dir: Path, **options: Any) -> Iterator[AzureEmulator]:
     """The ARM emulator (HTTPS, its own CA under ``state_dir``) on a free port, stopped on exit."""
     require(importlib.util.find_spec("cryptography") is not None, "cryptography (pip install -e '.[lab]')")
-    from hybridctl.lab.azure_emulator import AzureEmulator
+    from hybridctl_lab.azure_emulator import AzureEmulator
 
     emu = AzureEmulator(state_dir, port=0, **options)
     emu.start()
@@ -207,13 +207,13 @@ def azure_template_values(emulator: AzureEmulator, secret_file: Path) -> dict[st
 
 
 def seed_lab_clouds(aws: AwsEmulator, azure: AzureEmulator, tmp_path: Path) -> dict[str, Any]:
-    """Seed the (emptied) emulators like ``hybridctl lab up`` does (hybridctl.lab.seed).
+    """Seed the (emptied) emulators like ``hybridctl lab up`` does (hybridctl_lab.seed).
 
     Returns the ``aws``, ``azure`` and ``secrets`` sections an inventory needs to reach them
     (credentials file and client secret written under ``tmp_path``).
     """
-    from hybridctl.lab import seed
-    from hybridctl.lab.topology import build_topology
+    from hybridctl_lab import seed
+    from hybridctl_lab.topology import build_topology
 
     topology = build_topology()
     seed.seed_aws(boto_client(aws, "ec2"), topology)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hybridctl.adapters.aws import (
+from hybridctl.backends.aws import (
     AwsBackend,
     aws_description,
     ip_permission,
@@ -21,12 +21,12 @@ from hybridctl.adapters.aws import (
     route_label,
     rule_name_of,
 )
-from hybridctl.adapters.azure import AzureBackend, free_priority, hop_label, normalize_prefix, rule_items
-from hybridctl.adapters.cloudcommon import build_cloud_backends, owns_key
-from hybridctl.errors import RemoteError
-from hybridctl.inventory.load import load_inventory, parse_inventory
-from hybridctl.journal import Journal
-from hybridctl.secrets import SecretStore
+from hybridctl.backends.azure import AzureBackend, free_priority, hop_label, normalize_prefix, rule_items
+from hybridctl.backends.cloudcommon import build_cloud_backends, owns_key
+from hybridctl.backends.journal import Journal
+from hybridctl.core.errors import RemoteError
+from hybridctl.core.inventory.load import load_inventory, parse_inventory
+from hybridctl.core.secrets import SecretStore
 from tests.conftest import FIXTURES, REPO
 
 AWS_DESCRIPTION_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ._-:/()#,@[]+=&;{}!$*")
@@ -153,7 +153,7 @@ def test_owns_only_cloud_layers_of_its_sites_and_its_own_flag() -> None:
 
 
 def test_reference_inventory_gets_both_backends_owning_the_planned_cloud_items(tmp_path: Path) -> None:
-    from hybridctl.inventory.load import plan_loaded
+    from hybridctl.core.inventory.load import plan_loaded
 
     loaded = load_inventory(REPO / "inventory" / "reference.yaml")
     backends = build_cloud_backends(loaded.inventory, Journal(tmp_path / "j.json"), SecretStore(tmp_path / "s.json"))

@@ -9,9 +9,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hybridctl.inventory.load import parse_inventory
-from hybridctl.planner.addressing import AddressingError, assign_transit, summarize
-from hybridctl.planner.plan import _range_to_cidrs, plan
+from hybridctl.core.inventory.load import parse_inventory
+from hybridctl.core.planner.addressing import AddressingError, assign_transit, summarize
+from hybridctl.core.planner.plan import _range_to_cidrs, plan
 from tests.conftest import REPO
 
 BASE = yaml.safe_load((REPO / "inventory" / "reference.yaml").read_text())

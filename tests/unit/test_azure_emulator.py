@@ -13,10 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from hybridctl.lab.azure_emulator import ArmConfig, ArmError, ArmService, FaultInjector, RequestLog, Store
-from hybridctl.lab.azure_emulator.arm import Request, Response
-from hybridctl.lab.azure_emulator.store import StoreChange
-from hybridctl.lab.azure_emulator.tokens import TokenIssuer
+from hybridctl_lab.azure_emulator import ArmConfig, ArmError, ArmService, FaultInjector, RequestLog, Store
+from hybridctl_lab.azure_emulator.arm import Request, Response
+from hybridctl_lab.azure_emulator.store import StoreChange
+from hybridctl_lab.azure_emulator.tokens import TokenIssuer
 
 SUB = "11111111-1111-4111-8111-111111111111"
 TENANT = "22222222-2222-4222-8222-222222222222"

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from hybridctl.budget import aws as aws_budgets
-from hybridctl.budget import azure as azure_budgets
-from hybridctl.budget.diff import (
+from hybridctl.features.budget import aws as aws_budgets
+from hybridctl.features.budget import azure as azure_budgets
+from hybridctl.features.budget.diff import (
     Alarm,
     BudgetState,
     Contacts,
@@ -24,8 +24,8 @@ from hybridctl.budget.diff import (
     match_notices,
     targets_of,
 )
-from hybridctl.budget.models import Budget
-from hybridctl.budget.presets import guard_alerts
+from hybridctl.features.budget.models import Budget
+from hybridctl.features.budget.presets import guard_alerts
 from tests.conftest import FIXTURES
 
 AWS_FIXTURE = json.loads((FIXTURES / "budget" / "aws_budget.json").read_text())

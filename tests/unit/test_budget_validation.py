@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
-from hybridctl.budget.models import Budget
-from hybridctl.budget.validation import add_months, budget_from_flags, parse_alert, today_utc
-from hybridctl.cli import main
-from hybridctl.errors import InputError
-from hybridctl.inventory.load import parse_inventory
+from hybridctl.cli.main import main
+from hybridctl.core.errors import InputError
+from hybridctl.core.inventory.load import parse_inventory
+from hybridctl.features.budget.models import Budget
+from hybridctl.features.budget.validation import add_months, budget_from_flags, parse_alert, today_utc
 from tests.conftest import FIXTURES
 
 DEAD = "127.0.0.1:9"  # discard port: connection refused if anything were called
@@ -233,7 +233,7 @@ def test_bad_budget_is_reported_with_field_line_and_fix_and_exit_2(
 
 
 def test_budget_problems_keep_their_own_fix_through_the_inventory_loader(tmp_path: Path) -> None:
-    from hybridctl.inventory.load import load_inventory
+    from hybridctl.core.inventory.load import load_inventory
 
     path = tmp_path / "inventory.yaml"
     path.write_text(inventory_text([with_(currency="JPY")]))
@@ -349,7 +349,7 @@ def test_start_limits_follow_today() -> None:
 
 
 def test_schema_describes_budgets() -> None:
-    from hybridctl.inventory.models import Inventory
+    from hybridctl.core.inventory.models import Inventory
 
     schema = Inventory.model_json_schema()
     budget = schema["$defs"]["Budget"]

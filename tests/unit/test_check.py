@@ -11,11 +11,11 @@ from ipaddress import IPv4Address
 import pytest
 import yaml
 
-from hybridctl.check import Probe, diagnose, parse_probe_output, probe_script, probes
-from hybridctl.diff import Change
-from hybridctl.inventory.load import parse_inventory
-from hybridctl.planner.desired import Resource, res
-from hybridctl.planner.plan import plan
+from hybridctl.core.check import Probe, diagnose, parse_probe_output, probe_script, probes
+from hybridctl.core.diff import Change
+from hybridctl.core.inventory.load import parse_inventory
+from hybridctl.core.planner.desired import Resource, res
+from hybridctl.core.planner.plan import plan
 from tests.conftest import REPO
 
 BASE = yaml.safe_load((REPO / "inventory" / "reference.yaml").read_text())
@@ -157,7 +157,7 @@ def test_bulk_lines(line: str, ok: bool, detail: str) -> None:
 def test_mtu_and_bulk_probes_run_for_real_on_loopback() -> None:
     if shutil.which("ping") is None or shutil.which("python3") is None:
         pytest.skip("ping and python3")
-    from hybridctl.check import listener_command
+    from hybridctl.core.check import listener_command
 
     started = subprocess.run(listener_command(idle=5), shell=True, capture_output=True, text=True, timeout=10)
     port = int(started.stdout.strip())

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hybridctl.cli import main
+from hybridctl.cli.main import main
 from tests.conftest import REPO
 
 REFERENCE = str(REPO / "inventory" / "reference.yaml")
@@ -61,8 +61,8 @@ def test_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bad_input_exit_code_is_1_only_where_2_means_drift() -> None:
-    from hybridctl.cli import _command_of
-    from hybridctl.errors import EXIT_BAD_INPUT, EXIT_ERROR, InputError, Problem, RemoteError, exit_code_for
+    from hybridctl.cli.main import _command_of
+    from hybridctl.core.errors import EXIT_BAD_INPUT, EXIT_ERROR, InputError, Problem, RemoteError, exit_code_for
 
     bad = InputError([Problem("inv.yaml", "vips[x].address", "inside the VPC", "move it", 3)])
     assert _command_of(["routes", "diff", "-i", "inv.yaml", "-o", "json"]) == ("routes", "diff")

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from hybridctl.budget.models import budget_from_mapping
-from hybridctl.cost import parse, prices
-from hybridctl.cost.leaks import AwsScan, aws_leaks, azure_leaks, select
-from hybridctl.errors import InputError
+from hybridctl.core.errors import InputError
+from hybridctl.features.budget.models import budget_from_mapping
+from hybridctl.features.cost import parse, prices
+from hybridctl.features.cost.leaks import AwsScan, aws_leaks, azure_leaks, select
 from tests.conftest import FIXTURES
 
 TODAY = dt.date(2026, 12, 10)
@@ -252,7 +252,7 @@ def test_plot_draws_spend_forecast_and_budget_lines(tmp_path: Any) -> None:
     from tests.conftest import require
 
     require(importlib.util.find_spec("matplotlib") is not None, "matplotlib (pip install -e '.[plot]')")
-    from hybridctl.cost.plot import check_plot_target, plot_spend
+    from hybridctl.features.cost.plot import check_plot_target, plot_spend
 
     totals, _ = parse.parse_aws_usage([_load("aws-usage-service.json")])
     report = parse.summarize(
@@ -281,7 +281,7 @@ def test_plot_draws_spend_forecast_and_budget_lines(tmp_path: Any) -> None:
 
 
 def test_price_list_answer_and_fallback() -> None:
-    from hybridctl.cost.pricelist import PriceBook, parse_price
+    from hybridctl.features.cost.pricelist import PriceBook, parse_price
 
     answer = _load("aws-pricing-nat.json")
     assert parse_price(answer["PriceList"], "Hrs") == Decimal("0.062")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hybridctl.diff import Change, diff, summary
-from hybridctl.planner.desired import Resource, res
+from hybridctl.core.diff import Change, diff, summary
+from hybridctl.core.planner.desired import Resource, res
 
 
 def route(prefix: str, target: str, owned: bool = True, table: str = "rt") -> Resource:

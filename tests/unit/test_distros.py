@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.adapters import distros
-from hybridctl.adapters.base import CallCounter, Outcome, Progress, ReadResult
-from hybridctl.adapters.hostscript import ReadRequest, parse_read, render_read
-from hybridctl.diff import Change
-from hybridctl.engine import Options, open_context, prepare
-from hybridctl.errors import UnsupportedTargets, exit_code_for
-from hybridctl.hostfiles import all_resources
-from hybridctl.inventory.load import load_inventory, plan_loaded
-from hybridctl.planner.desired import DesiredState, Resource
+from hybridctl.backends import distros
+from hybridctl.backends.base import CallCounter, Outcome, Progress, ReadResult
+from hybridctl.backends.hostscript import ReadRequest, parse_read, render_read
+from hybridctl.core.diff import Change
+from hybridctl.core.errors import UnsupportedTargets, exit_code_for
+from hybridctl.core.hostfiles import all_resources
+from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.core.planner.desired import DesiredState, Resource
+from hybridctl.features.engine import Options, open_context, prepare
 from tests.conftest import FIXTURES
 
 OS_RELEASE = FIXTURES / "os-release"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from hybridctl.draft import Map, placeholder, placeholders, render
-from hybridctl.errors import InputError
-from hybridctl.inventory.load import parse_inventory
+from hybridctl.core.errors import InputError
+from hybridctl.core.inventory.load import parse_inventory
+from hybridctl.features.draft import Map, placeholder, placeholders, render
 from tests.conftest import REPO
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.errors import InputError
-from hybridctl.graph import FAIL, OK, apply_results, build, load_results, to_dot
-from hybridctl.inventory.load import load_inventory
-from hybridctl.planner.plan import plan
+from hybridctl.core.errors import InputError
+from hybridctl.core.inventory.load import load_inventory
+from hybridctl.core.planner.plan import plan
+from hybridctl.features.graph import FAIL, OK, apply_results, build, load_results, to_dot
 from tests.conftest import REPO, require
 
 

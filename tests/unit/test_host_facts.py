@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.adapters.host_facts import (
+from hybridctl.backends.host_facts import (
     Route,
     main_routes,
     parse_addresses,
@@ -15,7 +15,7 @@ from hybridctl.adapters.host_facts import (
     parse_links,
     parse_routes,
 )
-from hybridctl.errors import RemoteError
+from hybridctl.core.errors import RemoteError
 
 
 def text(fixtures_dir: Path, name: str) -> str:

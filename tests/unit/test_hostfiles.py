@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
-from hybridctl.hostfiles import OVERLAY_SCRIPT, ROUTE_PROTO, SYSCTL_FILE, host_files
-from hybridctl.inventory.load import load_inventory
-from hybridctl.planner.plan import plan
+from hybridctl.core.hostfiles import OVERLAY_SCRIPT, ROUTE_PROTO, SYSCTL_FILE, host_files
+from hybridctl.core.inventory.load import load_inventory
+from hybridctl.core.planner.plan import plan
 from tests.conftest import REPO
 
 DESIRED = plan(load_inventory(REPO / "inventory" / "reference.yaml").inventory)

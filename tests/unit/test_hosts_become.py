@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.adapters.hostscript import (
+from hybridctl.backends.hostscript import (
     BECOME_EXIT,
     NO_BECOME,
     Become,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.adapters.hostscript import (
+from hybridctl.backends.hostscript import (
     MANAGED_MARK,
     ApplyScript,
     ReadRequest,
@@ -26,10 +26,10 @@ from hybridctl.adapters.hostscript import (
     render_read,
     split_sections,
 )
-from hybridctl.adapters.hoststate import managed_paths
-from hybridctl.hostfiles import SOFTETHER_BINARIES
-from hybridctl.softether.parse import parse_read as parse_softether
-from hybridctl.softether.vpncmd import VpncmdInvocation, answers_bytes, check_transcript, parse_transcript
+from hybridctl.backends.hoststate import managed_paths
+from hybridctl.core.hostfiles import SOFTETHER_BINARIES
+from hybridctl.core.softether.parse import parse_read as parse_softether
+from hybridctl.core.softether.vpncmd import VpncmdInvocation, answers_bytes, check_transcript, parse_transcript
 from tests.conftest import FIXTURES
 
 HOSTREAD = FIXTURES / "hostread"

@@ -14,22 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.adapters import hoststate as hs
-from hybridctl.adapters.base import NoProgress
-from hybridctl.adapters.host_facts import Route
-from hybridctl.adapters.hosts import HostsBackend, _HostState
-from hybridctl.adapters.hostscript import bootstrap, parse_read
-from hybridctl.adapters.ssh import CommandResult
-from hybridctl.diff import Change, diff
-from hybridctl.hostfiles import all_resources
-from hybridctl.inventory.load import load_inventory, plan_loaded
-from hybridctl.journal import Journal
-from hybridctl.lab import inventory, seed
-from hybridctl.lab.topology import build_topology
-from hybridctl.planner.desired import DesiredState, Resource
-from hybridctl.secrets import SecretStore
-from hybridctl.softether.commands import plan_steps
-from hybridctl.softether.parse import parse_read as parse_softether
+from hybridctl.backends import hoststate as hs
+from hybridctl.backends.base import NoProgress
+from hybridctl.backends.host_facts import Route
+from hybridctl.backends.hosts import HostsBackend, _HostState
+from hybridctl.backends.hostscript import bootstrap, parse_read
+from hybridctl.backends.journal import Journal
+from hybridctl.backends.ssh import CommandResult
+from hybridctl.core.diff import Change, diff
+from hybridctl.core.hostfiles import all_resources
+from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.core.planner.desired import DesiredState, Resource
+from hybridctl.core.secrets import SecretStore
+from hybridctl.core.softether.commands import plan_steps
+from hybridctl.core.softether.parse import parse_read as parse_softether
+from hybridctl_lab import inventory, seed
+from hybridctl_lab.topology import build_topology
 from tests.conftest import FIXTURES
 
 HOSTREAD = FIXTURES / "hostread"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hybridctl.cli import main
+from hybridctl.cli.main import main
 from tests.conftest import REPO
 
 Doc = dict[str, Any]
@@ -327,7 +327,7 @@ def test_alias_bomb_is_refused_with_exit_2(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_alias_expansion_walk_stops_at_its_bound() -> None:
-    from hybridctl.inventory.load import MAX_ALIAS_EXPANSION, distinct_nodes, expanded_nodes
+    from hybridctl.core.inventory.load import MAX_ALIAS_EXPANSION, distinct_nodes, expanded_nodes
 
     node = yaml.compose(_alias_bomb())
     assert node is not None
@@ -340,7 +340,7 @@ def test_alias_expansion_walk_stops_at_its_bound() -> None:
 
 
 def test_a_few_legit_anchors_still_load(tmp_path: Path) -> None:
-    from hybridctl.inventory.load import load_inventory
+    from hybridctl.core.inventory.load import load_inventory
 
     text = (REPO / "inventory" / "reference.yaml").read_text()
     for old, first, again in (

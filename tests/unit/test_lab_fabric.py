@@ -13,10 +13,10 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 import pytest
 
-from hybridctl.errors import InputError
-from hybridctl.lab import fabric
-from hybridctl.lab.fabric import HostLink, KRoute, KRule, Route
-from hybridctl.lab.topology import build_topology
+from hybridctl.core.errors import InputError
+from hybridctl_lab import fabric
+from hybridctl_lab.fabric import HostLink, KRoute, KRule, Route
+from hybridctl_lab.topology import build_topology
 
 A = IPv4Address
 N = IPv4Network

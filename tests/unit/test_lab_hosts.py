@@ -10,10 +10,10 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from hybridctl.errors import PreconditionError
-from hybridctl.lab import dataplane, hosts
-from hybridctl.lab.hosts import LabPaths
-from hybridctl.lab.topology import build_topology
+from hybridctl.core.errors import PreconditionError
+from hybridctl_lab import dataplane, hosts
+from hybridctl_lab.hosts import LabPaths
+from hybridctl_lab.topology import build_topology
 
 PATHS = LabPaths(Path("/var/lib/hl-unit"))
 
@@ -189,7 +189,7 @@ def test_namespace_setups_cover_every_namespace_and_phases() -> None:
 
 
 def test_inotify_limit_is_raised_for_many_hosts_and_never_lowered(tmp_path: Path) -> None:
-    from hybridctl.lab.hosts import INOTIFY_INSTANCES_PER_HOST, ensure_inotify_instances
+    from hybridctl_lab.hosts import INOTIFY_INSTANCES_PER_HOST, ensure_inotify_instances
 
     knob = tmp_path / "max_user_instances"
     knob.write_text("128\n")

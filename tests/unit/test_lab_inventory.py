@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from hybridctl.inventory.load import LoadedInventory, load_inventory, plan_loaded
-from hybridctl.lab import inventory, seed
-from hybridctl.lab.hosts import DEFAULT_LAB_DIR
-from hybridctl.lab.topology import build_topology
+from hybridctl.core.inventory.load import LoadedInventory, load_inventory, plan_loaded
+from hybridctl_lab import inventory, seed
+from hybridctl_lab.hosts import DEFAULT_LAB_DIR
+from hybridctl_lab.topology import build_topology
 from tests.conftest import REPO
 
 COMMITTED = REPO / "inventory" / "lab.yaml"
@@ -38,7 +38,7 @@ def by_layer(loaded: LoadedInventory) -> dict[str, set[tuple[Any, ...]]]:
 def test_committed_inventory_is_the_generated_one() -> None:
     assert COMMITTED.read_text() == inventory.render(build_topology(0), DEFAULT_LAB_DIR), (
         "inventory/lab.yaml is stale: regenerate it with "
-        "python -c 'from hybridctl.lab import inventory; from hybridctl.lab.topology import build_topology; "
+        "python -c 'from hybridctl_lab import inventory; from hybridctl_lab.topology import build_topology; "
         'print(inventory.render(build_topology(0)), end="")\' > inventory/lab.yaml'
     )
 
@@ -155,7 +155,7 @@ def test_lab_declares_the_reference_budget_guard(tmp_path: Path) -> None:
 
 
 def test_host_names_map_every_inventory_name_to_its_lab_host() -> None:
-    from hybridctl.lab.dataplane import lab_host
+    from hybridctl_lab.dataplane import lab_host
 
     topology = build_topology(0)
     names = inventory.host_names(topology)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from hybridctl.lab import fabric
-from hybridctl.lab.aws_emulator.backends import EniView, FabricView, RouteTableView, RouteView, SubnetView, VpcView
-from hybridctl.lab.fabric import CloudFabric, Route
-from hybridctl.lab.reconciler import AzureSnapshot, aws_routes, azure_routes, build_spec
-from hybridctl.lab.topology import build_topology
+from hybridctl_lab import fabric
+from hybridctl_lab.aws_emulator.backends import EniView, FabricView, RouteTableView, RouteView, SubnetView, VpcView
+from hybridctl_lab.fabric import CloudFabric, Route
+from hybridctl_lab.reconciler import AzureSnapshot, aws_routes, azure_routes, build_spec
+from hybridctl_lab.topology import build_topology
 
 A, N = IPv4Address, IPv4Network
 TOPO = build_topology(0)
@@ -176,7 +176,7 @@ def test_secondary_private_ip_carries_the_flag() -> None:
 
 
 def vip_view(holder: str = "eni-n1", *, sdc: bool = False, name: str = "VIP-VPC") -> FabricView:
-    """The overlay's VPC plus VIP-VPC as hybridctl.vip.scenario builds it, VIP -> ``holder``."""
+    """The overlay's VPC plus VIP-VPC as hybridctl_lab.vip_scenario builds it, VIP -> ``holder``."""
     vpc = VpcView("vpc-vip", ("10.0.0.0/16",), {"Name": name} if name else {})
     subnets = [
         SubnetView("subnet-1a", "vpc-vip", "10.0.10.0/24", "ap-northeast-1a", {"Name": "Subnet-1a"}),

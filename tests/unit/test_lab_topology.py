@@ -6,7 +6,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 import pytest
 
-from hybridctl.lab.topology import IFNAMSIZ, MAX_EXTRA_CLIENTS, build_topology
+from hybridctl_lab.topology import IFNAMSIZ, MAX_EXTRA_CLIENTS, build_topology
 
 A = IPv4Address
 

@@ -16,13 +16,13 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hybridctl.inventory.load import parse_inventory
-from hybridctl.inventory.models import NAME_PATTERN
-from hybridctl.planner.names import AZURE_NAME_MAX, azure_route_name, object_name, valid_azure_name
-from hybridctl.planner.plan import plan
+from hybridctl.core.inventory.load import parse_inventory
+from hybridctl.core.inventory.models import NAME_PATTERN
+from hybridctl.core.planner.names import AZURE_NAME_MAX, azure_route_name, object_name, valid_azure_name
+from hybridctl.core.planner.plan import plan
 from tests.conftest import REPO
 
-# What the inventory accepts for a site or network name (hybridctl.inventory.models.Name).
+# What the inventory accepts for a site or network name (hybridctl.core.inventory.models.Name).
 inventory_names = st.from_regex(NAME_PATTERN, fullmatch=True).filter(lambda n: len(n) <= 64)
 RULE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")  # the documented rule, spelled out again
 

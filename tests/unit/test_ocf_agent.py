@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hybridctl.errors import InputError
-from hybridctl.vip import ocf, scenario
+from hybridctl.core.errors import InputError
+from hybridctl.features.vip import ocf
+from hybridctl_lab import vip_scenario as scenario
 
 OCF_CODES = {
     "OCF_SUCCESS": 0,
@@ -149,7 +150,7 @@ def test_unreadable_state_file_makes_monitor_fail_and_stop_clean_it(tmp_path: Pa
 
 
 def test_cli_passes_exit_codes_through(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from hybridctl.cli import main
+    from hybridctl.cli.main import main
 
     with pytest.raises(SystemExit) as code:
         main(["vip", "agent", "meta-data"])
@@ -192,7 +193,7 @@ def test_install_agent_quotes_the_path_and_refuses_a_non_executable(tmp_path: Pa
 def test_install_agent_cli_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from hybridctl.cli import main
+    from hybridctl.cli.main import main
 
     def run(*args: str) -> tuple[int, str, str]:
         with pytest.raises(SystemExit) as exc:

@@ -10,10 +10,10 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hybridctl.inventory.load import parse_inventory
-from hybridctl.planner.addressing import AddressingError
-from hybridctl.planner.plan import plan
-from hybridctl.planner.trace import trace
+from hybridctl.core.inventory.load import parse_inventory
+from hybridctl.core.planner.addressing import AddressingError
+from hybridctl.core.planner.plan import plan
+from hybridctl.core.planner.trace import trace
 
 
 @st.composite
@@ -121,7 +121,7 @@ def test_forgetting_a_route_is_caught_by_trace() -> None:
 
     import pytest
 
-    from hybridctl.planner.trace import TraceError
+    from hybridctl.core.planner.trace import TraceError
     from tests.conftest import REPO
 
     inventory = parse_inventory((REPO / "inventory" / "reference.yaml").read_text(), "reference.yaml").inventory

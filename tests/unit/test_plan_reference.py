@@ -7,9 +7,9 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from hybridctl.inventory.load import load_inventory
-from hybridctl.planner.desired import DesiredState
-from hybridctl.planner.plan import plan
+from hybridctl.core.inventory.load import load_inventory
+from hybridctl.core.planner.desired import DesiredState
+from hybridctl.core.planner.plan import plan
 from tests.conftest import REPO
 
 

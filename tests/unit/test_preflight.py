@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hybridctl.inventory.load import parse_inventory
-from hybridctl.preflight import AZURE_ACTIONS, azure_denied, host_checks, quota_check
-from hybridctl.vip.checks import Status
+from hybridctl.core.inventory.load import parse_inventory
+from hybridctl.features.preflight import AZURE_ACTIONS, azure_denied, host_checks, quota_check
+from hybridctl.features.vip.checks import Status
 from tests.conftest import REPO
 
 # What ARM returns for built-in roles on a resource group (GET .../Microsoft.Authorization/permissions).
@@ -96,7 +96,7 @@ def test_quota_counts_existing_and_planned_routes() -> None:
 
 
 def test_the_printed_azure_role_allows_exactly_what_doctor_checks() -> None:
-    from hybridctl.preflight import azure_role
+    from hybridctl.features.preflight import azure_role
 
     inventory = parse_inventory((REPO / "inventory" / "reference.yaml").read_text(), "ref.yaml").inventory
     role = azure_role(inventory)

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybridctl.errors import InputError
-from hybridctl.softether.commands import (
+from hybridctl.core.errors import InputError
+from hybridctl.core.softether.commands import (
     RANDOM_SECRET,
     Step,
     admin_port,
@@ -26,7 +26,7 @@ from hybridctl.softether.commands import (
     validate_config,
     vpncmd_runs,
 )
-from hybridctl.softether.model import (
+from hybridctl.core.softether.model import (
     Cascade,
     Hub,
     HubUser,
@@ -37,7 +37,7 @@ from hybridctl.softether.model import (
     SoftEtherConfig,
     SoftEtherRole,
 )
-from hybridctl.softether.parse import ReadResult, parse_read
+from hybridctl.core.softether.parse import ReadResult, parse_read
 from tests.fixtures.softether.lab_configs import BRIDGE, SERVER
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.errors import RemoteError
-from hybridctl.softether.model import L3Interface, LocalBridge, SoftEtherConfig, SoftEtherRole
-from hybridctl.softether.parse import ReadResult, csv_table, item_values, parse_read, read_commands
-from hybridctl.softether.vpncmd import VpncmdAuthError, parse_transcript
+from hybridctl.core.errors import RemoteError
+from hybridctl.core.softether.model import L3Interface, LocalBridge, SoftEtherConfig, SoftEtherRole
+from hybridctl.core.softether.parse import ReadResult, csv_table, item_values, parse_read, read_commands
+from hybridctl.core.softether.vpncmd import VpncmdAuthError, parse_transcript
 from tests.fixtures.softether.lab_configs import BRIDGE, SERVER
 
 

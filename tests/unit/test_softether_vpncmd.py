@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.softether.commands import RANDOM_SECRET, Step, plan_steps
-from hybridctl.softether.parse import READ_TOLERATED, parse_read
-from hybridctl.softether.vpncmd import (
+from hybridctl.core.softether.commands import RANDOM_SECRET, Step, plan_steps
+from hybridctl.core.softether.parse import READ_TOLERATED, parse_read
+from hybridctl.core.softether.vpncmd import (
     CANCEL,
     MAX_STDIN_BYTES,
     VpncmdAuthError,

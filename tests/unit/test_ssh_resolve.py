@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from hybridctl.adapters.ssh import hop_endpoint, resolve
-from hybridctl.inventory.models import SshEndpoint, jump_hops
+from hybridctl.backends.ssh import hop_endpoint, resolve
+from hybridctl.core.inventory.models import SshEndpoint, jump_hops
 
 CONFIG = """Host bastion
   HostName bastion.example

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from hybridctl.errors import InputError
-from hybridctl.inventory.load import LoadedInventory, parse_inventory
-from hybridctl.vip import iam, ops, safety, scenario
-from hybridctl.vip.checks import Status
-from hybridctl.vip.models import Vip
-from hybridctl.vip.validate import check_vips, select
+from hybridctl.core.errors import InputError
+from hybridctl.core.inventory.load import LoadedInventory, parse_inventory
+from hybridctl.features.vip import iam, ops, safety
+from hybridctl.features.vip.checks import Status
+from hybridctl.features.vip.models import Vip
+from hybridctl.features.vip.validate import check_vips, select
+from hybridctl_lab import vip_scenario as scenario
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,7 @@ NODES = [{"name": "node1", "eni": "node1-eni"}, {"name": "node2", "eni": "eni-01
 
 
 def test_the_lab_inventory_loads() -> None:
-    from hybridctl.inventory.load import load_inventory
+    from hybridctl.core.inventory.load import load_inventory
 
     loaded = load_inventory(REPO / "inventory" / "vip-lab.yaml")
     check_vips(loaded)

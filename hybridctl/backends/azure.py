@@ -1,0 +1,742 @@
+"""The Azure backend: NIC IP forwarding, NSG rules, route tables, routes and subnet associations.
+
+Reads are four paginated ARM list calls per resource group (virtual networks with their
+subnets, route tables with their routes, network interfaces, network security groups with
+their rules), whatever the number of routes. Every request goes through the management
+client's pipeline, where one policy counts it (before azure-core's retries, which honour
+Retry-After on 429) and one wrapper turns failures into :class:`~hybridctl.core.errors.RemoteError`
+with a hint. docs/cloud-adapters.md has the rules.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from ipaddress import ip_network
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from hybridctl.backends.base import NoProgress, Outcome, Progress, ReadResult
+from hybridctl.backends.cloudcommon import (
+    AZURE_NAME_MARK,
+    CLOUD_FLAGS,
+    MANAGED_TAG,
+    TABLE_LAYER,
+    CloudBackend,
+    apply_flag,
+    apply_site_changes,
+    journal_detail,
+    network_field,
+    resource,
+    site_field,
+    table_field,
+    unresolved,
+)
+from hybridctl.backends.clouds import ArmClient, Hints, arm_call
+from hybridctl.backends.journal import Journal
+from hybridctl.core.diff import Change
+from hybridctl.core.errors import RemoteError
+from hybridctl.core.inventory.models import AzureSettings, Inventory, Site
+from hybridctl.core.planner.desired import CloudRoute, CloudRouteTable, DesiredState, Resource
+from hybridctl.core.planner.names import azure_route_name
+from hybridctl.core.secrets import SecretStore
+
+if TYPE_CHECKING:
+    from hybridctl.features.engine import Context
+
+FLAG = CLOUD_FLAGS["azure"]
+FIRST_PRIORITY = 1000  # hybridctl's NSG rules sit above the range people usually hand-write in
+LAST_PRIORITY = 4096
+# From this many route writes in one table, they go out as one route table PUT (one
+# long-running operation instead of one per route; ARM serializes child writes anyway).
+ROUTE_BATCH_MIN = 2
+
+T = TypeVar("T")
+HINTS = Hints(
+    permission="give the identity Network Contributor on the resource group (docs/cloud-adapters.md)",
+    rerun="run `hybridctl routes diff` and apply again",
+    scope="sites[].resource_group",
+)
+
+_PROTOCOLS = {"*": "all", "tcp": "tcp", "udp": "udp", "icmp": "icmp"}
+_TO_AZURE_PROTOCOL = {"all": "*", "tcp": "Tcp", "udp": "Udp", "icmp": "Icmp"}
+_HOP_LABELS = {
+    "virtualappliance": "virtual-appliance",
+    "virtualapplianceecmp": "virtual-appliance-ecmp",
+    "internet": "internet",
+    "vnetlocal": "vnet-local",
+    "virtualnetworkgateway": "virtual-network-gateway",
+    "none": "none",
+}
+
+
+def _lower(text: Any) -> str:
+    return str(text or "").lower()
+
+
+def _props(obj: dict[str, Any]) -> dict[str, Any]:
+    props = obj.get("properties")
+    return props if isinstance(props, dict) else {}
+
+
+def _last(resource_id: str) -> str:
+    return resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def hop_label(route_props: dict[str, Any]) -> str:
+    """``virtual-appliance:<ip>`` / ``internet:`` ... for a route's next hop."""
+    hop = _lower(route_props.get("nextHopType"))
+    label = _HOP_LABELS.get(hop, hop or "unknown")
+    next_hop = route_props.get("nextHop")
+    if hop == "virtualapplianceecmp" and isinstance(next_hop, dict):
+        return f"{label}:{','.join(str(a) for a in next_hop.get('nextHopIpAddresses') or [])}"
+    return f"{label}:{route_props.get('nextHopIpAddress') or ''}"
+
+
+def normalize_prefix(prefix: str) -> str:
+    """CIDRs in canonical form; service tags (``Storage``) as they are."""
+    try:
+        return str(ip_network(prefix, strict=False))
+    except ValueError:
+        return prefix
+
+
+def rule_items(rule: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(direction, protocol, port, peer) for each peer of an NSG rule, in the planner's spelling."""
+    props = _props(rule)
+    direction = _lower(props.get("direction")) or "inbound"
+    protocol = _PROTOCOLS.get(_lower(props.get("protocol")), _lower(props.get("protocol")))
+    ports = [str(props["destinationPortRange"])] if props.get("destinationPortRange") else []
+    ports += [str(p) for p in props.get("destinationPortRanges") or []]
+    port = ",".join(ports) or "*"
+    if port == "0-65535":
+        port = "*"
+    side = "source" if direction == "inbound" else "destination"
+    peers = [str(props[f"{side}AddressPrefix"])] if props.get(f"{side}AddressPrefix") else []
+    peers += [str(p) for p in props.get(f"{side}AddressPrefixes") or []]
+    peers += [f"asg:{_last(str(a.get('id', '')))}" for a in props.get(f"{side}ApplicationSecurityGroups") or []]
+    return [(direction, protocol, port, normalize_prefix(p) if p != "*" else p) for p in peers]
+
+
+def free_priority(taken: Iterable[int]) -> int:
+    """The lowest priority >= 1000 not in ``taken`` (deterministic for a given NSG state)."""
+    used = set(taken)
+    for priority in range(FIRST_PRIORITY, LAST_PRIORITY + 1):
+        if priority not in used:
+            return priority
+    raise RemoteError("azure", "no free NSG priority between 1000 and 4096", "remove unused rules")
+
+
+@dataclass
+class _Site:
+    """One Azure site as last read."""
+
+    site: Site
+    rg: str
+    location: str = ""
+    vnet: dict[str, Any] | None = None
+    subnets: dict[str, dict[str, Any]] = field(default_factory=dict)  # network name -> subnet
+    specs: dict[str, CloudRouteTable] = field(default_factory=dict)
+    tables: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # table name -> table / missing
+    rg_tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # lower-case id -> table
+    nic: dict[str, Any] | None = None
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # NSG as written -> NSG
+    route_names: dict[tuple[str, ...], str] = field(default_factory=dict)
+    rule_names: dict[tuple[str, ...], str] = field(default_factory=dict)
+    planned: dict[tuple[str, str], CloudRoute] = field(default_factory=dict)  # (table, prefix) -> route
+
+
+def _failed_mark(obj: dict[str, Any]) -> str:
+    """`` (provisioning Failed)`` for an object a failed or canceled operation left behind, else ``""``.
+
+    ARM keeps the goal state of a failed write with provisioningState Failed; the diff must see
+    such an object of hybridctl's as differing so that the next run writes it again.
+    """
+    state = str(_props(obj).get("provisioningState") or "")
+    return f" (provisioning {state})" if state.lower() in ("failed", "canceled") else ""
+
+
+def _managed(table: dict[str, Any] | None) -> bool:
+    return table is not None and (table.get("tags") or {}).get(MANAGED_TAG[0]) == MANAGED_TAG[1]
+
+
+class AzureBackend(CloudBackend[_Site]):
+    """:class:`~hybridctl.backends.base.Backend` for the ``azure`` sites of an inventory."""
+
+    name = "azure"
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        journal: Journal,
+        secrets: SecretStore | None = None,
+        *,
+        credential: Any | None = None,
+    ) -> None:
+        super().__init__(inventory, journal)
+        self.settings: AzureSettings | None = inventory.azure
+        self.secrets = secrets or SecretStore.for_inventory(inventory.name, inventory.secrets.store)
+        # Every request is counted once by the client's pipeline (before azure-core's retries).
+        self.arm = ArmClient(
+            "azure.mgmt.network.NetworkManagementClient",
+            self.settings,
+            self.secrets,
+            credential=credential,
+            on_call=self._count.add,
+        )
+
+    # -- client and the one call wrapper -------------------------------------------------------------
+
+    def credential(self) -> Any:
+        """ClientSecretCredential when tenant, client and secret are set; else DefaultAzureCredential."""
+        return self.arm.credential()
+
+    def client(self) -> Any:
+        return self.arm.client()
+
+    def call(self, target: str, what: str, fn: Callable[[], T]) -> T:
+        return arm_call(fn, target, what, HINTS)
+
+    def list_all(self, target: str, what: str, fn: Callable[[], Iterable[Any]]) -> list[dict[str, Any]]:
+        """Every item of a paged list, as ARM JSON (the pipeline counts each page request)."""
+        return self.call(target, what, lambda: [item.as_dict() for item in fn()])
+
+    def lro(self, target: str, what: str, fn: Callable[[], Any]) -> dict[str, Any]:
+        """Start a long-running operation and wait for it (polling every azure.polling_interval)."""
+
+        def run() -> dict[str, Any]:
+            result = fn().result()
+            return result.as_dict() if result is not None else {}
+
+        return self.call(target, what, run)
+
+    # -- Backend -------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.arm.close()
+
+    def _group_of(self, site: Site) -> str:
+        """Sites are read a resource group at a time."""
+        if not site.resource_group:
+            raise RemoteError(f"azure {site.name}", f"{site_field(site, '.resource_group')}: not set", "set it")
+        return site.resource_group
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def _read_group(self, rg: str, sites: list[Site], desired: DesiredState, result: ReadResult) -> None:
+        client = self.client()
+        target = f"azure {rg}"
+        vnets = self.list_all(target, "virtual_networks.list", lambda: client.virtual_networks.list(rg))
+        tables = self.list_all(target, "route_tables.list", lambda: client.route_tables.list(rg))
+        nics = self.list_all(target, "network_interfaces.list", lambda: client.network_interfaces.list(rg))
+        nsgs = self.list_all(target, "network_security_groups.list", lambda: client.network_security_groups.list(rg))
+        for site in sites:
+            try:
+                state = self._resolve_site(site, rg, vnets, tables, nics, nsgs, desired)
+            except RemoteError as error:
+                self._failures[site.name] = str(error)
+                continue
+            self._state[site.name] = state
+            result.resources.extend(self._resources(state, desired))
+
+    @staticmethod
+    def _by_name(
+        site: Site, items: list[dict[str, Any]], wanted: str, what: str, field_text: str, hint: str
+    ) -> dict[str, Any]:
+        matches = [i for i in items if _lower(i.get("name")) == wanted.lower() or _lower(i.get("id")) == wanted.lower()]
+        if not matches:
+            raise unresolved(
+                f"azure {site.name}", field_text, what, wanted, f"in resource group {site.resource_group}", hint
+            )
+        return matches[0]
+
+    def _resolve_site(
+        self,
+        site: Site,
+        rg: str,
+        vnets: list[dict[str, Any]],
+        tables: list[dict[str, Any]],
+        nics: list[dict[str, Any]],
+        nsgs: list[dict[str, Any]],
+        desired: DesiredState,
+    ) -> _Site:
+        state = _Site(site, rg)
+        if site.vnet:
+            state.vnet = self._by_name(
+                site, vnets, site.vnet, "virtual network", site_field(site, ".vnet"), "write the VNet's name"
+            )
+            candidates = [state.vnet]
+        else:
+            candidates = vnets
+        state.location = site.location or str((state.vnet or {}).get("location") or "")
+        for network in site.networks:
+            if not network.overlay or network.route_table is None:
+                continue
+            wanted = (network.id or network.name).lower()
+            found = [
+                (vnet, sub)
+                for vnet in candidates
+                for sub in _props(vnet).get("subnets") or []
+                if wanted in (_lower(sub.get("name")), _lower(sub.get("id")))
+            ]
+            attr = "id" if network.id else "name"
+            if not found:
+                raise unresolved(
+                    f"azure {site.name}",
+                    network_field(site, network.name, attr),
+                    "subnet",
+                    network.id or network.name,
+                    f"in virtual network {site.vnet or '(any)'} of resource group {rg}",
+                    "write the subnet's name (or its ARM id in networks[].id)",
+                )
+            vnet, subnet = found[0]
+            prefixes = [_props(subnet).get("addressPrefix"), *(_props(subnet).get("addressPrefixes") or [])]
+            if str(network.cidr) not in {normalize_prefix(str(p)) for p in prefixes if p}:
+                raise RemoteError(
+                    f"azure {site.name}",
+                    f"{network_field(site, network.name, 'cidr')}: {network.cidr} but subnet {subnet.get('name')} "
+                    f"has {', '.join(str(p) for p in prefixes if p)}",
+                    "correct the cidr or the subnet reference",
+                )
+            subnet["_vnet"] = vnet["name"]
+            state.subnets[network.name] = subnet
+            if state.vnet is None:
+                state.vnet = vnet
+                state.location = state.location or str(vnet.get("location") or "")
+        state.rg_tables = {_lower(t.get("id")): t for t in tables}
+        state.specs = {t.name: t for t in desired.route_tables if t.site == site.name}
+        for spec in state.specs.values():
+            for route in spec.routes:
+                state.planned[(spec.name, str(route.prefix))] = route
+            wanted = (spec.table_id or spec.name).lower()
+            match = [t for t in tables if wanted in (_lower(t.get("name")), _lower(t.get("id")))]
+            if match:
+                state.tables[spec.name] = match[0]
+            elif spec.create:
+                state.tables[spec.name] = None
+            else:
+                raise unresolved(
+                    f"azure {site.name}",
+                    table_field(site, spec.name, "id" if spec.table_id else "name"),
+                    "route table",
+                    spec.table_id or spec.name,
+                    f"in resource group {rg}",
+                    "write the table's name, or set create: true",
+                )
+        gw = site.gateway
+        if gw.nic:  # any role: the NIC carries the next-hop address and, on bridges, the flag
+            state.nic = self._by_name(
+                site, nics, gw.nic, "network interface", site_field(site, ".gateway.nic"), "write the NIC's name"
+            )
+            addresses = {
+                str(_props(c).get("privateIPAddress")) for c in _props(state.nic).get("ipConfigurations") or []
+            }
+            if str(gw.private_ip) not in addresses:
+                raise RemoteError(
+                    f"azure {site.name}",
+                    f"{site_field(site, '.gateway.private_ip')}: {gw.private_ip} is not an address of NIC "
+                    f"{state.nic.get('name')} ({', '.join(sorted(addresses))})",
+                    "correct private_ip (it is the next hop of every route) or the NIC name",
+                )
+        for group, attr in (
+            (gw.security_group, ".gateway.security_group"),
+            (site.workload_security_group, ".workload_security_group"),
+        ):
+            if group:
+                state.groups[group] = self._by_name(
+                    site, nsgs, group, "network security group", site_field(site, attr), "write the NSG's name"
+                )
+        return state
+
+    def _table_label(self, state: _Site, table_id: str) -> str:
+        for name, table in state.tables.items():
+            if table is not None and _lower(table.get("id")) == table_id.lower():
+                return name
+        return _last(table_id)
+
+    def _resources(self, state: _Site, desired: DesiredState) -> list[Resource]:
+        site = state.site
+        out: list[Resource] = []
+        for flag in desired.flags:
+            if flag.site == site.name and flag.name == FLAG and state.nic is not None:
+                value = str(bool(_props(state.nic).get("enableIPForwarding", False))).lower()
+                out.append(resource("flag", (site.name, flag.target, FLAG), True, value=value))
+        for group_text, nsg in state.groups.items():
+            for rule in _props(nsg).get("securityRules") or []:
+                name = str(rule.get("name"))
+                owned = name.startswith(AZURE_NAME_MARK)
+                shown = name + _failed_mark(rule) if owned else name
+                for direction, protocol, port, peer in rule_items(rule):
+                    key = (site.name, group_text, direction, protocol, port, peer)
+                    state.rule_names[key] = name
+                    out.append(resource("security-rule", key, owned, name=shown, provider="azure"))
+        for table_name, table in state.tables.items():
+            if table is None:
+                continue
+            for route in _props(table).get("routes") or []:
+                props = _props(route)
+                route_key = (site.name, table_name, normalize_prefix(str(props.get("addressPrefix"))))
+                name = str(route.get("name"))
+                state.route_names[route_key] = name
+                owned = name.startswith(AZURE_NAME_MARK)
+                target = hop_label(props) + (_failed_mark(route) if owned else "")
+                out.append(resource("cloud-route", route_key, owned, target=target))
+        wanted = {s for spec in state.specs.values() for s in spec.subnets}
+        for network, subnet in state.subnets.items():
+            table_ref = _props(subnet).get("routeTable") or {}
+            if network not in wanted or not table_ref.get("id"):
+                continue
+            table_id = str(table_ref["id"])
+            assoc_key = (site.name, self._table_label(state, table_id), network)
+            owned = self.journal.was_created("cloud-association", assoc_key) or _managed(
+                state.rg_tables.get(table_id.lower())
+            )
+            out.append(resource("cloud-association", assoc_key, owned))
+        return out
+
+    # -- applying ------------------------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change], desired: DesiredState, progress: Progress) -> list[Outcome]:
+        progress = progress or NoProgress()
+        if not self._read_once:
+            self.read(desired)
+        mine = [c for c in changes if self.owns(c.layer, c.key)]
+        # Names a create/update (re)writes in this batch: a delete of the same name is then
+        # already done (the object was overwritten in place), not to be undone.
+        rewritten: set[tuple[str, str, str]] = set()
+        priorities: dict[tuple[str, str, str], set[int]] = {}
+        # Route writes per table: several go out as one table PUT (see _apply_route_batch).
+        batches: dict[tuple[str, str], list[Change]] = {}
+        for change in mine:
+            if change.layer == "cloud-route" and change.action != "conflict":
+                batches.setdefault((change.key[0], change.key[1]), []).append(change)
+        batch_errors: dict[tuple[str, str], RemoteError | None] = {}
+
+        def apply_one(change: Change) -> None:
+            state = self._state[change.key[0]]
+            if change.layer == "flag":
+                self._apply_flag(state, change)
+            elif change.layer == "security-rule":
+                self._apply_rule(state, change, rewritten, priorities)
+            elif change.layer == "cloud-route":
+                batch = batches[(change.key[0], change.key[1])]
+                if len(batch) < ROUTE_BATCH_MIN:
+                    self._apply_route(state, change, rewritten)
+                    return
+                table_key = (change.key[0], change.key[1])
+                if table_key not in batch_errors:
+                    try:
+                        self._apply_route_batch(state, change.key[1], batch)
+                        batch_errors[table_key] = None
+                    except RemoteError as error:
+                        batch_errors[table_key] = error
+                failed = batch_errors[table_key]
+                if failed is not None:
+                    raise failed
+            elif change.layer == "cloud-association":
+                self._apply_association(state, change)
+            else:
+                raise RemoteError(f"azure {state.site.name}", f"layer {change.layer} is not the Azure backend's")
+
+        outcomes = apply_site_changes(
+            mine,
+            "azure",
+            self._state,
+            self._failures,
+            apply_one,
+            progress,
+            lambda site, table: self._drop_table_if_empty(self._state[site], table, progress),
+        )
+        self._read_once = False
+        return outcomes
+
+    def _target(self, state: _Site) -> str:
+        return f"azure {state.site.name}"
+
+    def _apply_flag(self, state: _Site, change: Change) -> None:
+        assert state.nic is not None
+        apply_flag(self.journal, change, lambda value: self._set_forwarding(state, value))
+
+    def _set_forwarding(self, state: _Site, value: bool) -> None:
+        from azure.mgmt.network import models as nm
+
+        assert state.nic is not None
+        body = dict(state.nic)
+        body["properties"] = {**_props(state.nic), "enableIPForwarding": value}
+        name = str(state.nic["name"])
+        client = self.client()
+        state.nic = self.lro(
+            self._target(state),
+            f"network_interfaces.begin_create_or_update {name}",
+            lambda: client.network_interfaces.begin_create_or_update(state.rg, name, nm.NetworkInterface(body)),
+        )
+
+    def _apply_rule(
+        self,
+        state: _Site,
+        change: Change,
+        rewritten: set[tuple[str, str, str]],
+        priorities: dict[tuple[str, str, str], set[int]],
+    ) -> None:
+        from azure.mgmt.network import models as nm
+
+        _, group_text, direction, protocol, port, peer = change.key
+        nsg = state.groups.get(group_text)
+        if nsg is None:
+            raise RemoteError(self._target(state), f"network security group '{group_text}' was not resolved")
+        nsg_name = str(nsg["name"])
+        client = self.client()
+        old_name = state.rule_names.get(change.key)
+        if change.action == "delete":
+            if old_name is None or (state.site.name, nsg_name, old_name.lower()) in rewritten:
+                return
+            self.lro(
+                self._target(state),
+                f"security_rules.begin_delete {nsg_name}/{old_name}",
+                lambda: client.security_rules.begin_delete(state.rg, nsg_name, old_name),
+            )
+            return
+        name = dict(change.desired or ()).get("name") or old_name or ""
+        taken = priorities.setdefault(
+            (state.site.name, nsg_name, direction),
+            {
+                int(_props(r).get("priority", 0))
+                for r in _props(nsg).get("securityRules") or []
+                if _lower(_props(r).get("direction")) == direction
+            },
+        )
+        priority = free_priority(taken)
+        taken.add(priority)
+        side, other = ("source", "destination") if direction == "inbound" else ("destination", "source")
+        props = {
+            "protocol": _TO_AZURE_PROTOCOL.get(protocol, protocol),
+            "access": "Allow",
+            "direction": direction.capitalize(),
+            "priority": priority,
+            "sourcePortRange": "*",
+            "destinationPortRange": port,
+            f"{side}AddressPrefix": peer,
+            f"{other}AddressPrefix": "*",
+            "description": change.why[:140],
+        }
+        rewritten.add((state.site.name, nsg_name, name.lower()))
+        self.lro(
+            self._target(state),
+            f"security_rules.begin_create_or_update {nsg_name}/{name}",
+            lambda: client.security_rules.begin_create_or_update(
+                state.rg, nsg_name, name, nm.SecurityRule({"properties": props})
+            ),
+        )
+        if change.action == "update" and old_name and old_name.lower() != name.lower():
+            # The owned rule under its old name is replaced by the one just written.
+            self.lro(
+                self._target(state),
+                f"security_rules.begin_delete {nsg_name}/{old_name}",
+                lambda: client.security_rules.begin_delete(state.rg, nsg_name, old_name),
+            )
+
+    def _ensure_table(self, state: _Site, name: str) -> dict[str, Any]:
+        from azure.mgmt.network import models as nm
+
+        table = state.tables.get(name)
+        if table is not None:
+            return table
+        body = self._new_table(state, name, [])
+        client = self.client()
+        created = self.lro(
+            self._target(state),
+            f"route_tables.begin_create_or_update {name}",
+            lambda: client.route_tables.begin_create_or_update(state.rg, name, nm.RouteTable(body)),
+        )
+        self.journal.created(TABLE_LAYER, (state.site.name, name), {"id": created.get("id")})
+        state.tables[name] = created
+        state.rg_tables[_lower(created.get("id"))] = created
+        return created
+
+    def _new_table(self, state: _Site, name: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
+        """The body of a route table hybridctl creates (tagged as its own); only for create: true."""
+        spec = state.specs.get(name)
+        if spec is None or not spec.create:
+            raise unresolved(
+                self._target(state),
+                table_field(state.site, name),
+                "route table",
+                name,
+                f"in resource group {state.rg}",
+                "set create: true",
+            )
+        return {
+            "location": self._location(state),
+            "tags": {MANAGED_TAG[0]: MANAGED_TAG[1]},
+            "properties": {"routes": routes, "disableBgpRoutePropagation": False},
+        }
+
+    def _route_to_write(self, state: _Site, change: Change) -> tuple[str, dict[str, str]]:
+        """(name, properties) of the route a create/update writes: the gateway as virtual appliance."""
+        _, table_name, prefix = change.key
+        label = dict(change.desired or ()).get("target", "")
+        kind, _, address = label.partition(":")
+        if kind != "virtual-appliance" or not address:
+            raise RemoteError(self._target(state), f"route target {label} is not a virtual appliance next hop")
+        planned = state.planned.get((table_name, prefix))
+        name = state.route_names.get(change.key) or (
+            planned.name if planned is not None else azure_route_name(ip_network(prefix))
+        )
+        return name, {"addressPrefix": prefix, "nextHopType": "VirtualAppliance", "nextHopIpAddress": address}
+
+    def _apply_route(self, state: _Site, change: Change, rewritten: set[tuple[str, str, str]]) -> None:
+        from azure.mgmt.network import models as nm
+
+        table_name = change.key[1]
+        client = self.client()
+        old_name = state.route_names.get(change.key)
+        if change.action == "delete":
+            existing = state.tables.get(table_name)
+            if existing is None or old_name is None:
+                return
+            table_text = str(existing["name"])
+            if (state.site.name, table_text.lower(), old_name.lower()) in rewritten:
+                return
+            self.lro(
+                self._target(state),
+                f"routes.begin_delete {table_text}/{old_name}",
+                lambda: client.routes.begin_delete(state.rg, table_text, old_name),
+            )
+            return
+        table = self._ensure_table(state, table_name)
+        name, props = self._route_to_write(state, change)
+        rewritten.add((state.site.name, str(table["name"]).lower(), name.lower()))
+        self.lro(
+            self._target(state),
+            f"routes.begin_create_or_update {table['name']}/{name}",
+            lambda: client.routes.begin_create_or_update(
+                state.rg, table["name"], name, nm.Route({"properties": props})
+            ),
+        )
+
+    def _apply_route_batch(self, state: _Site, table_name: str, changes: list[Change]) -> None:
+        """Write every route change of one table with a single table PUT, guarded by its etag.
+
+        Routes hybridctl does not write (foreign ones included) go back exactly as read: the raw
+        ARM JSON of each, untouched, so properties this version does not know (an ECMP route's
+        ``nextHop``, anything a later api-version adds) survive. If the table changed since the
+        read, ARM answers 412 and nothing is written.
+        """
+        from azure.mgmt.network import models as nm
+
+        table = state.tables.get(table_name)
+        routes: dict[str, dict[str, Any]] = {}
+        if table is not None:
+            for route in _props(table).get("routes") or []:
+                routes[str(route["name"]).lower()] = copy.deepcopy(route)
+        for change in changes:
+            if change.action == "delete":
+                old_name = state.route_names.get(change.key)
+                if old_name is not None:
+                    routes.pop(old_name.lower(), None)
+        for change in changes:
+            if change.action == "delete":
+                continue
+            name, props = self._route_to_write(state, change)
+            routes[name.lower()] = {"name": name, "properties": props}
+        if table is None:
+            body = self._new_table(state, table_name, list(routes.values()))
+            headers = {"If-None-Match": "*"}
+        else:
+            # The table's own properties go back as read too; only the routes list is new.
+            body = {
+                "location": table.get("location") or self._location(state),
+                "tags": table.get("tags") or {},
+                "properties": {**copy.deepcopy(_props(table)), "routes": list(routes.values())},
+            }
+            headers = {"If-Match": str(table["etag"])} if table.get("etag") else {}
+        client = self.client()
+        written = self.lro(
+            self._target(state),
+            f"route_tables.begin_create_or_update {table_name} ({len(changes)} routes)",
+            lambda: client.route_tables.begin_create_or_update(
+                state.rg, table_name if table is None else table["name"], nm.RouteTable(body), headers=headers
+            ),
+        )
+        if table is None:
+            self.journal.created(TABLE_LAYER, (state.site.name, table_name), {"id": written.get("id")})
+            state.rg_tables[_lower(written.get("id"))] = written
+        state.tables[table_name] = written
+
+    def _location(self, state: _Site) -> str:
+        if not state.location:
+            raise RemoteError(
+                self._target(state), f"{site_field(state.site, '.location')}: not set", "set the site's location"
+            )
+        return state.location
+
+    def _apply_association(self, state: _Site, change: Change) -> None:
+        _, table_name, network = change.key
+        subnet = state.subnets.get(network)
+        if subnet is None:
+            raise RemoteError(self._target(state), f"subnet of network {network} was not resolved")
+        props = dict(_props(subnet))
+        previous = (props.get("routeTable") or {}).get("id")
+        if change.action == "delete":
+            before = journal_detail(self.journal, "cloud-association", change.key).get("previous")
+            if before and str(before).lower() in state.rg_tables and str(before).lower() != _lower(previous):
+                props["routeTable"] = {"id": before}
+            else:
+                props.pop("routeTable", None)
+            self._put_subnet(state, subnet, props)
+            self.journal.forget("cloud-association", change.key)
+            return
+        table = self._ensure_table(state, table_name)
+        props["routeTable"] = {"id": table["id"]}
+        self._put_subnet(state, subnet, props)
+        self.journal.created("cloud-association", change.key, {"previous": previous, "subnet": subnet.get("id")})
+
+    def _put_subnet(self, state: _Site, subnet: dict[str, Any], props: dict[str, Any]) -> None:
+        from azure.mgmt.network import models as nm
+
+        vnet = str(subnet["_vnet"])
+        name = str(subnet["name"])
+        body = {k: v for k, v in subnet.items() if not k.startswith("_")}
+        body["properties"] = props
+        client = self.client()
+        updated = self.lro(
+            self._target(state),
+            f"subnets.begin_create_or_update {vnet}/{name}",
+            lambda: client.subnets.begin_create_or_update(state.rg, vnet, name, nm.Subnet(body)),
+        )
+        subnet.clear()
+        subnet.update(updated, _vnet=vnet)
+
+    def _drop_table_if_empty(self, state: _Site, name: str, progress: Progress) -> Outcome | None:
+        """After deletes: remove a table hybridctl created once it has no subnets and no routes left."""
+        table = state.tables.get(name)
+        created = journal_detail(self.journal, TABLE_LAYER, (state.site.name, name))
+        if table is None or not (created or _managed(table)):
+            return None
+        client = self.client()
+        target = self._target(state)
+        try:
+            current = self.call(target, f"route_tables.get {name}", lambda: client.route_tables.get(state.rg, name))
+            props = _props(current.as_dict())
+            if props.get("routes") or props.get("subnets"):
+                return None
+            progress.step(target, f"- route table {name} (created by hybridctl, now empty)")
+            self.lro(
+                target, f"route_tables.begin_delete {name}", lambda: client.route_tables.begin_delete(state.rg, name)
+            )
+            self.journal.forget(TABLE_LAYER, (state.site.name, name))
+            state.tables[name] = None
+        except RemoteError as error:
+            return Outcome(target, None, False, f"route table {name}: {error}")
+        return None
+
+
+def backend_for(context: Context) -> AzureBackend | None:
+    """The engine's factory: an Azure backend when the inventory has Azure sites."""
+    inventory = context.loaded.inventory
+    if not any(site.kind == "azure" for site in inventory.sites):
+        return None
+    return AzureBackend(inventory, context.journal, context.secrets)
+
+
+__all__ = ["AzureBackend", "backend_for", "free_priority", "hop_label", "normalize_prefix", "rule_items"]

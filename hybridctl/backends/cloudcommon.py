@@ -1,0 +1,309 @@
+"""What the AWS and Azure backends share: inventory field names, labels, call counting, apply loop.
+
+Both cloud backends read the layers ``flag`` (the cloud-side forwarding flag only),
+``security-rule``, ``cloud-route`` and ``cloud-association`` of the sites of their kind, keyed
+exactly like :meth:`hybridctl.core.planner.desired.DesiredState.resources`, and apply the changes
+the pure diff computed. See docs/cloud-adapters.md.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Container, Iterable, Sequence
+from ipaddress import IPv4Network
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from hybridctl.backends.base import CallCounter, Outcome, Progress, ReadResult
+from hybridctl.core.diff import Change
+from hybridctl.core.errors import HybridctlError, RemoteError
+from hybridctl.core.inventory.models import Inventory, Site
+from hybridctl.core.planner.desired import DesiredState, Resource
+
+if TYPE_CHECKING:
+    from hybridctl.backends.base import Backend
+    from hybridctl.backends.journal import Journal
+    from hybridctl.core.secrets import SecretStore
+
+CLOUD_LAYERS: tuple[str, ...] = ("flag", "security-rule", "cloud-route", "cloud-association")
+CLOUD_FLAGS: dict[str, str] = {"aws": "source_dest_check", "azure": "ip_forwarding"}
+# Pseudo layer under which the journal remembers route tables hybridctl created.
+TABLE_LAYER = "route-table"
+# Marks: AWS security group rule descriptions, Azure route / rule names and route table tags.
+AWS_RULE_MARK = "hybridctl:"
+AZURE_NAME_MARK = "hybridctl-"
+MANAGED_TAG = ("managed-by", "hybridctl")
+
+S = TypeVar("S")  # a backend's per-site state as last read
+
+
+# -- inventory field names (as InputError / load.field_name render them) ------------------------
+
+
+def site_field(site: Site, *parts: str) -> str:
+    """``sites[aws].gateway.eni`` / ``sites[aws].networks[Hybrid-Subnet].id``."""
+    return f"sites[{site.name}]" + "".join(parts)
+
+
+def network_field(site: Site, network: str, attr: str) -> str:
+    return site_field(site, f".networks[{network}].{attr}")
+
+
+def table_field(site: Site, table: str, attr: str = "name") -> str:
+    return site_field(site, f".route_tables[{table}].{attr}")
+
+
+def unresolved(target: str, field: str, what: str, value: str, where: str, hint: str) -> RemoteError:
+    """The error for an inventory name that matches no cloud object."""
+    return RemoteError(target, f"{field}: no {what} '{value}' {where}", hint)
+
+
+# -- keys and labels ------------------------------------------------------------------------------
+
+
+def is_cidr(text: str) -> bool:
+    try:
+        IPv4Network(text)
+    except ValueError:
+        return False
+    return True
+
+
+def rule_key(site: str, group: str, direction: str, protocol: str, port: str, peer: str) -> tuple[str, ...]:
+    """Key of a security-rule item, as the planner builds it."""
+    return (site, group, direction, protocol, port, peer)
+
+
+def resource(layer: str, key: tuple[str, ...], owned: bool, why: str = "", **attrs: str) -> Resource:
+    return Resource(layer, key, tuple(sorted(attrs.items())), why, owned)
+
+
+def site_names(desired: DesiredState, inventory: Inventory, kind: str) -> list[str]:
+    """Sites of ``kind`` that the plan touches in a cloud layer, in inventory order."""
+    touched = {t.site for t in desired.route_tables}
+    touched |= {f.site for f in desired.flags if f.name == CLOUD_FLAGS[kind]}
+    touched |= {r.site for r in desired.security_rules if r.provider == kind}
+    return [s.name for s in inventory.sites if s.kind == kind and s.name in touched]
+
+
+def owns_key(sites: Iterable[str], kind: str, layer: str, key: tuple[str, ...]) -> bool:
+    if layer not in CLOUD_LAYERS or not key or key[0] not in sites:
+        return False
+    if layer == "flag":
+        return len(key) == 3 and key[2] == CLOUD_FLAGS[kind]
+    return True
+
+
+def change_text(change: Change) -> str:
+    return f"{change.symbol} {change.layer} {' '.join(change.key)}"
+
+
+# -- call counting --------------------------------------------------------------------------------
+
+
+class SafeCounter:
+    """Adds a lock around a :class:`CallCounter` (backends may call from several threads)."""
+
+    def __init__(self, counter: CallCounter) -> None:
+        self.counter = counter
+        self._lock = threading.Lock()
+
+    def read(self, n: int = 1) -> None:
+        with self._lock:
+            self.counter.read(n)
+
+    def mutate(self, n: int = 1) -> None:
+        with self._lock:
+            self.counter.mutate(n)
+
+    def add(self, action: str, mutating: bool) -> None:
+        """A :data:`hybridctl.backends.clouds.OnCall`: one API call, read or mutating."""
+        if mutating:
+            self.mutate()
+        else:
+            self.read()
+
+
+# -- the common part of a cloud backend ------------------------------------------------------------
+
+
+class CloudBackend(Generic[S]):
+    """What the AWS and Azure backends share: their sites, call counter, read state and read loop.
+
+    A backend reads its sites a group at a time (``_group_of``: AWS region, Azure resource
+    group), one set of list calls per group (``_read_group``), and keeps each site's state for
+    apply; sites that cannot be read are in ``_failures`` with why.
+    """
+
+    name: str  # the site kind: "aws" / "azure"
+
+    def __init__(self, inventory: Inventory, journal: Journal) -> None:
+        self.inventory = inventory
+        self.journal = journal
+        self.counter = CallCounter()
+        self._count = SafeCounter(self.counter)
+        self._sites = {s.name: s for s in inventory.sites if s.kind == self.name}
+        self._state: dict[str, S] = {}
+        self._failures: dict[str, str] = {}
+        self._read_once = False
+
+    def owns(self, resource_layer: str, key: tuple[str, ...]) -> bool:
+        return owns_key(self._sites, self.name, resource_layer, key)
+
+    def read(self, desired: DesiredState) -> ReadResult:
+        self._state = {}
+        self._failures = {}
+        self._read_once = True
+        result = ReadResult()
+        read_by_group(
+            [self._sites[name] for name in site_names(desired, self.inventory, self.name)],
+            self._group_of,
+            lambda group, sites: self._read_group(group, sites, desired, result),
+            self._failures,
+        )
+        result.unreachable.update(self._failures)
+        return result
+
+    def _group_of(self, site: Site) -> str:
+        raise NotImplementedError
+
+    def _read_group(self, group: str, sites: list[Site], desired: DesiredState, result: ReadResult) -> None:
+        raise NotImplementedError
+
+
+# -- applying -------------------------------------------------------------------------------------
+
+
+def run_changes(
+    changes: Sequence[Change],
+    site_of: Callable[[Change], str],
+    prefix: str,
+    apply_one: Callable[[Change], None],
+    progress: Progress,
+    failures: dict[str, str],
+) -> list[Outcome]:
+    """Apply ``changes`` one by one; a failing change is an Outcome, never an exception.
+
+    ``failures`` maps site -> why its state is unknown: changes against it are not tried.
+    Conflicts (a foreign object holds the key) are never acted on and get no Outcome:
+    nothing happened to them; the diff is what reports them.
+    """
+    outcomes: list[Outcome] = []
+    for change in changes:
+        site = site_of(change)
+        target = f"{prefix} {site}"
+        if change.action == "conflict":
+            continue
+        if site in failures:
+            outcomes.append(Outcome(target, change, False, failures[site]))
+            continue
+        progress.step(target, change_text(change))
+        try:
+            apply_one(change)
+        except HybridctlError as error:
+            outcomes.append(Outcome(target, change, False, str(error)))
+            progress.step(target, f"failed: {change_text(change)}: {error}")
+            continue
+        outcomes.append(Outcome(target, change, True))
+    return outcomes
+
+
+def apply_site_changes(
+    changes: Sequence[Change],
+    prefix: str,
+    read_sites: Container[str],
+    failures: dict[str, str],
+    apply_one: Callable[[Change], None],
+    progress: Progress,
+    drop_table: Callable[[str, str], Outcome | None],
+) -> list[Outcome]:
+    """A cloud backend's apply: ``changes`` (all its own, keyed by site first) one by one, then cleanup.
+
+    Sites that failed to read (``failures``) or were not read get a failed Outcome per change and
+    no call. After the changes, ``drop_table(site, table)`` runs once for each route table a
+    successful delete (route or association) touched, so that a table hybridctl created and
+    the deletes emptied goes too.
+    """
+    failures = dict(failures)
+    for change in changes:
+        site = change.key[0]
+        if site not in read_sites and site not in failures:
+            failures[site] = f"site {site} was not read"
+    outcomes = run_changes(changes, lambda c: c.key[0], prefix, apply_one, progress, failures)
+    touched = {
+        (o.change.key[0], o.change.key[1])
+        for o in outcomes
+        if o.ok
+        and o.change is not None
+        and o.change.action == "delete"
+        and o.change.layer in ("cloud-route", "cloud-association")
+    }
+    for site, table in sorted(touched):
+        outcome = drop_table(site, table)
+        if outcome is not None:
+            outcomes.append(outcome)
+    return outcomes
+
+
+def apply_flag(journal: Journal, change: Change, write: Callable[[bool], object]) -> None:
+    """Set a cloud forwarding flag as ``change`` says (``write(value)`` only when it differs).
+
+    The value found before the first change is journaled; nothing may "own" a flag away, so
+    deleting one means putting back the value found.
+    """
+    current = dict(change.actual or ()).get("value")
+    original = journal.original("flag", change.key)
+    if change.action == "delete":
+        want = original
+    else:
+        want = dict(change.desired or ()).get("value")
+        if current is not None:
+            journal.found("flag", change.key, current)
+    if want is not None and want != current:
+        write(want == "true")
+    if want is not None and want == original:
+        journal.restored("flag", change.key)  # back to what was found: nothing left to undo
+
+
+def read_by_group(
+    sites: Iterable[Site],
+    group_of: Callable[[Site], str],
+    read_group: Callable[[str, list[Site]], None],
+    failures: dict[str, str],
+) -> None:
+    """Read sites a group at a time (AWS region, Azure resource group): one set of list calls each.
+
+    A site whose group cannot be told (``group_of`` raises) or whose group's read fails goes to
+    ``failures`` with why; the others are read.
+    """
+    groups: dict[str, list[Site]] = {}
+    for site in sites:
+        try:
+            groups.setdefault(group_of(site), []).append(site)
+        except RemoteError as error:
+            failures[site.name] = str(error)
+    for group, members in groups.items():
+        try:
+            read_group(group, members)
+        except RemoteError as error:
+            for site in members:
+                failures.setdefault(site.name, str(error))
+
+
+def journal_detail(journal: Journal, layer: str, key: tuple[str, ...]) -> dict[str, Any]:
+    detail = journal.created_detail(layer, key)
+    return detail if isinstance(detail, dict) else {}
+
+
+def build_cloud_backends(inventory: Inventory, journal: Journal, secrets: SecretStore | None = None) -> list[Backend]:
+    """The cloud backends an inventory needs (AWS when it has AWS sites, Azure likewise)."""
+    out: list[Backend] = []
+    kinds = {s.kind for s in inventory.sites}
+    if "aws" in kinds:
+        from hybridctl.backends.aws import AwsBackend
+
+        out.append(AwsBackend(inventory, journal))
+    if "azure" in kinds:
+        from hybridctl.backends.azure import AzureBackend
+
+        out.append(AzureBackend(inventory, journal, secrets))
+    return out

@@ -1,0 +1,646 @@
+"""The SSH host backend: SoftEther server and bridges, and on-prem LAN clients, over paramiko.
+
+Layers: host-package, host-file, host-service, softether, host-address, host-route,
+client-route, and the flag ``net.ipv4.ip_forward``. docs/hosts.md has the whole story.
+
+* One verified SSH connection per host (hybridctl/backends/ssh.py), all hosts in parallel.
+* read: ONE exec per host running the read script (hostscript.render_read): packages, managed
+  files' sha256, the service, ip_forward, ``ip -j`` addresses and routes, and — when SoftEther
+  runs — the vpncmd read batch with the admin password on stdin. A host that cannot be
+  connected to or read goes to ``ReadResult.unreachable``; the engine plans nothing against it.
+* apply: per host ONE exec for its changes, in order package -> files -> ip_forward live ->
+  service -> vpncmd (before network) -> addresses + routes (overlay script) -> [CascadeOnline ->
+  restart (the cascade bug, docs/softether.md) -> overlay script again] -> removals. More execs
+  only where unavoidable: a bridge whose cascade goes online waits (second exec) until the VPN
+  server's own apply finished in this run; a stopped SoftEther with an existing config must be
+  started and read before it can be planned. Hosts without changes get no exec at all.
+* Secrets: only on stdin (hostscript's bootstrap); never in argv, outputs, errors or logs.
+* Root: every script runs under one sudo when the login user is not root (ssh.py run_script).
+* Counting: every exec is counted in ``counter`` (read vs mutate).
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from hybridctl.backends import distros
+from hybridctl.backends import hoststate as hs
+from hybridctl.backends.base import CallCounter, NoProgress, Outcome, Progress, ReadResult
+from hybridctl.backends.cloudcommon import SafeCounter
+from hybridctl.backends.hostscript import (
+    PING_TRIES,
+    SOFTETHER_STATE,
+    ApplyScript,
+    RawRead,
+    ReadRequest,
+    ScriptOutputError,
+    ServiceRef,
+    output_tail,
+    parse_apply,
+    parse_read,
+    put_file,
+    remove_file,
+    render_read,
+)
+from hybridctl.backends.journal import Journal
+from hybridctl.backends.ssh import SshSession, connect_all
+from hybridctl.core.diff import Change
+from hybridctl.core.errors import HybridctlError, RemoteError
+from hybridctl.core.hostfiles import OVERLAY_UNIT, SOFTETHER_BINARIES, HostFile, host_files
+from hybridctl.core.planner.desired import ClientRoutes, DesiredState, HostPlan, Resource
+from hybridctl.core.secrets import SecretRef, SecretStore
+from hybridctl.core.softether import parse as se_parse
+from hybridctl.core.softether.commands import RANDOM_SECRET, Step, admin_port, plan_steps
+from hybridctl.core.softether.model import SoftEtherConfig
+from hybridctl.core.softether.vpncmd import (
+    VpncmdInvocation,
+    check_transcript,
+    parse_transcript,
+    random_password,
+    read_invocation,
+)
+from hybridctl.core.softether.vpncmd import render_invocations as render_vpncmd
+
+if TYPE_CHECKING:
+    from hybridctl.features.engine import Context
+
+READ_TIMEOUT_S = 180.0
+APPLY_TIMEOUT_S = 900.0
+SERVER_WAIT_S = 900.0
+# After a reconnect in this run, how long a read waits for a cascade still "connecting" (one
+# read exec per second) before reporting it: SoftEther links 0.2-1.3 s after a start; a network
+# that just came back may need its first retransmissions.
+CASCADE_SETTLE_S = 20.0
+CONFIG_LAYER = "softether-config"  # journal: did a SoftEther config exist before hybridctl?
+
+
+@dataclass
+class _HostState:
+    """One host as last read."""
+
+    plan: HostPlan
+    raw: RawRead
+    softether: se_parse.ReadResult | None
+    resources: list[Resource]
+
+
+@dataclass
+class _Run:
+    """Progress of one host's apply: which step groups completed or failed."""
+
+    host: str
+    planned: dict[str, int] = field(default_factory=dict)  # group -> steps planned
+    completed: dict[str, int] = field(default_factory=dict)  # group -> steps completed
+    failed: dict[str, str] = field(default_factory=dict)  # group -> error
+    stopped: str = ""  # why the run stopped early
+
+    def plan(self, script: ApplyScript) -> None:
+        for step in script.steps:
+            self.planned[step.group] = self.planned.get(step.group, 0) + 1
+
+    def done(self, group: str) -> None:
+        self.completed[group] = self.completed.get(group, 0) + 1
+
+    def fail(self, group: str, error: str) -> None:
+        self.failed.setdefault(group, error)
+        self.stopped = self.stopped or error
+
+    def ok(self, group: str) -> bool:
+        if group in self.failed:
+            return False
+        if self.planned.get(group, 0):
+            return self.completed.get(group, 0) >= self.planned[group]
+        return not self.stopped
+
+    def error(self, group: str) -> str:
+        if group in self.failed:
+            return self.failed[group]
+        return f"not done: {self.stopped}" if self.stopped else "not done"
+
+
+def _group(change: Change) -> str:
+    delete = change.action == "delete"
+    if change.layer == "host-package":
+        return "package-remove" if delete else "package"
+    if change.layer == "host-file":
+        return "files-remove" if delete else "files"
+    if change.layer == "flag":
+        return "ip-forward"
+    if change.layer == "host-service":
+        return "service-stop" if delete else "service"
+    if change.layer == "softether":
+        return "softether"
+    return "network"
+
+
+class HostsBackend:
+    """:class:`~hybridctl.backends.base.Backend` for every host of the plan that has ``ssh``."""
+
+    name = "hosts"
+
+    def __init__(
+        self,
+        desired: DesiredState,
+        journal: Journal,
+        secrets: SecretStore,
+        *,
+        accept_new_host_keys: bool = False,
+        purge: bool = False,
+    ) -> None:
+        self.desired = desired
+        self.journal = journal
+        self.secrets = secrets
+        self.accept_new_host_keys = accept_new_host_keys
+        self.purge = purge
+        self.counter = CallCounter()
+        self._count = SafeCounter(self.counter)
+        self._plans: dict[str, HostPlan] = {h.name: h for h in desired.hosts if h.managed}
+        self._clients: dict[str, ClientRoutes] = {c.client: c for c in desired.clients if c.managed}
+        self._refs: dict[str, SecretRef] = {r.name: r for r in desired.secrets}
+        self._files: dict[str, dict[str, HostFile]] = {
+            name: {f.path: f for f in host_files(plan, desired.inventory)} for name, plan in self._plans.items()
+        }
+        self._sessions: dict[str, SshSession] = {}
+        self._connect_errors: dict[str, str] = {}
+        self._state: dict[str, _HostState] = {}
+        self._unsupported: dict[str, str] = {}  # host -> why its distribution is not supported
+        self._reconnected: set[str] = set()  # hosts whose SoftEther restarted in this run
+        self._lock = threading.Lock()
+        self._server_done = threading.Event()
+        self._server_done.set()
+        # Optional observer of every exec's output (host, "read" | "apply", stdout): the fixture
+        # capture script records real outputs with it. Outputs never hold a secret.
+        self.recorder: Callable[[str, str, str], None] | None = None
+
+    # -- Backend ---------------------------------------------------------------------------------
+
+    def owns(self, resource_layer: str, key: tuple[str, ...]) -> bool:
+        if resource_layer == "flag":
+            return len(key) == 3 and key[2] == hs.IP_FORWARD and key[1] in self._plans
+        return resource_layer in hs.HOST_LAYERS and bool(key) and key[0] in self._plans
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._sessions.values():
+                session.close()
+            self._sessions.clear()
+
+    def read(self, desired: DesiredState) -> ReadResult:
+        self._connect()
+        result = ReadResult()
+        result.unreachable.update(self._connect_errors)
+        names = [n for n in self._plans if n in self._sessions]
+        if not names:
+            return result
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            for name, state, error in pool.map(self._read_safely, names):
+                if state is not None:
+                    result.resources.extend(state.resources)
+                else:
+                    result.unreachable[name] = error
+        with self._lock:
+            result.blocking.update({n: why for n, why in self._unsupported.items() if n in names})
+        return result
+
+    def apply(self, changes: Sequence[Change], desired: DesiredState, progress: Progress) -> list[Outcome]:
+        progress = progress or NoProgress()
+        by_host: dict[str, list[Change]] = {}
+        for change in changes:
+            if change.action == "conflict" or not self.owns(change.layer, change.key):
+                continue
+            host = change.key[1] if change.layer == "flag" else change.key[0]
+            by_host.setdefault(host, []).append(change)
+        if not by_host:
+            return []
+        servers = [n for n in by_host if self._plans[n].role == "vpn-server"]
+        if servers:
+            self._server_done.clear()
+        outcomes: list[Outcome] = []
+
+        def one(name: str) -> list[Outcome]:
+            try:
+                return self._apply_host(name, by_host[name], progress)
+            finally:
+                if name in servers:
+                    self._server_done.set()
+
+        with ThreadPoolExecutor(max_workers=len(by_host)) as pool:
+            for chunk in pool.map(one, list(by_host)):
+                outcomes.extend(chunk)
+        self._server_done.set()
+        return outcomes
+
+    def down_keep(self, actual: ReadResult) -> list[Resource]:
+        """SoftEther items `down` must leave alone: on hosts whose configuration existed before
+        hybridctl (or whose history is unknown), everything hybridctl did not create."""
+        keep = []
+        for item in actual.resources:
+            if item.layer != "softether" or item.key[0] not in self._plans:
+                continue
+            if self.journal.original(CONFIG_LAYER, (item.key[0],)) == "absent":
+                continue  # hybridctl made the whole configuration: `down` removes it
+            # The admin password stays even if hybridctl set it: unsetting it would open the
+            # server to anybody on the host.
+            if item.key[1] == "admin-password" or not self.journal.was_created("softether", item.key):
+                keep.append(item)
+        return keep
+
+    # -- connecting and reading ------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        wanted = [
+            (name, plan.ssh)
+            for name, plan in self._plans.items()
+            if plan.ssh is not None and name not in self._sessions and name not in self._connect_errors
+        ]
+        if not wanted:
+            return
+        sessions, errors = connect_all(
+            [(n, s) for n, s in wanted if s is not None], accept_new_host_keys=self.accept_new_host_keys
+        )
+        with self._lock:
+            self._sessions.update(sessions)
+            self._connect_errors.update(errors)
+
+    def _read_safely(self, name: str) -> tuple[str, _HostState | None, str]:
+        try:
+            return name, self._read_host(name), ""
+        except HybridctlError as error:
+            return name, None, str(error)
+        except Exception as error:  # one host's surprise must not stop the others
+            return name, None, f"{name}: reading failed unexpectedly: {error!r}"
+
+    def _service(self, plan: HostPlan) -> ServiceRef | None:
+        if plan.service is None:
+            return None
+        return ServiceRef(plan.service, SOFTETHER_BINARIES[plan.role], plan.service)
+
+    def _ports(self, plan: HostPlan) -> tuple[int, ...]:
+        planned = plan.softether.listeners if plan.softether is not None else ()
+        return tuple(dict.fromkeys([*planned, *hs.FACTORY_LISTENERS]))
+
+    def _ref(self, name: str) -> SecretRef:
+        return self._refs.get(name, SecretRef(name))
+
+    def _admin_password_for_read(self, config: SoftEtherConfig) -> str:
+        ref = self._ref(config.admin_password_secret)
+        # A read never creates a secret: a fresh server does not ask, a server whose password we
+        # do not know refuses any value (and says so).
+        return self.secrets.resolve(ref) if self.secrets.known(ref) else random_password()
+
+    def _read_host(self, name: str) -> _HostState:
+        plan = self._plans[name]
+        session = self._sessions[name]
+        service = self._service(plan)
+        invocation = None
+        if plan.softether is not None:
+            invocation = read_invocation(
+                se_parse.read_commands(plan.softether.role, plan.softether),
+                self._admin_password_for_read(plan.softether),
+            )
+        request = ReadRequest(
+            paths=hs.managed_paths(),
+            packages=(plan.service,) if plan.service else (),
+            service=service,
+            vpncmd=invocation,
+            vpncmd_ports=self._ports(plan),
+        )
+        wire = render_read(request)
+        deadline = time.monotonic() + CASCADE_SETTLE_S
+        while True:
+            raw = self._read_once(name, session, wire.script, wire.secrets)
+            if name not in self._reconnected or plan.softether is None or raw.vpncmd_port is None:
+                break
+            facts = se_parse.parse_read(raw.vpncmd_output, plan.softether.role, target=name).facts
+            settling = [
+                c for c in plan.softether.cascades
+                if c.online and hs.cascade_settling(getattr(facts.cascade(c.hub, c.name), "status", None))
+            ]
+            if not settling or time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)  # the session is on its way: wait for it rather than report it down
+        verdict = distros.check(distros.parse_os_release(raw.os_release))
+        with self._lock:
+            if verdict.ok:
+                self._unsupported.pop(name, None)
+            else:
+                self._unsupported[name] = verdict.error
+        softether = None
+        if plan.softether is not None and raw.vpncmd_port is not None:
+            softether = se_parse.parse_read(raw.vpncmd_output, plan.softether.role, target=name)
+        state = _HostState(plan, raw, softether, self._resources(plan, raw, softether))
+        with self._lock:
+            self._state[name] = state
+        return state
+
+    def _read_once(self, name: str, session: SshSession, script: str, secrets: bytes) -> RawRead:
+        self._count.read()
+        result = session.run_script(script, secrets, timeout=READ_TIMEOUT_S)
+        if self.recorder is not None:
+            self.recorder(name, "read", result.stdout)
+        try:
+            return parse_read(result.stdout)
+        except ScriptOutputError as error:
+            raise RemoteError(
+                name, f"read failed (exit {result.rc}): {error}: {output_tail(result.stdout + result.stderr)}"
+            ) from None
+
+    def _resources(self, plan: HostPlan, raw: RawRead, softether: se_parse.ReadResult | None) -> list[Resource]:
+        key = (plan.name, plan.service or "")
+        own = hs.Ownership(
+            service_started=bool(plan.service) and self.journal.was_created("host-service", key),
+            package_installed=bool(plan.service) and self.journal.was_created("host-package", key),
+            purge=self.purge,
+        )
+        return hs.host_resources(plan, raw, softether, self._clients.get(plan.name), own, self.journal.was_created)
+
+    # -- applying --------------------------------------------------------------------------------
+
+    def _apply_host(self, name: str, changes: list[Change], progress: Progress) -> list[Outcome]:
+        run = _Run(name)
+        if name not in self._state or name not in self._sessions:
+            return [Outcome(name, c, False, "the host was not read in this run") for c in changes]
+        progress.step(name, f"applying {len(changes)} changes")
+        try:
+            self._converge(name, hs.HostChanges.of(changes), run, progress)
+        except HybridctlError as error:
+            run.stopped = run.stopped or str(error)
+            for change in changes:
+                group = _group(change)
+                if not run.ok(group):
+                    run.failed.setdefault(group, str(error))
+        except ValueError as error:  # a secret vpncmd cannot type, a name the shell must not see
+            run.stopped = run.stopped or f"{name}: {error}"
+        except Exception as error:  # one host's surprise must not stop the others
+            run.stopped = run.stopped or f"{name}: applying failed unexpectedly: {error!r}"
+        outcomes = [
+            Outcome(name, c, run.ok(_group(c)), "" if run.ok(_group(c)) else run.error(_group(c))) for c in changes
+        ]
+        self._journal_outcomes(name, outcomes)
+        failed = [o for o in outcomes if not o.ok]
+        progress.step(name, f"failed: {failed[0].error}" if failed else "done")
+        return outcomes
+
+    def _exec(self, name: str, script: ApplyScript, run: _Run, progress: Progress) -> bool:
+        """Run one apply script; record its steps in ``run``. False when the host run must stop."""
+        if not script:
+            return True
+        run.plan(script)
+        progress.step(name, "running " + ", ".join(dict.fromkeys(step.name for step in script.steps)))
+        wire = script.render()
+        self._count.mutate()
+        result = self._sessions[name].run_script(wire.script, wire.secrets, timeout=APPLY_TIMEOUT_S)
+        if self.recorder is not None:
+            self.recorder(name, "apply", result.stdout)
+        parsed = parse_apply(result.stdout)
+        groups = {step.name: step.group for step in script.steps}
+        vpncmd_failed: dict[str, str] = {}
+        for index, invocation in script.vpncmd.items():
+            text = parsed.vpncmd.get(index)
+            if text is None:
+                continue
+            try:
+                check_transcript(
+                    parse_transcript(text),
+                    invocation.commands,
+                    target=name,
+                    expected_connect_prompt=invocation.admin_prompt_expected,
+                )
+            except RemoteError as error:
+                vpncmd_failed[f"vpncmd-{index}"] = str(error)
+        for step in parsed.completed:
+            if step in vpncmd_failed:
+                run.fail(groups[step], vpncmd_failed[step])
+                return False
+            if step in groups:
+                run.done(groups[step])
+        if parsed.failed is not None:
+            detail = vpncmd_failed.get(parsed.failed) or output_tail(parsed.outputs.get(parsed.failed, ""))
+            failed = parsed.failed
+            run.fail(groups.get(failed, failed), f"step {failed} failed (exit {parsed.rc}): {detail}")
+            return False
+        if not parsed.finished:
+            tail = output_tail(result.stdout + "\n" + result.stderr)
+            run.stopped = f"the apply script stopped (exit {result.rc}): {tail}"
+            return False
+        return True
+
+    def _converge(self, name: str, hc: hs.HostChanges, run: _Run, progress: Progress) -> None:
+        state = self._state[name]
+        plan = state.plan
+        q = shlex.quote
+        script = ApplyScript()
+        service = self._service(plan)
+        ports = " ".join(str(p) for p in self._ports(plan))
+        if plan.softether is not None and (hc.package_install or hc.service_start or hc.softether):
+            # What `down` restores to: whether SoftEther had a configuration before hybridctl.
+            self.journal.found(CONFIG_LAYER, (name,), "present" if state.raw.config_exists else "absent")
+        wholly_ours = self.journal.original(CONFIG_LAYER, (name,)) == "absent"
+
+        for change in hc.package_install:
+            script.add("package", "package", f"hctl_install {q(change.key[1])}\n")
+        if hc.files_put:
+            body = ""
+            for change in hc.files_put:
+                file = self._files[name].get(change.key[1])
+                if file is None:
+                    raise RemoteError(name, f"{change.key[1]} is not a file hybridctl renders for this host")
+                body += put_file(file.path, file.content, file.mode)
+            body += "if hctl_systemd; then systemctl daemon-reload; fi\n"
+            script.add("files", "files", body)
+        for change in hc.ip_forward:
+            value = dict(change.desired or ()).get("value", "")
+            if value not in ("0", "1"):
+                raise RemoteError(name, f"ip_forward value {value!r} is not 0 or 1")
+            current = dict(change.actual or ()).get("value")
+            if current is not None and self.journal.original("flag", change.key) is None and current != value:
+                self.journal.found("flag", change.key, current)
+            script.add("ip-forward", "ip-forward", f"hctl_ip_forward {value}\n")
+        if service is not None and hc.service_start:
+            script.add("service", "service", f"hctl_start {q(service.name)} {q(service.binary)} {q(ports)}\n")
+
+        wipe = bool(hc.service_stop) and wholly_ours and plan.softether is not None
+        restart = False
+        after: list[VpncmdInvocation] = []  # after network: CascadeOnline, Flush
+        if plan.softether is not None and hc.softether and not wipe and service is not None:
+            softether = state.softether
+            # Whether the diff saw SoftEther: if not (it was stopped), its changes are all
+            # creates and nothing says what to remove, so converge to the whole plan.
+            complete = softether is not None
+            actual: SoftEtherConfig | None
+            if softether is not None:
+                actual, asked = softether.config, softether.facts.admin_password_set
+            elif not state.raw.config_exists or not state.raw.packages.get(service.package):
+                actual, asked = hs.factory_config(plan.softether.role), False
+            else:
+                # A stopped SoftEther with a configuration of its own: start it, read it, then plan.
+                if not self._exec(name, script, run, progress):
+                    return
+                script = ApplyScript()
+                progress.step(name, "SoftEther started: reading its configuration")
+                state = self._read_host(name)
+                if state.softether is None:
+                    raise RemoteError(name, "SoftEther is still not readable after starting it")
+                actual, asked = state.softether.config, state.softether.facts.admin_password_set
+            restart = self._softether_steps(plan.softether, actual, asked, state, hc, script, after, complete)
+
+        for change in hc.network_remove:
+            if change.layer == "host-address":
+                script.add("network-del", "network", hs.address_removal(change))
+            else:
+                script.add("network-del", "network", hs.route_removal(change))
+        if hc.network_add:
+            script.add("overlay", "network", "hctl_overlay\n")
+
+        if after or restart:
+            if not self._server_done.is_set():
+                # The cascade logs in to the server: bring it online once the server's own apply
+                # (hub, user, password) is done, or its first failed login sticks (cascade bug).
+                if not self._exec(name, script, run, progress):
+                    return
+                script = ApplyScript()
+                progress.step(name, "waiting for the VPN server's apply before bringing the cascade online")
+                self._server_done.wait(SERVER_WAIT_S)
+            for invocation in after:
+                script.add_vpncmd("softether", invocation, invocation.port)
+            if restart and service is not None:
+                with self._lock:
+                    self._reconnected.add(name)
+                script.add("restart", "softether", f"hctl_restart {q(service.name)} {q(service.binary)} {q(ports)}\n")
+                if plan.addresses or plan.routes:
+                    script.add("overlay-again", "softether", "hctl_overlay\n")
+                if plan.softether is not None and plan.softether.cascades:
+                    wait = f"hctl_wait_ping {self.desired.switch_address} {PING_TRIES}\n"
+                    script.add("wait-link", "softether", wait, False)
+
+        if wipe and service is not None:
+            # The configuration is removed right after: no need for a graceful (slow) stop.
+            args = f"{q(service.name)} {q(service.binary)}"
+            stop = f"hctl_kill_wait {args}\nhctl_stop {args}\n"
+            script.add("service-stop", "service-stop", stop)
+            # SoftEther had no configuration before hybridctl: everything in its state and runtime
+            # directories (config, backups, chain_certs, lang.config, pid and control files) is
+            # what hybridctl's run created. The directories stay (the package owns them).
+            script.add(
+                "softether-wipe",
+                "softether",
+                f"find {q(SOFTETHER_STATE)} /run/softether -mindepth 1 -maxdepth 1 -exec rm -rf {{}} + 2>/dev/null"
+                " || true\n",
+            )
+        elif service is not None and hc.service_stop:
+            script.add("service-stop", "service-stop", f"hctl_stop {q(service.name)} {q(service.binary)}\n")
+        if hc.files_remove:
+            body = ""
+            for change in hc.files_remove:
+                if change.key[1] == OVERLAY_UNIT:
+                    body += "hctl_overlay_off\n"
+                body += remove_file(change.key[1])
+            # `systemctl enable` made UNIT.wants/ for what WantedBy= the unit (the overlay unit of
+            # a SoftEther unit); disabling empties it but leaves it: remove it when empty.
+            for change in hc.files_remove:
+                if change.key[1].startswith("/etc/systemd/system/") and change.key[1].endswith(".service"):
+                    body += f"rmdir {q(change.key[1] + '.wants')} 2>/dev/null || true\n"
+            body += "if hctl_systemd; then systemctl daemon-reload; fi\n"
+            script.add("files-remove", "files-remove", body)
+        for change in hc.package_remove:
+            script.add("package-remove", "package-remove", f"hctl_remove {q(change.key[1])}\n")
+        self._exec(name, script, run, progress)
+
+    def _softether_steps(
+        self,
+        planned: SoftEtherConfig,
+        actual: SoftEtherConfig,
+        asked: bool,
+        state: _HostState,
+        hc: hs.HostChanges,
+        script: ApplyScript,
+        after: list[VpncmdInvocation],
+        complete: bool,
+    ) -> bool:
+        """Add the before-network vpncmd runs to ``script``, collect the after-network ones in
+        ``after``; True if the service must restart."""
+        target = hs.target_config(actual, planned, hc.softether) if complete else planned
+        if not target.listeners:
+            # Never zero listeners (nobody could administer it again): keep the current ones.
+            target = replace(target, listeners=actual.listeners)
+        managed = hs.deleted_names(hc.softether, "hub") | hs.deleted_names(hc.softether, "l3-switch")
+        steps = plan_steps(target, actual, admin_password_set=asked, managed=managed)
+        port = admin_port(target, actual)
+        secrets = self._secret_values(planned, steps.all_steps())
+        admin = planned.admin_password_secret
+        before = list(steps.before_network)
+        if before:
+            # On disk now: SoftEther saves its configuration lazily, a crash would lose the changes.
+            before.append(Step("Flush", why="save the configuration"))
+        for invocation in render_vpncmd(before, secrets, admin_secret=admin, admin_password_set=asked, port=port):
+            script.add_vpncmd("softether", invocation, invocation.port)
+        asked_after = asked or any(s.command == "ServerPasswordSet" for s in steps.before_network)
+        online = [s for s in steps.after_network if s.kind == "vpncmd"]
+        restart = any(s.kind == "restart" for s in steps.after_network)
+        if state.softether is not None:
+            stuck = hs.stuck_cascades(state.softether.config, state.softether.facts, planned)
+            touched = {(c.key[2], c.key[3]) for c in hc.softether if c.key[1] == "cascade"}
+            restart = restart or any((c.hub, c.name) in touched for c in stuck)
+        if restart:
+            # The restart terminates the process (a graceful stop waits ~10 s on an online
+            # cascade): write the configuration to disk first.
+            online.append(Step("Flush", why="save the configuration before the restart"))
+        if online:
+            after.extend(render_vpncmd(online, secrets, admin_secret=admin, admin_password_set=asked_after, port=port))
+        return restart
+
+    def _secret_values(self, planned: SoftEtherConfig, steps: Sequence[Step]) -> dict[str, str]:
+        names = {planned.admin_password_secret}
+        names |= {s.secret for s in steps if s.secret and s.secret != RANDOM_SECRET}
+        return {n: self.secrets.resolve(self._ref(n)) for n in sorted(names)}
+
+    def _journal_outcomes(self, name: str, outcomes: list[Outcome]) -> None:
+        """Remember what hybridctl created (so `down` removes exactly that) once it worked."""
+        wholly_ours = self.journal.original(CONFIG_LAYER, (name,)) == "absent"
+        for outcome in outcomes:
+            change = outcome.change
+            if change is None or not outcome.ok:
+                continue
+            delete = change.action == "delete"
+            if change.layer in ("host-service", "host-package"):
+                if delete:
+                    self.journal.forget(change.layer, change.key)
+                elif change.action == "create":
+                    self.journal.created(change.layer, change.key)
+            elif change.layer == "flag":
+                value = dict(change.desired or ()).get("value")
+                if value is not None and value == self.journal.original("flag", change.key):
+                    self.journal.restored("flag", change.key)  # back to what was found
+            elif change.layer == "softether" and not wholly_ours:
+                if delete:
+                    self.journal.forget("softether", change.key)
+                elif change.action == "create":
+                    self.journal.created("softether", change.key)
+        stopped = any(
+            o.ok and o.change is not None and o.change.layer == "host-service" and o.change.action == "delete"
+            for o in outcomes
+        )
+        if stopped and wholly_ours:
+            self.journal.restored(CONFIG_LAYER, (name,))
+
+
+def backend_for(context: Context) -> HostsBackend | None:
+    """The engine's factory: a host backend when the plan has hosts reachable over SSH."""
+    if not any(h.managed for h in context.desired.hosts):
+        return None
+    return HostsBackend(
+        context.desired,
+        context.journal,
+        context.secrets,
+        accept_new_host_keys=context.options.accept_new_host_keys,
+        purge=context.options.purge,
+    )
+
+
+__all__ = ["HostsBackend", "backend_for"]

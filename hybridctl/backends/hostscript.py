@@ -1,0 +1,626 @@
+"""The shell scripts the SSH host backend runs, and the parsers for what they print. Pure.
+
+One SSH exec per host and phase. The exec's command line is a fixed bootstrap that holds no
+data: it copies the first N bytes of stdin (the script) into a private ``mktemp -d``
+directory and runs it; the rest of stdin stays for the script, which keeps it on fd 3 and
+gives every other command ``/dev/null`` (apt-get, systemctl and ip must never eat it). What is
+left on fd 3 are the vpncmd password answers, in order: each vpncmd gets exactly its own with
+``head -c K <&3 |`` (``head -c`` never reads ahead), so a password is never in argv, in a file
+or in the script. Batch files (no secret in them, see hybridctl/core/softether/vpncmd.py) and the
+managed files travel inside the script (base64 here-documents).
+
+Output is line-oriented with markers ``@@hybridctl:NAME@@`` on their own lines:
+
+* read: one section per fact (``os``, ``pkg``, ``files``, ``systemd``, ``service``, ``sysctl``,
+  ``addr``, ``route``, ``config``, ``vpncmd``), then ``end``;
+* apply: ``step:NAME`` before each step, ``fail:NAME:RC`` if it failed (the script stops
+  there), ``vpncmd:N`` / ``vpncmd-end:N`` around each vpncmd transcript, ``done`` at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from hybridctl.core.softether.vpncmd import DEFAULT_TIMEOUT_S, VPNCMD, VpncmdInvocation
+
+MARK_PREFIX = "@@hybridctl:"
+MARK_SUFFIX = "@@"
+_MARK_RE = re.compile(r"^@@hybridctl:(?P<name>[A-Za-z0-9_.:/-]+)@@$")
+SOFTETHER_STATE = "/var/lib/softether"
+SOFTETHER_CONFIGS = (f"{SOFTETHER_STATE}/vpn_server.config", f"{SOFTETHER_STATE}/vpn_bridge.config")
+# Text every template hybridctl renders carries (hybridctl/templates/): how a file at a managed path is
+# told from one somebody else wrote there.
+MANAGED_MARK = "Managed by hybridctl"
+HEREDOC_END = "HYBRIDCTL_EOF_7f3a"
+PING_TRIES = 80  # x (0.3 s + 0.05 s): how long an after-network phase waits for the L3 switch
+
+
+def marker(name: str) -> str:
+    return f"{MARK_PREFIX}{name}{MARK_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class Wire:
+    """One SSH exec: a command line without data, and stdin = script + secret answers."""
+
+    command: str
+    script: str
+    secrets: bytes = field(repr=False, default=b"")
+
+    @property
+    def stdin(self) -> bytes:
+        return self.script.encode() + self.secrets
+
+
+@dataclass(frozen=True)
+class Become:
+    """How a host's script gets root: as the login user (``none``) or under ONE ``sudo``.
+
+    ``password``: a password line precedes the script on stdin (``ssh.become_password``); the
+    bootstrap reads it into a shell variable (builtins only: never in argv or a file) and hands
+    it to ``sudo -S`` only if sudo asks for one.
+    """
+
+    method: str = "none"  # "none" | "sudo"
+    password: bool = False
+    user: str = "root"  # the login user, for messages
+
+
+NO_BECOME = Become()
+BECOME_ERROR = "become-error"  # marker ``@@hybridctl:become-error:KIND@@`` from the bootstrap
+BECOME_EXIT = 126
+
+
+def _become_fail(kind: str) -> str:
+    return f"{{ printf '\\n{MARK_PREFIX}{BECOME_ERROR}:{kind}{MARK_SUFFIX}\\n'; exit {BECOME_EXIT}; }}"
+
+
+def bootstrap(script: str, become: Become = NO_BECOME, shell: str = "sh") -> str:
+    """The exec command line: run the first ``len(script)`` bytes of stdin as a script.
+
+    No data in it (ps shows only this); the script's directory is 0700 and removed on exit.
+    With ``sudo`` the unprivileged bootstrap writes the script, then runs the whole of it under
+    one non-interactive sudo (root can read the login user's 0700 directory); the rest of stdin
+    (the secret answers) goes on to the script. A sudo that wants a password nobody gave, or
+    refuses the one given, prints a ``become-error`` marker and changes nothing.
+    """
+    n = len(script.encode())
+    run = f'{shell} "$d/run.sh" "$d"'
+    parts = [
+        "umask 077; ",
+        'd=$(mktemp -d "${TMPDIR:-/tmp}/hybridctl.XXXXXX") || exit 125; ',
+        "trap 'rm -rf \"$d\"' EXIT; trap 'exit 129' HUP INT TERM; ",
+    ]
+    if become.method == "sudo" and become.password:
+        # `read` is a builtin and reads byte by byte: the line never reaches argv or a file.
+        parts.append("IFS= read -r hctl_pw || exit 125; ")
+    parts.append(f'head -c {n} > "$d/run.sh" || exit 125; ')
+    if become.method != "sudo":
+        parts.append(f'HCTL_DIR="$d" {run}')
+    else:
+        parts.append(f"command -v sudo >/dev/null 2>&1 || {_become_fail('no-sudo')}; ")
+        if not become.password:
+            parts.append(f"sudo -n true 2>/dev/null || {_become_fail('password-required')}; ")
+            parts.append(f"sudo -n {run}")
+        else:
+            # -k: always ask (a cached timestamp would leave the password line to the script);
+            # checked first with `true`, so a wrong password never makes sudo read the secret
+            # answers that follow as further attempts. sudo -S reads exactly its line.
+            parts.append(
+                f"if sudo -n true 2>/dev/null; then unset hctl_pw; sudo -n {run}; else "
+                "printf '%s\\n' \"$hctl_pw\" | sudo -k -S -p '' true 2>/dev/null || "
+                f"{_become_fail('password-rejected')}; "
+                f"{{ printf '%s\\n' \"$hctl_pw\"; unset hctl_pw; cat; }} | sudo -k -S -p '' {run}; fi"
+            )
+    return "sh -c " + shlex.quote("".join(parts))
+
+
+def become_stdin(become: Become, password: str | None, stdin: bytes) -> bytes:
+    """What goes down the exec's stdin for ``bootstrap(script, become)``."""
+    if become.method == "sudo" and become.password:
+        if password is None or "\n" in password or "\r" in password:
+            raise ValueError("the sudo password must be one line")
+        return password.encode() + b"\n" + stdin
+    return stdin
+
+
+def become_error(stdout: str) -> str | None:
+    """The bootstrap's become failure (``no-sudo``, ``password-required``, ``password-rejected``)."""
+    for name, _ in split_sections(stdout):
+        if name.startswith(BECOME_ERROR + ":"):
+            return name.split(":", 1)[1]
+    return None
+
+
+def wire(script: str, secrets: bytes = b"") -> Wire:
+    return Wire(bootstrap(script), script, secrets)
+
+
+# Shell functions every script starts with. POSIX sh (dash), no bashisms.
+PRELUDE = r"""exec 3<&0 </dev/null 2>&1
+HCTL_DIR=${HCTL_DIR:-$1}  # the bootstrap's directory (sudo resets the environment: also in $1)
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+LC_ALL=C
+export PATH LC_ALL
+hctl_mark() { printf '\n@@hybridctl:%s@@\n' "$1"; }
+hctl_systemd() { [ -d /run/systemd/system ]; }
+# PIDs of live processes running exactly executable $1 on this host: same mount namespace as
+# this shell (on a normal host, every process; in the lab, where hosts share one PID namespace,
+# only this host's). By executable identity, never by name pattern. SoftEther's pid file is not
+# enough: its watchdog parent, or a worker that outlived a stop, is not in it.
+hctl_pids() {
+  hctl_me=$(readlink /proc/self/ns/mnt)
+  for hctl_x in $(find /proc -maxdepth 2 -path '/proc/[0-9]*/exe' -lname "$1" 2>/dev/null); do
+    hctl_d=${hctl_x%/exe}
+    [ "$(readlink "$hctl_d/ns/mnt" 2>/dev/null)" = "$hctl_me" ] || continue
+    hctl_s=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "$hctl_d/status" 2>/dev/null)
+    [ -n "$hctl_s" ] && [ "$hctl_s" != Z ] && echo "${hctl_d#/proc/}"
+  done
+}
+# Is SoftEther service $1 (binary $2) running here?
+hctl_running() {
+  if hctl_systemd; then systemctl is-active --quiet "$1.service"; return; fi
+  [ -n "$(hctl_pids "$2")" ]
+}
+hctl_enabled() {
+  if hctl_systemd; then systemctl is-enabled --quiet "$1.service" && echo enabled || echo disabled
+  else echo n/a; fi
+}
+hctl_listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q LISTEN; }
+"""
+
+APPLY_FUNCTIONS = r"""hctl_put() {  # path mode: base64 content on stdin; atomic replace
+  mkdir -p "$(dirname "$1")"
+  base64 -d > "$1.hybridctl-new"
+  chmod "$2" "$1.hybridctl-new"
+  mv -f "$1.hybridctl-new" "$1"
+}
+hctl_install() {  # package: from the distribution (docs/hosts.md has the upstream fallback)
+  if command -v dpkg-query >/dev/null 2>&1 && \
+     dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null | grep -q '^ii'; then return 0; fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "no apt-get on this host: install $1 from the upstream tarball (docs/hosts.md)"; return 3
+  fi
+  DEBIAN_FRONTEND=noninteractive; export DEBIAN_FRONTEND
+  apt-cache show "$1" >/dev/null 2>&1 || apt-get update -q || true
+  if ! apt-cache show "$1" >/dev/null 2>&1; then
+    hctl_hint=''
+    grep -qs '^ID=ubuntu' /etc/os-release && hctl_hint=' (Ubuntu has it in universe: add-apt-repository universe)'
+    echo "$1 is not in this distribution's repositories$hctl_hint: install it from the upstream tarball (docs/hosts.md)"
+    return 3
+  fi
+  apt-get install -y -q --no-install-recommends "$1"
+}
+hctl_remove() {
+  DEBIAN_FRONTEND=noninteractive; export DEBIAN_FRONTEND
+  apt-get remove -y -q "$1"
+}
+hctl_ip_forward() { sysctl -qw "net.ipv4.ip_forward=$1" 2>/dev/null || echo "$1" > /proc/sys/net/ipv4/ip_forward; }
+hctl_any_listening() { for hctl_p in $1; do hctl_listening "$hctl_p" && return 0; done; return 1; }
+hctl_wait_started() {  # service binary "ports": running, and listening on one of the ports
+  hctl_i=0
+  until hctl_running "$1" "$2" && hctl_any_listening "$3"; do
+    hctl_i=$((hctl_i + 1))
+    [ "$hctl_i" -le 300 ] || { echo "$1 is not listening on any of ports $3 after 30 s"; return 1; }
+    sleep 0.1
+  done
+}
+hctl_launch() {  # binary: no systemd (e.g. a container): run it as its unit would, detached
+  mkdir -p /var/lib/softether /run/softether /var/log/softether
+  # Detached, holding none of the SSH channel's descriptors (or the exec would never end).
+  if command -v setsid >/dev/null 2>&1; then setsid "$1" start </dev/null >/dev/null 2>&1 3<&-
+  else "$1" start </dev/null >/dev/null 2>&1 3<&-; fi
+}
+hctl_start() {  # service binary "ports"
+  if hctl_systemd; then
+    systemctl daemon-reload
+    systemctl enable "$1.service"
+    systemctl start "$1.service"
+  elif ! hctl_running "$1" "$2"; then
+    hctl_launch "$2" || { echo "$2 start failed"; return 1; }
+  fi
+  hctl_wait_started "$1" "$2" "$3"
+}
+hctl_kill() {  # binary [signal]: every process of that binary on this host (watchdog and worker
+  # at once, so the watchdog cannot start a new worker in between), by PID
+  hctl_all=$(hctl_pids "$1")
+  [ -z "$hctl_all" ] || kill "-${2:-TERM}" $hctl_all 2>/dev/null || true
+}
+hctl_halt() {  # service binary: stop it (not disabled)
+  if hctl_systemd; then systemctl stop "$1.service"; return; fi
+  hctl_running "$1" "$2" || return 0
+  timeout 60 "$2" stop >/dev/null 2>&1 || true
+  hctl_i=0
+  while hctl_running "$1" "$2"; do
+    hctl_i=$((hctl_i + 1))
+    [ "$hctl_i" -ne 100 ] || hctl_kill "$2" TERM
+    [ "$hctl_i" -ne 130 ] || hctl_kill "$2" KILL
+    [ "$hctl_i" -le 160 ] || { echo "$1 did not stop"; return 1; }
+    sleep 0.1
+  done
+}
+hctl_stop() {  # service binary: stop and disable
+  if hctl_systemd; then systemctl disable --now "$1.service"; return; fi
+  hctl_halt "$1" "$2"
+}
+hctl_kill_wait() {  # service binary: terminate now (its configuration was flushed, or is discarded)
+  hctl_kill "$2" TERM
+  hctl_i=0
+  while hctl_running "$1" "$2"; do
+    hctl_i=$((hctl_i + 1))
+    # The worker does not always act on SIGTERM (seen with vpnserver): SIGKILL after 2 s.
+    [ "$hctl_i" -ne 40 ] || hctl_kill "$2" KILL
+    [ "$hctl_i" -le 100 ] || { echo "$1 did not exit"; return 1; }
+    sleep 0.05
+  done
+}
+hctl_restart() {  # service binary "ports"; the caller ran vpncmd Flush just before
+  # A graceful `vpnbridge stop` waits ~10 s for an online cascade; the configuration is already
+  # on disk (Flush), so terminate and start again.
+  if hctl_systemd; then
+    # Wait for the processes to go before `restart`: a restart of a unit still running would
+    # run its ExecStop= (`vpnbridge stop`), the very 10 s wait this avoids. SIGTERM is a clean
+    # exit for Restart=on-failure; SIGKILL after 2 s (a failure: restart then replaces the
+    # pending automatic restart).
+    systemctl kill --signal=SIGTERM "$1.service" 2>/dev/null || true
+    hctl_i=0
+    while [ -n "$(hctl_pids "$2")" ]; do
+      hctl_i=$((hctl_i + 1))
+      [ "$hctl_i" -ne 40 ] || systemctl kill --signal=SIGKILL "$1.service" 2>/dev/null || true
+      [ "$hctl_i" -le 100 ] || { echo "$1 did not exit"; return 1; }
+      sleep 0.05
+    done
+    systemctl restart "$1.service"
+  else
+    hctl_kill_wait "$1" "$2" && hctl_launch "$2"
+  fi
+  hctl_wait_started "$1" "$2" "$3"
+}
+hctl_overlay() {  # addresses and routes, now (and, with systemd, at every boot/service start)
+  if hctl_systemd; then
+    systemctl daemon-reload
+    systemctl enable hybridctl-overlay.service
+    systemctl restart hybridctl-overlay.service
+  else
+    sh /etc/hybridctl/overlay.sh
+  fi
+}
+hctl_overlay_off() {
+  if hctl_systemd; then systemctl disable --now hybridctl-overlay.service 2>/dev/null || true; fi
+}
+hctl_wait_ping() {  # address tries: wait (bounded) until it answers; never fails the run
+  command -v ping >/dev/null 2>&1 || return 0
+  hctl_i=0
+  # Short waits: the link comes up 0.2-1.3 s after the start, a 1 s ping timeout would add up to 1 s.
+  until ping -n -c 1 -W 0.3 "$1" >/dev/null 2>&1; do
+    hctl_i=$((hctl_i + 1))
+    [ "$hctl_i" -lt "$2" ] || { echo "no answer from $1 yet"; return 0; }
+    sleep 0.05
+  done
+}
+hctl_vpncmd() {  # index answer-bytes port timeout: batch in $HCTL_DIR/vpncmd-N.in, answers on fd 3
+  hctl_rc=0
+  head -c "$2" <&3 | timeout -k 5 "$4" VPNCMD "localhost:$3" /SERVER /CSV "/IN:$HCTL_DIR/vpncmd-$1.in" \
+    > "$HCTL_DIR/vpncmd-$1.out" 2>&1 || hctl_rc=$?
+  hctl_mark "vpncmd:$1"
+  cat "$HCTL_DIR/vpncmd-$1.out"
+  hctl_mark "vpncmd-end:$1"
+  case "$hctl_rc" in 124|137) echo "vpncmd timed out"; return 1 ;; esac
+  if grep -Eq '^Error occurred|Command not found|first select the Virtual Hub|^Access has been denied' \
+       "$HCTL_DIR/vpncmd-$1.out"; then
+    echo "vpncmd reported an error"; return 1
+  fi
+}
+""".replace("VPNCMD", VPNCMD)
+
+
+def _heredoc(command: str, content: str) -> str:
+    if any(line == HEREDOC_END for line in content.splitlines()):
+        raise ValueError("content contains the here-document terminator")
+    body = content if content.endswith("\n") or not content else content + "\n"
+    return f"{command} <<'{HEREDOC_END}'\n{body}{HEREDOC_END}\n"
+
+
+def _b64_lines(data: bytes) -> str:
+    text = base64.b64encode(data).decode()
+    return "".join(text[i : i + 76] + "\n" for i in range(0, len(text), 76))
+
+
+# -- read ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceRef:
+    name: str  # systemd unit name without .service
+    binary: str
+    package: str
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """What to read on one host."""
+
+    paths: tuple[str, ...]  # managed files: sha256, mode, whether hybridctl wrote it
+    packages: tuple[str, ...] = ()
+    service: ServiceRef | None = None
+    vpncmd: VpncmdInvocation | None = None  # the read batch (answers = the admin password)
+    vpncmd_ports: tuple[int, ...] = ()  # tried in order: the first one listening is used
+
+
+def render_read(request: ReadRequest) -> Wire:
+    """The read script: every fact in one exec. SoftEther is read only if its service runs."""
+    q = shlex.quote
+    parts = [PRELUDE]
+    # The distribution (adapters/distros.py decides whether it is supported).
+    parts.append("hctl_mark os\ncat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true\n")
+    parts.append("hctl_mark pkg\n")
+    if request.packages:
+        pkgs = " ".join(q(p) for p in request.packages)
+        parts.append(
+            "if command -v dpkg-query >/dev/null 2>&1; then\n"
+            f"  dpkg-query -W -f='${{Package}}\\t${{db:Status-Abbrev}}\\n' {pkgs} 2>/dev/null || true\n"
+            "fi\n"
+        )
+        if request.service is not None:
+            # Hosts without dpkg (the upstream tarball): the binary's presence stands for the package.
+            binary, package = q(request.service.binary), q(request.service.package)
+            parts.append(
+                "command -v dpkg-query >/dev/null 2>&1 || "
+                f"{{ [ -x {binary} ] && printf '%s\\tii \\n' {package}; }} || true\n"
+            )
+    parts.append("hctl_mark files\n")
+    for path in request.paths:
+        p = q(path)
+        parts.append(
+            f"if [ -f {p} ]; then printf '%s\\t%s\\t%s\\t%s\\n' {p} "
+            f'"$(sha256sum < {p} | cut -d" " -f1)" "$(stat -c %a {p})" '
+            f'"$(grep -q {q(MANAGED_MARK)} {p} && echo ours || echo foreign)"; fi\n'
+        )
+    parts.append("hctl_mark systemd\nhctl_systemd && echo yes || echo no\n")
+    parts.append("hctl_mark service\n")
+    if request.service is not None:
+        s = request.service
+        parts.append(
+            f"if hctl_running {q(s.name)} {q(s.binary)}; then hctl_st=running; else hctl_st=stopped; fi\n"
+            f'printf \'%s\\t%s\\t%s\\n\' {q(s.name)} "$hctl_st" "$(hctl_enabled {q(s.name)})"\n'
+        )
+    parts.append("hctl_mark sysctl\ncat /proc/sys/net/ipv4/ip_forward\n")
+    parts.append("hctl_mark addr\nip -j -4 addr show\n")
+    parts.append("hctl_mark route\nip -j -4 route show table main\n")
+    parts.append("hctl_mark config\n")
+    for path in SOFTETHER_CONFIGS:
+        parts.append(f"[ -f {q(path)} ] && echo {q(path)}\n")
+    secrets = b""
+    if request.vpncmd is not None and request.service is not None:
+        inv = request.vpncmd
+        s = request.service
+        secrets = inv.answers
+        ports = " ".join(str(p) for p in request.vpncmd_ports) or str(inv.port)
+        parts.append(_heredoc('cat > "$HCTL_DIR/read.in"', inv.batch))
+        parts.append(
+            f"if hctl_running {q(s.name)} {q(s.binary)}; then\n"
+            "  hctl_port=''\n"
+            f'  for hctl_p in {ports}; do if hctl_listening "$hctl_p"; then hctl_port=$hctl_p; break; fi; done\n'
+            '  if [ -n "$hctl_port" ]; then\n'
+            '    hctl_mark "vpncmd:$hctl_port"\n'
+            f"    head -c {len(secrets)} <&3 | timeout -k 5 {int(inv.timeout_s)} {q(inv.vpncmd)} "
+            '"localhost:$hctl_port" /SERVER /CSV "/IN:$HCTL_DIR/read.in" || true\n'
+            "  fi\n"
+            "fi\n"
+        )
+    parts.append("hctl_mark end\n")
+    return wire("".join(parts), secrets)
+
+
+@dataclass(frozen=True)
+class FileFact:
+    sha256: str
+    mode: str
+    ours: bool
+
+
+@dataclass(frozen=True)
+class RawRead:
+    """The read script's output, split and lightly parsed (no iproute2/vpncmd parsing here)."""
+
+    packages: dict[str, bool]
+    files: dict[str, FileFact]
+    systemd: bool
+    service_running: bool | None  # None: no service on this host
+    service_enabled: str  # enabled / disabled / n/a
+    ip_forward: str
+    addr_json: str
+    route_json: str
+    configs: tuple[str, ...]
+    vpncmd_port: int | None  # the port vpncmd read through; None when SoftEther was not read
+    vpncmd_output: str
+    os_release: str = ""  # /etc/os-release as printed
+
+    @property
+    def config_exists(self) -> bool:
+        return bool(self.configs)
+
+
+def split_sections(text: str) -> list[tuple[str, str]]:
+    """(marker name, body) in output order; body without the blank line before the next marker."""
+    out: list[tuple[str, str]] = []
+    name: str | None = None
+    body: list[str] = []
+    for line in text.split("\n"):
+        m = _MARK_RE.match(line.rstrip("\r"))
+        if m:
+            if name is not None:
+                out.append((name, _trim(body)))
+            name = m.group("name")
+            body = []
+        elif name is not None:
+            body.append(line)
+    if name is not None:
+        out.append((name, _trim(body)))
+    return out
+
+
+def _trim(lines: list[str]) -> str:
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+class ScriptOutputError(ValueError):
+    """The host printed something the parser does not understand (e.g. the script was cut off)."""
+
+
+def parse_read(text: str) -> RawRead:
+    sections = split_sections(text)
+    names = [n for n, _ in sections]
+    if "end" not in names:
+        raise ScriptOutputError("the read script did not finish (no end marker)")
+    found = dict(sections)
+    packages: dict[str, bool] = {}
+    for line in found.get("pkg", "").splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 2 and fields[0]:
+            packages[fields[0]] = fields[1].startswith("ii")
+    files: dict[str, FileFact] = {}
+    for line in found.get("files", "").splitlines():
+        fields = line.split("\t")
+        if len(fields) == 4:
+            files[fields[0]] = FileFact(fields[1], fields[2], fields[3] == "ours")
+    running: bool | None = None
+    enabled = "n/a"
+    for line in found.get("service", "").splitlines():
+        fields = line.split("\t")
+        if len(fields) == 3:
+            running = fields[1] == "running"
+            enabled = fields[2]
+    port: int | None = None
+    output = ""
+    for name, body in sections:
+        if name.startswith("vpncmd:"):
+            port = int(name.split(":", 1)[1])
+            output = body
+    return RawRead(
+        packages=packages,
+        files=files,
+        systemd=found.get("systemd", "").strip() == "yes",
+        service_running=running,
+        service_enabled=enabled,
+        ip_forward=found.get("sysctl", "").strip(),
+        addr_json=found.get("addr", ""),
+        route_json=found.get("route", ""),
+        configs=tuple(x.strip() for x in found.get("config", "").splitlines() if x.strip()),
+        vpncmd_port=port,
+        vpncmd_output=output,
+        os_release=found.get("os", ""),
+    )
+
+
+# -- apply ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named step of an apply script. ``group`` ties it to the changes it carries out."""
+
+    name: str
+    group: str
+    body: str
+    fatal: bool = True
+
+
+@dataclass
+class ApplyScript:
+    """Steps plus the secret answers their vpncmd runs read from fd 3, in order."""
+
+    steps: list[Step] = field(default_factory=list)
+    secrets: bytearray = field(default_factory=bytearray, repr=False)
+    vpncmd: dict[int, VpncmdInvocation] = field(default_factory=dict, repr=False)
+
+    def add(self, name: str, group: str, body: str, fatal: bool = True) -> None:
+        self.steps.append(Step(name, group, body, fatal))
+
+    def __bool__(self) -> bool:
+        return bool(self.steps)
+
+    def add_vpncmd(self, group: str, invocation: VpncmdInvocation, port: int) -> None:
+        index = len(self.vpncmd) + 1
+        self.vpncmd[index] = invocation
+        self.secrets += invocation.answers
+        body = _heredoc(f'cat > "$HCTL_DIR/vpncmd-{index}.in"', invocation.batch)
+        timeout = int(invocation.timeout_s or DEFAULT_TIMEOUT_S)
+        body += f"hctl_vpncmd {index} {len(invocation.answers)} {int(port)} {timeout}\n"
+        self.add(f"vpncmd-{index}", group, body)
+
+    def render(self) -> Wire:
+        parts = [PRELUDE, APPLY_FUNCTIONS]
+        for step in self.steps:
+            parts.append(f"hctl_mark 'step:{step.name}'\n(\nset -e\n{step.body})\nhctl_rc=$?\n")
+            if step.fatal:
+                parts.append(
+                    f'if [ "$hctl_rc" -ne 0 ]; then hctl_mark "fail:{step.name}:$hctl_rc"; exit "$hctl_rc"; fi\n'
+                )
+        parts.append("hctl_mark done\n")
+        return wire("".join(parts), bytes(self.secrets))
+
+
+def put_file(path: str, content: str, mode: int) -> str:
+    return _heredoc(f"hctl_put {shlex.quote(path)} {mode:o}", _b64_lines(content.encode()))
+
+
+def remove_file(path: str) -> str:
+    return f"rm -f {shlex.quote(path)}\n"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    completed: tuple[str, ...]  # steps that ran to the end
+    failed: str | None  # the step that failed (the script stopped there)
+    rc: int | None
+    outputs: dict[str, str]  # step -> its output (stdout and stderr)
+    vpncmd: dict[int, str]  # vpncmd index -> transcript
+    finished: bool
+
+
+def parse_apply(text: str) -> ApplyResult:
+    completed: list[str] = []
+    outputs: dict[str, str] = {}
+    vpncmd: dict[int, str] = {}
+    failed: str | None = None
+    rc: int | None = None
+    finished = False
+    current: str | None = None
+    for name, body in split_sections(text):
+        if name.startswith("step:"):
+            if current is not None:
+                completed.append(current)
+            current = name[5:]
+            outputs[current] = body
+        elif name.startswith("vpncmd:"):
+            vpncmd[int(name.split(":", 1)[1])] = body
+        elif name.startswith("vpncmd-end:"):
+            if current is not None:
+                outputs[current] = outputs.get(current, "") + body
+        elif name.startswith("fail:"):
+            _, step, code = name.split(":", 2)
+            failed, rc = step, int(code)
+            current = None
+        elif name == "done":
+            if current is not None:
+                completed.append(current)
+                current = None
+            finished = True
+    return ApplyResult(tuple(completed), failed, rc, outputs, vpncmd, finished)
+
+
+def output_tail(text: str, lines: int = 6, width: int = 400) -> str:
+    """The last lines of a step's output, for an error message."""
+    kept = [x.strip() for x in text.strip().splitlines() if x.strip()][-lines:]
+    return " | ".join(kept)[-width:]
+
+
+def quote_all(items: Sequence[str]) -> str:
+    return " ".join(shlex.quote(i) for i in items)

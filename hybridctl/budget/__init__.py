@@ -1,6 +1,0 @@
-"""Spend alarms in AWS and Azure, declared once in the inventory's ``budgets:`` section (docs/budgets.md).
-
-Kept empty on purpose: :mod:`hybridctl.inventory.models` imports :mod:`hybridctl.budget.models`,
-so importing this package must not pull in the cloud adapters (or anything that imports the
-inventory models back).
-"""

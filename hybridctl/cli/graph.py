@@ -1,0 +1,73 @@
+"""`hybridctl graph`: draw the overlay (graphviz), coloured from saved check / routes diff results."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hybridctl.cli.common import InventoryOpt, print_json, stderr
+from hybridctl.core.errors import EXIT_OK, InputError, PreconditionError, Problem
+from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.features.graph import apply_results, build, load_results, to_dot
+
+
+class GraphFormat(StrEnum):
+    svg = "svg"
+    png = "png"
+    dot = "dot"
+    json = "json"
+
+
+def graph(
+    inventory: InventoryOpt,
+    output: Annotated[
+        GraphFormat, typer.Option("--output", "-o", help="svg, png, dot (graphviz source) or json.")
+    ] = GraphFormat.svg,
+    from_check: Annotated[
+        list[Path] | None,
+        typer.Option("--from-check", help="A saved `check -o json` or `routes diff -o json` to colour by; repeatable."),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="Where to write (default: INVENTORY-NAME.svg/png; dot/json: stdout)."),
+    ] = None,
+) -> None:
+    """Draw sites, networks, gateways, the transit, cascades and route tables (graphviz)."""
+    loaded = load_inventory(inventory)
+    documents = load_results(from_check or [])
+    if output in (GraphFormat.svg, GraphFormat.png, GraphFormat.dot) and importlib.util.find_spec("graphviz") is None:
+        raise PreconditionError("graph needs the graphviz package: pip install 'hybridctl[graph]'")
+    if output in (GraphFormat.svg, GraphFormat.png) and shutil.which("dot") is None:
+        raise PreconditionError("rendering svg/png needs graphviz's dot program: apt-get install graphviz")
+    if file is not None and not file.parent.exists():
+        raise InputError([Problem("command line", "--file", f"directory {file.parent} does not exist", "create it")])
+    model = apply_results(build(loaded.inventory, plan_loaded(loaded)), documents)
+    if output is GraphFormat.json:
+        if file is not None:
+            import json
+
+            file.write_text(json.dumps(model.as_dict(), indent=2) + "\n")
+        else:
+            print_json(model.as_dict())
+        raise typer.Exit(EXIT_OK)
+    dot = to_dot(model)
+    if output is GraphFormat.dot:
+        if file is not None:
+            file.write_text(dot.source)
+        else:
+            sys.stdout.write(dot.source)
+        raise typer.Exit(EXIT_OK)
+    target = file or Path(f"{loaded.inventory.name}.{output.value}")
+    target.write_bytes(dot.pipe(format=output.value))
+    stderr.print(f"wrote {target}")
+    raise typer.Exit(EXIT_OK)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(graph)

@@ -1,0 +1,193 @@
+"""The flows behind `up`, `routes diff` and `down`: read -> diff -> (confirm) -> apply -> verify.
+
+Library only: the CLI supplies a Progress, asks for confirmation between :func:`prepare` and
+:func:`execute`, and renders the returned reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from hybridctl.backends.base import Backend, NoProgress, Outcome, Progress, ReadResult
+from hybridctl.backends.journal import Journal
+from hybridctl.core.diff import Change, diff
+from hybridctl.core.errors import UnsupportedTargets
+from hybridctl.core.hostfiles import all_resources
+from hybridctl.core.inventory.load import LoadedInventory
+from hybridctl.core.planner.desired import DesiredState, Resource
+from hybridctl.core.secrets import SecretStore
+
+
+@dataclass
+class Options:
+    accept_new_host_keys: bool = False
+    layers: list[str] | None = None
+    purge: bool = False
+
+
+@dataclass
+class Context:
+    """Everything a run shares: the plan, the stores, the connected backends."""
+
+    loaded: LoadedInventory
+    desired: DesiredState
+    journal: Journal
+    secrets: SecretStore
+    options: Options
+    backends: list[Backend] = field(default_factory=list)
+
+    def close(self) -> None:
+        for backend in self.backends:
+            backend.close()
+
+
+BackendFactory = Callable[[Context], Backend | None]
+
+
+def default_factories() -> list[BackendFactory]:
+    """AWS, Azure and SSH hosts; imported lazily so `plan` needs none of their SDKs."""
+    from hybridctl.backends import aws, azure, hosts
+
+    return [aws.backend_for, azure.backend_for, hosts.backend_for]
+
+
+def open_context(
+    loaded: LoadedInventory,
+    desired: DesiredState,
+    options: Options,
+    factories: Sequence[BackendFactory] | None = None,
+) -> Context:
+    inventory = loaded.inventory
+    context = Context(
+        loaded=loaded,
+        desired=desired,
+        journal=Journal.for_inventory(inventory.name),
+        secrets=SecretStore.for_inventory(inventory.name, inventory.secrets.store),
+        options=options,
+    )
+    for factory in factories if factories is not None else default_factories():
+        backend = factory(context)
+        if backend is not None:
+            context.backends.append(backend)
+    return context
+
+
+def read_actual(context: Context, progress: Progress) -> ReadResult:
+    """Every backend reads in parallel; results are merged."""
+    merged = ReadResult()
+    if not context.backends:
+        return merged
+
+    def one(backend: Backend) -> ReadResult:
+        progress.step(backend.name, "reading actual state")
+        result = backend.read(context.desired)
+        progress.step(backend.name, f"read {len(result.resources)} objects")
+        return result
+
+    with ThreadPoolExecutor(max_workers=len(context.backends)) as pool:
+        for result in pool.map(one, context.backends):
+            merged.resources.extend(result.resources)
+            merged.unreachable.update(result.unreachable)
+            merged.blocking.update(result.blocking)
+    return merged
+
+
+def owner_of(context: Context, change: Change) -> Backend | None:
+    for backend in context.backends:
+        if backend.owns(change.layer, change.key):
+            return backend
+    return None
+
+
+def _reachable(desired: list[Resource], context: Context, unreachable: dict[str, str]) -> list[Resource]:
+    """Desired items whose backend target could be read: nothing is planned against the unknown."""
+    if not unreachable:
+        return desired
+    return [r for r in desired if not any(target in r.key for target in unreachable)]
+
+
+@dataclass
+class Prepared:
+    changes: list[Change]
+    actual: ReadResult
+    unowned: list[Change]  # changes no backend can apply (should be empty)
+
+
+def prepare(context: Context, progress: Progress | None = None, desired: list[Resource] | None = None) -> Prepared:
+    """Read and diff. ``desired`` defaults to the plan's resources (``down`` passes its own)."""
+    progress = progress or NoProgress()
+    actual = read_actual(context, progress)
+    if actual.blocking:
+        raise UnsupportedTargets(actual.blocking)  # before any change on any target
+    wanted = desired if desired is not None else all_resources(context.desired)
+    wanted = _reachable(wanted, context, actual.unreachable)
+    changes = diff(wanted, actual.resources, context.options.layers)
+    unowned = [c for c in changes if owner_of(context, c) is None]
+    return Prepared([c for c in changes if c not in unowned], actual, unowned)
+
+
+@dataclass
+class ApplyReport:
+    outcomes: list[Outcome]
+    remaining: list[Change]  # what the verification read still finds different
+    unreachable: dict[str, str]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.unreachable and not self.remaining
+
+
+def execute(
+    context: Context,
+    prepared: Prepared,
+    progress: Progress | None = None,
+    desired: list[Resource] | None = None,
+    verify: bool = True,
+) -> ApplyReport:
+    """Apply prepared changes, every backend in parallel, then read back and diff again."""
+    progress = progress or NoProgress()
+    grouped: dict[int, list[Change]] = {}
+    for change in prepared.changes:
+        owner = owner_of(context, change)
+        assert owner is not None  # prepare() filtered the rest
+        grouped.setdefault(id(owner), []).append(change)
+    work = [(b, grouped[id(b)]) for b in context.backends if id(b) in grouped]
+    outcomes: list[Outcome] = []
+    if work:
+        with ThreadPoolExecutor(max_workers=len(work)) as pool:
+            for result in pool.map(lambda item: item[0].apply(item[1], context.desired, progress), work):
+                outcomes.extend(result)
+    remaining: list[Change] = []
+    unreachable = dict(prepared.actual.unreachable)
+    if verify and work:
+        after = prepare(context, progress, desired)
+        remaining = [c for c in after.changes if c.action != "conflict"]
+        unreachable.update(after.actual.unreachable)
+    return ApplyReport(outcomes, remaining, unreachable)
+
+
+def down_desired(context: Context, actual: ReadResult) -> list[Resource]:
+    """What `down` converges to: nothing hybridctl made, and every flag back to the value it found.
+
+    Flags hybridctl never changed (no journal record) are left exactly as they are.
+    """
+    out: list[Resource] = []
+    for resource in actual.resources:
+        if resource.layer != "flag":
+            continue
+        original = context.journal.original(resource.layer, resource.key)
+        value = str(original).lower() if original is not None else resource.get("value")
+        out.append(Resource(resource.layer, resource.key, (("value", value),), "restore the value found before up"))
+    # Backends may name actual items `down` must leave as they are although they look like their
+    # own (e.g. SoftEther hubs and users that existed before hybridctl configured the host).
+    for backend in context.backends:
+        keep = getattr(backend, "down_keep", None)
+        if keep is not None:
+            out.extend(keep(actual))
+    return out

@@ -12,8 +12,8 @@ accept:
 
 :func:`check_budget` and :func:`check_budget_list` return :class:`Issue` items located relative
 to the budget / the list; :func:`raise_issues` hands them to pydantic as one error per issue,
-with the fix in the error's context, so the inventory loader (or
-:func:`hybridctl.core.inventory.problems.problems_from_error`) turns each into a
+with the fix in the error's context, so the inventory loader
+(:func:`hybridctl.core.inventory.problems.problems_from_error`) turns each into a
 :class:`~hybridctl.core.errors.Problem` with file, line and field.
 
 Part of the inventory (the models in :mod:`hybridctl.core.inventory.budgets` run these rules from

@@ -112,18 +112,11 @@ def model_loc(loc: Sequence[str | int]) -> tuple[str | int, ...]:
     return tuple(item for item in loc if not (isinstance(item, str) and item.startswith("function-")))
 
 
-def problems_from_error(
-    error: ValidationError,
-    *,
-    file: str,
-    raw: Any,
-    lines: dict[Path_, int] | None = None,
-    prefix: Path_ = (),
-) -> list[Problem]:
-    """One :class:`Problem` per pydantic error, named and located in the YAML (``prefix``: where the model sits)."""
+def problems_from_error(error: ValidationError, *, file: str, raw: Any, lines: dict[Path_, int]) -> list[Problem]:
+    """One :class:`Problem` per pydantic error, named and located in the YAML ``raw`` was read from."""
     problems = []
     for item in error.errors():
-        loc = (*prefix, *model_loc(item["loc"]))
+        loc = model_loc(item["loc"])
         message, fix = fix_for(dict(item), value_at(raw, loc))
-        problems.append(Problem(file, field_name(raw, loc), message, fix, line_for(lines or {}, loc)))
+        problems.append(Problem(file, field_name(raw, loc), message, fix, line_for(lines, loc)))
     return problems

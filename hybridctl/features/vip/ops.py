@@ -33,7 +33,7 @@ from hybridctl.features.vip.apply import (
     ensure_tgw_route,
     verify,
 )
-from hybridctl.features.vip.aws import AwsApi, error_code, name_of
+from hybridctl.features.vip.aws import PERMISSION_CODES, AwsApi, error_code, name_of
 from hybridctl.features.vip.checks import Status, UnsafeError
 from hybridctl.features.vip.context import VipContext, is_main, route_target, vip_route
 from hybridctl.features.vip.plan import plan_onprem, plan_repoint
@@ -51,8 +51,6 @@ class VipPartialFailure(PartialFailure):
     @property
     def permission(self) -> bool:
         """Every failed write was refused by IAM (retrying elsewhere will not help)."""
-        from hybridctl.features.vip.aws import PERMISSION_CODES
-
         failed = [t for t in self.result.tables + self.result.onprem if not t.ok]
         return bool(failed) and all(t.code in PERMISSION_CODES for t in failed)
 

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.core.inventory.load import load_inventory
+from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.features.checkrun import run_check
 from hybridctl.features.engine import Options, execute, open_context, prepare
 from hybridctl_lab import dataplane, manager

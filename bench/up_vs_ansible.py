@@ -56,9 +56,10 @@ import yaml
 from hybridctl.backends import hosts as hosts_adapter
 from hybridctl.backends.ssh import connect_all
 from hybridctl.core.hostfiles import ROUTE_PROTO, HostFile, host_files
-from hybridctl.core.inventory.load import LoadedInventory, load_inventory, plan_loaded
+from hybridctl.core.inventory.load import LoadedInventory, load_inventory
 from hybridctl.core.inventory.models import SshEndpoint
 from hybridctl.core.planner.desired import DesiredState
+from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.features.engine import Options, execute, open_context, prepare
 from hybridctl_lab import dataplane, manager
 from hybridctl_lab.daemon import free_port

@@ -36,9 +36,9 @@ from typing import Any
 
 import boto3
 
-from hybridctl.features.vip import ops
+from hybridctl.core.inventory.vips import Vip
+from hybridctl.features.vip import apply, ops, plan, read, results
 from hybridctl.features.vip.aws import AwsApi, AwsConfig
-from hybridctl.features.vip.models import Vip
 from hybridctl_lab import vip_scenario as scenario
 from hybridctl_lab.aws_emulator import AwsEmulator
 
@@ -142,8 +142,8 @@ def parallel(api: AwsApi, vip: Vip) -> dict[str, float]:
 
 def sequential(api: AwsApi, vip: Vip, gap: float) -> dict[str, float]:
     started = time.monotonic()
-    ctx = ops.read_context(api, vip)
-    actions = ops.plan_repoint(ctx, ctx.nodes["node2"].id)
+    ctx = read.read_context(api, vip)
+    actions = plan.plan_repoint(ctx, ctx.nodes["node2"].id)
     first = time.monotonic()
     for index, action in enumerate(actions):
         if index:
@@ -157,8 +157,8 @@ def sequential(api: AwsApi, vip: Vip, gap: float) -> dict[str, float]:
             **action.target,
         )
     switched = time.monotonic()
-    outcomes = [ops.TableOutcome(a.table_id, a.label, a.op, a.destination, a.before, ok=True) for a in actions]
-    ops.verify(api, ctx, outcomes, actions)
+    outcomes = [results.TableOutcome(a.table_id, a.label, a.op, a.destination, a.before, ok=True) for a in actions]
+    apply.verify(api, ctx, outcomes, actions)
     assert all(o.ok for o in outcomes) and len(outcomes) == len(vip.route_tables)
     done = time.monotonic()
     return {"total": done - started, "switch": switched - first, "verified": done - first}

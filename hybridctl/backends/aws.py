@@ -40,7 +40,7 @@ from hybridctl.core.inventory.models import AwsSettings, Inventory, Site
 from hybridctl.core.planner.desired import CloudRouteTable, DesiredState, Resource
 
 if TYPE_CHECKING:
-    from hybridctl.features.engine import Context
+    from hybridctl.backends.context import Context
 
 FLAG = CLOUD_FLAGS["aws"]
 # Characters AWS accepts in a security group rule description (anything else is refused).

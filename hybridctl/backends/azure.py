@@ -42,7 +42,7 @@ from hybridctl.core.planner.names import azure_route_name
 from hybridctl.core.secrets import SecretStore
 
 if TYPE_CHECKING:
-    from hybridctl.features.engine import Context
+    from hybridctl.backends.context import Context
 
 FLAG = CLOUD_FLAGS["azure"]
 FIRST_PRIORITY = 1000  # hybridctl's NSG rules sit above the range people usually hand-write in

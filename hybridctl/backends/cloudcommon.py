@@ -20,9 +20,7 @@ from hybridctl.core.inventory.models import Inventory, Site
 from hybridctl.core.planner.desired import DesiredState, Resource
 
 if TYPE_CHECKING:
-    from hybridctl.backends.base import Backend
     from hybridctl.backends.journal import Journal
-    from hybridctl.core.secrets import SecretStore
 
 CLOUD_LAYERS: tuple[str, ...] = ("flag", "security-rule", "cloud-route", "cloud-association")
 CLOUD_FLAGS: dict[str, str] = {"aws": "source_dest_check", "azure": "ip_forwarding"}
@@ -292,18 +290,3 @@ def read_by_group(
 def journal_detail(journal: Journal, layer: str, key: tuple[str, ...]) -> dict[str, Any]:
     detail = journal.created_detail(layer, key)
     return detail if isinstance(detail, dict) else {}
-
-
-def build_cloud_backends(inventory: Inventory, journal: Journal, secrets: SecretStore | None = None) -> list[Backend]:
-    """The cloud backends an inventory needs (AWS when it has AWS sites, Azure likewise)."""
-    out: list[Backend] = []
-    kinds = {s.kind for s in inventory.sites}
-    if "aws" in kinds:
-        from hybridctl.backends.aws import AwsBackend
-
-        out.append(AwsBackend(inventory, journal))
-    if "azure" in kinds:
-        from hybridctl.backends.azure import AzureBackend
-
-        out.append(AzureBackend(inventory, journal, secrets))
-    return out

@@ -68,7 +68,7 @@ from hybridctl.core.softether.vpncmd import (
 from hybridctl.core.softether.vpncmd import render_invocations as render_vpncmd
 
 if TYPE_CHECKING:
-    from hybridctl.features.engine import Context
+    from hybridctl.backends.context import Context
 
 READ_TIMEOUT_S = 180.0
 APPLY_TIMEOUT_S = 900.0

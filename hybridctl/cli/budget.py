@@ -22,9 +22,10 @@ from rich.text import Text
 
 from hybridctl.cli.common import Output, OutputOpt, print_json, stderr, stdout
 from hybridctl.core.errors import EXIT_BAD_INPUT, EXIT_ERROR, InputError, Problem
+from hybridctl.core.inventory.budget_rules import SCOPE_PATTERN
+from hybridctl.core.inventory.budgets import Budget
 from hybridctl.core.inventory.load import load_inventory
 from hybridctl.features.budget.diff import Target, targets_of
-from hybridctl.features.budget.models import Budget
 from hybridctl.features.budget.service import (
     Clouds,
     StatusRow,
@@ -39,7 +40,7 @@ from hybridctl.features.budget.service import (
     status_rows,
     summary,
 )
-from hybridctl.features.budget.validation import SCOPE_PATTERN, budget_from_flags
+from hybridctl.features.budget.validation import budget_from_flags
 
 EXIT_THRESHOLD = 3  # `budget status`: a threshold is crossed
 STYLE_OF = {

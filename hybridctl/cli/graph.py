@@ -13,7 +13,8 @@ import typer
 
 from hybridctl.cli.common import InventoryOpt, print_json, stderr
 from hybridctl.core.errors import EXIT_OK, InputError, PreconditionError, Problem
-from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.core.inventory.load import load_inventory
+from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.features.graph import apply_results, build, load_results, to_dot
 
 

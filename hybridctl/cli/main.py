@@ -13,8 +13,9 @@ from hybridctl.cli.common import InventoryOpt, LayerOpt, Output, OutputOpt, chec
 from hybridctl.core.diff import diff
 from hybridctl.core.errors import EXIT_ERROR, HybridctlError, exit_code_for
 from hybridctl.core.hostfiles import all_resources
-from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.core.inventory.load import load_inventory
 from hybridctl.core.inventory.models import Inventory
+from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.render import dump_json, plan_document, render_changes, render_error, render_plan_extras
 
 app = typer.Typer(

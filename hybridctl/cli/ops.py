@@ -24,8 +24,9 @@ from hybridctl.cli.common import (
 )
 from hybridctl.core.diff import Change, summary
 from hybridctl.core.errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, HybridctlError
-from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.core.inventory.load import load_inventory
 from hybridctl.core.planner.desired import ROUTING_LAYERS
+from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.features.engine import ApplyReport, Context, Options, down_desired, execute, open_context, prepare
 from hybridctl.render import render_changes, render_plan_extras
 

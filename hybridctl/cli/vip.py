@@ -294,7 +294,7 @@ def doctor(
 
     Exit 0 when everything passes or only warns, 1 when a check fails (every failing check is listed).
     """
-    from hybridctl.core.inventory.load import plan_loaded
+    from hybridctl.core.planner.loaded import plan_loaded
     from hybridctl.core.secrets import SecretStore
     from hybridctl.features import preflight
     from hybridctl.features.vip import doctor as doctor_mod

@@ -13,7 +13,8 @@ lists the candidates: a wrong guess here would route a whole site through the wr
 What discovery cannot know (the server's public address, SSH users, which subnets join the
 overlay, the transit network) becomes a placeholder, a string ``<FILL: what to write>`` with a
 comment above it. :func:`hybridctl.core.inventory.load.parse_inventory` refuses every placeholder left,
-all at once, so a half-filled draft never plans.
+all at once, so a half-filled draft never plans (the placeholder form and its search live in
+:mod:`hybridctl.core.inventory.placeholders`; this module re-exports them for `hybridctl init`).
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ import yaml
 from hybridctl.backends.clouds import ArmClient, AwsApi, Hints, arm_call, name_of, tags
 from hybridctl.core.errors import InputError, Problem
 from hybridctl.core.inventory.models import NAME_PATTERN, AwsSettings, AzureSettings
+from hybridctl.core.inventory.placeholders import PLACEHOLDER_PREFIX, is_placeholder, placeholder, placeholders
 from hybridctl.core.secrets import SecretStore
 
-PLACEHOLDER_PREFIX = "<FILL:"
 BRIDGE_TAG = ("hybridctl-role", "vpn-bridge")
 HINTS = Hints(
     permission="grant the caller {action} (read-only: `hybridctl init` only describes)",
@@ -39,28 +40,6 @@ HINTS = Hints(
 )
 ARGS = "command line"  # the Problem.file of a bad flag
 _Pair = tuple[dict[str, Any], dict[str, Any] | None]  # an ENI and the instance it belongs to
-
-
-def placeholder(what: str) -> str:
-    return f"{PLACEHOLDER_PREFIX} {what}>"
-
-
-def is_placeholder(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(PLACEHOLDER_PREFIX)
-
-
-def placeholders(raw: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
-    """Every placeholder left in a parsed document, with its path."""
-    out: list[tuple[tuple[str | int, ...], str]] = []
-    if isinstance(raw, dict):
-        for key, value in raw.items():
-            out += placeholders(value, (*path, key))
-    elif isinstance(raw, list):
-        for index, value in enumerate(raw):
-            out += placeholders(value, (*path, index))
-    elif is_placeholder(raw):
-        out.append((path, str(raw)))
-    return out
 
 
 # -- a YAML document with comments -----------------------------------------------------------------

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hybridctl.backends.base import Backend, NoProgress, Outcome, Progress, ReadResult
+from hybridctl.backends.context import Context, Options
 from hybridctl.backends.journal import Journal
 from hybridctl.core.diff import Change, diff
 from hybridctl.core.errors import UnsupportedTargets
@@ -18,30 +19,6 @@ from hybridctl.core.hostfiles import all_resources
 from hybridctl.core.inventory.load import LoadedInventory
 from hybridctl.core.planner.desired import DesiredState, Resource
 from hybridctl.core.secrets import SecretStore
-
-
-@dataclass
-class Options:
-    accept_new_host_keys: bool = False
-    layers: list[str] | None = None
-    purge: bool = False
-
-
-@dataclass
-class Context:
-    """Everything a run shares: the plan, the stores, the connected backends."""
-
-    loaded: LoadedInventory
-    desired: DesiredState
-    journal: Journal
-    secrets: SecretStore
-    options: Options
-    backends: list[Backend] = field(default_factory=list)
-
-    def close(self) -> None:
-        for backend in self.backends:
-            backend.close()
-
 
 BackendFactory = Callable[[Context], Backend | None]
 

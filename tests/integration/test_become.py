@@ -31,8 +31,9 @@ from hybridctl.backends import hosts
 from hybridctl.backends.hosts import HostsBackend
 from hybridctl.backends.ssh import SshSession
 from hybridctl.core.errors import RemoteError, UnsupportedTargets
-from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.core.inventory.load import load_inventory
 from hybridctl.core.inventory.models import SshEndpoint
+from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.features.engine import Context, Options, execute, open_context, prepare
 from tests.conftest import FIXTURES, have_root_and_netns, require
 from tests.support.sshd import BASE, Sshd, start_sshd

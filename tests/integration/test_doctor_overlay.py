@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.core.inventory.load import load_inventory
+from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.core.secrets import SecretStore
 from hybridctl.features import preflight
 from hybridctl.features.vip import doctor, iam

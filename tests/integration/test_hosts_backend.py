@@ -29,7 +29,8 @@ import pytest
 
 from hybridctl.backends import hosts
 from hybridctl.backends.hosts import HostsBackend
-from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.core.inventory.load import load_inventory
+from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.features.engine import Context, Options, down_desired, execute, open_context, prepare
 from tests.conftest import require, require_lab_prereqs
 

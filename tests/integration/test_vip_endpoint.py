@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from hybridctl.core.inventory.load import load_inventory
+from hybridctl.core.inventory.vips import Vip
 from hybridctl.features.vip import endpoint
 from hybridctl.features.vip.aws import AwsApi
 from hybridctl.features.vip.checks import Status
-from hybridctl.features.vip.models import Vip
 from hybridctl_lab import vip_scenario as scenario
 from tests.support.emulators import REGION, vip_api, write_vip_inventory
 

@@ -20,6 +20,7 @@ from hybridctl.core.inventory.load import LoadedInventory
 from hybridctl.features.vip import ops
 from hybridctl.features.vip.aws import AwsApi
 from hybridctl.features.vip.checks import Status, UnsafeError
+from hybridctl.features.vip.read import read_context
 from hybridctl_lab import vip_scenario as scenario
 from tests.support.emulators import load_vip_inventory, vip_api
 
@@ -121,7 +122,7 @@ def test_move_with_declared_tables_leaves_no_holder_behind(ec2: Any, write_inven
 def test_move_survives_a_route_deleted_after_the_read(ec2: Any, write_inventory: Write, api: AwsApi) -> None:
     built = scenario.build(ec2)
     vip = write_inventory().inventory.vips[0]
-    ctx = ops.read_context(api, vip)
+    ctx = read_context(api, vip)
     ec2.delete_route(RouteTableId=built.tables["Route-A"], DestinationCidrBlock=VIP)
     result = ops.move(api, vip, "node2", ctx=ctx)
     by_table = {t.table_id: t for t in result.tables}

@@ -7,8 +7,9 @@ from typing import Generic, TypeVar
 from hybridctl.backends.base import Backend, NoProgress, Outcome
 from hybridctl.backends.journal import Journal
 from hybridctl.core.diff import Change, diff
-from hybridctl.core.inventory.load import LoadedInventory, plan_loaded
+from hybridctl.core.inventory.load import LoadedInventory
 from hybridctl.core.planner.desired import DesiredState, Resource
+from hybridctl.core.planner.loaded import plan_loaded
 
 B = TypeVar("B", bound=Backend)
 

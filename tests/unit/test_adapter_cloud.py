@@ -22,7 +22,7 @@ from hybridctl.backends.aws import (
     rule_name_of,
 )
 from hybridctl.backends.azure import AzureBackend, free_priority, hop_label, normalize_prefix, rule_items
-from hybridctl.backends.cloudcommon import build_cloud_backends, owns_key
+from hybridctl.backends.cloudcommon import owns_key
 from hybridctl.backends.journal import Journal
 from hybridctl.core.errors import RemoteError
 from hybridctl.core.inventory.load import load_inventory, parse_inventory
@@ -153,12 +153,16 @@ def test_owns_only_cloud_layers_of_its_sites_and_its_own_flag() -> None:
 
 
 def test_reference_inventory_gets_both_backends_owning_the_planned_cloud_items(tmp_path: Path) -> None:
-    from hybridctl.core.inventory.load import plan_loaded
+    from hybridctl.backends import aws, azure
+    from hybridctl.backends.context import Context, Options
+    from hybridctl.core.planner.loaded import plan_loaded
 
     loaded = load_inventory(REPO / "inventory" / "reference.yaml")
-    backends = build_cloud_backends(loaded.inventory, Journal(tmp_path / "j.json"), SecretStore(tmp_path / "s.json"))
-    assert [b.name for b in backends] == ["aws", "azure"]
     desired = plan_loaded(loaded)
+    context = Context(loaded, desired, Journal(tmp_path / "j.json"), SecretStore(tmp_path / "s.json"), Options())
+    # The engine's own factories (features.engine.default_factories) pick the cloud backends.
+    backends = [b for b in (aws.backend_for(context), azure.backend_for(context)) if b is not None]
+    assert [b.name for b in backends] == ["aws", "azure"]
     for resource in desired.resources():
         owners = [b.name for b in backends if b.owns(resource.layer, resource.key)]
         cloud = resource.layer in ("security-rule", "cloud-route", "cloud-association") or (

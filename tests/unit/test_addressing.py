@@ -9,8 +9,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hybridctl.core.inventory.addressing import AddressingError, assign_transit, summarize
 from hybridctl.core.inventory.load import parse_inventory
-from hybridctl.core.planner.addressing import AddressingError, assign_transit, summarize
 from hybridctl.core.planner.plan import _range_to_cidrs, plan
 from tests.conftest import REPO
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from hybridctl.core.inventory.budgets import Budget, guard_alerts
 from hybridctl.features.budget import aws as aws_budgets
 from hybridctl.features.budget import azure as azure_budgets
 from hybridctl.features.budget.diff import (
@@ -24,8 +25,6 @@ from hybridctl.features.budget.diff import (
     match_notices,
     targets_of,
 )
-from hybridctl.features.budget.models import Budget
-from hybridctl.features.budget.presets import guard_alerts
 from tests.conftest import FIXTURES
 
 AWS_FIXTURE = json.loads((FIXTURES / "budget" / "aws_budget.json").read_text())

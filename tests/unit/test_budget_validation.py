@@ -16,9 +16,10 @@ import yaml
 
 from hybridctl.cli.main import main
 from hybridctl.core.errors import InputError
+from hybridctl.core.inventory.budget_rules import add_months, today_utc
+from hybridctl.core.inventory.budgets import Budget
 from hybridctl.core.inventory.load import parse_inventory
-from hybridctl.features.budget.models import Budget
-from hybridctl.features.budget.validation import add_months, budget_from_flags, parse_alert, today_utc
+from hybridctl.features.budget.validation import budget_from_flags, parse_alert
 from tests.conftest import FIXTURES
 
 DEAD = "127.0.0.1:9"  # discard port: connection refused if anything were called

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hybridctl.core.errors import InputError
-from hybridctl.features.budget.models import budget_from_mapping
+from hybridctl.core.inventory.budgets import budget_from_mapping
 from hybridctl.features.cost import parse, prices
 from hybridctl.features.cost.leaks import AwsScan, aws_leaks, azure_leaks, select
 from tests.conftest import FIXTURES

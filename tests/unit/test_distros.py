@@ -13,8 +13,9 @@ from hybridctl.backends.hostscript import ReadRequest, parse_read, render_read
 from hybridctl.core.diff import Change
 from hybridctl.core.errors import UnsupportedTargets, exit_code_for
 from hybridctl.core.hostfiles import all_resources
-from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.core.inventory.load import load_inventory
 from hybridctl.core.planner.desired import DesiredState, Resource
+from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.features.engine import Options, open_context, prepare
 from tests.conftest import FIXTURES
 

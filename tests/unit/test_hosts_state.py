@@ -23,8 +23,9 @@ from hybridctl.backends.journal import Journal
 from hybridctl.backends.ssh import CommandResult
 from hybridctl.core.diff import Change, diff
 from hybridctl.core.hostfiles import all_resources
-from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.core.inventory.load import load_inventory
 from hybridctl.core.planner.desired import DesiredState, Resource
+from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.core.secrets import SecretStore
 from hybridctl.core.softether.commands import plan_steps
 from hybridctl.core.softether.parse import parse_read as parse_softether

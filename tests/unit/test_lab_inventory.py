@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from hybridctl.core.inventory.load import LoadedInventory, load_inventory, plan_loaded
+from hybridctl.core.inventory.load import LoadedInventory, load_inventory
+from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl_lab import inventory, seed
 from hybridctl_lab.hosts import DEFAULT_LAB_DIR
 from hybridctl_lab.topology import build_topology

@@ -10,8 +10,8 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from hybridctl.core.inventory.addressing import AddressingError
 from hybridctl.core.inventory.load import parse_inventory
-from hybridctl.core.planner.addressing import AddressingError
 from hybridctl.core.planner.plan import plan
 from hybridctl.core.planner.trace import trace
 

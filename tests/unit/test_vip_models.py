@@ -11,9 +11,11 @@ import yaml
 
 from hybridctl.core.errors import InputError
 from hybridctl.core.inventory.load import LoadedInventory, parse_inventory
-from hybridctl.features.vip import iam, ops, safety
+from hybridctl.core.inventory.vips import Vip
+from hybridctl.features.vip import iam, safety
 from hybridctl.features.vip.checks import Status
-from hybridctl.features.vip.models import Vip
+from hybridctl.features.vip.context import NodeEni, VipContext
+from hybridctl.features.vip.plan import plan_repoint
 from hybridctl.features.vip.validate import check_vips, select
 from hybridctl_lab import vip_scenario as scenario
 
@@ -120,10 +122,10 @@ def _vip_route(eni: str, state: str = "active") -> dict[str, Any]:
     return {"DestinationCidrBlock": "20.0.0.100/32", "NetworkInterfaceId": eni, "State": state}
 
 
-def _ctx(vip: Vip, tables: list[dict[str, Any]], wanted: list[str], **kw: Any) -> ops.VipContext:
+def _ctx(vip: Vip, tables: list[dict[str, Any]], wanted: list[str], **kw: Any) -> VipContext:
     nodes = {
-        "node1": ops.NodeEni(vip.nodes[0], {"NetworkInterfaceId": "eni-1", "VpcId": "vpc-1", "SourceDestCheck": False}),
-        "node2": ops.NodeEni(
+        "node1": NodeEni(vip.nodes[0], {"NetworkInterfaceId": "eni-1", "VpcId": "vpc-1", "SourceDestCheck": False}),
+        "node2": NodeEni(
             vip.nodes[1],
             {
                 "NetworkInterfaceId": "eni-2",
@@ -133,7 +135,7 @@ def _ctx(vip: Vip, tables: list[dict[str, Any]], wanted: list[str], **kw: Any) -
             },
         ),
     }
-    return ops.VipContext(
+    return VipContext(
         vip=vip,
         region="r",
         vpc_id="vpc-1",
@@ -157,7 +159,7 @@ def test_plan_repoints_holders_and_creates_missing_declared_routes() -> None:
         _table("rtb-f", _vip_route("eni-2", state="blackhole")),
     ]
     ctx = _ctx(vip, tables, ["rtb-a", "rtb-b", "rtb-c", "rtb-f"])
-    plan = ops.plan_repoint(ctx, "eni-2")
+    plan = plan_repoint(ctx, "eni-2")
     assert [(a.table_id, a.op, a.before) for a in plan] == [
         ("rtb-a", "replace", "eni-1"),
         ("rtb-c", "create", ""),
@@ -165,7 +167,7 @@ def test_plan_repoints_holders_and_creates_missing_declared_routes() -> None:
         ("rtb-f", "replace", "eni-2"),
     ]
     assert all(a.target == {"NetworkInterfaceId": "eni-2"} for a in plan)
-    assert ops.plan_repoint(ctx, "eni-2", create_missing=False)[1].table_id == "rtb-d"
+    assert plan_repoint(ctx, "eni-2", create_missing=False)[1].table_id == "rtb-d"
     assert ctx.active_node() == "node1"
     assert ctx.table_label("rtb-a") == "rtb-a (Main)"
 

@@ -25,8 +25,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hybridctl.features.budget.models import BudgetList
-from hybridctl.features.vip.models import Vip
+from hybridctl.core.inventory.budgets import BudgetList
+from hybridctl.core.inventory.vips import Vip
 
 SECRET_PATTERN = r"^(generate|env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

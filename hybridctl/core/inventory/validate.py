@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from ipaddress import IPv4Address, IPv4Network, ip_address
 from typing import TYPE_CHECKING
 
 from hybridctl.core.errors import Problem
+from hybridctl.core.inventory.addressing import AddressingError, assign_transit
 from hybridctl.core.inventory.models import Inventory, Site, SshEndpoint, tap_device
+from hybridctl.core.inventory.problems import field_name
 from hybridctl.core.secrets import check_resolvable
 
 if TYPE_CHECKING:
@@ -23,8 +25,6 @@ class _Collector:
         self.problems: list[Problem] = []
 
     def add(self, loc: Loc, message: str, fix: str) -> None:
-        from hybridctl.core.inventory.load import field_name
-
         self.problems.append(
             Problem(
                 file=str(self.loaded.path),
@@ -279,8 +279,6 @@ def _check_secrets(inv: Inventory, out: _Collector) -> None:
 
 
 def _check_addressing(inv: Inventory, out: _Collector) -> None:
-    from hybridctl.core.planner.addressing import AddressingError, assign_transit
-
     try:
         assign_transit(inv)
     except AddressingError as error:
@@ -302,17 +300,65 @@ def _check_budget_clouds(inv: Inventory, out: _Collector) -> None:
             )
 
 
+def _vip_problem(loaded: LoadedInventory, loc: Sequence[str | int], message: str, fix: str) -> Problem:
+    return Problem(str(loaded.path), field_name(loaded.raw, loc), message, fix, loaded.line_of(loc))
+
+
+def vip_problems(loaded: LoadedInventory) -> list[Problem]:
+    """Checks across ``vips:`` entries (pydantic checked each entry).
+
+    Unique names, one VIP address per region (the collision rule of reference section 5 applies
+    inside one inventory too), and no VIP inside the networks of an inventory site in its VPC.
+    """
+    inv = loaded.inventory
+    problems: list[Problem] = []
+    default_region = inv.aws.region if inv.aws else None
+    seen_names: dict[str, int] = {}
+    seen_addresses: dict[tuple[str | None, str], str] = {}
+    for i, vip in enumerate(inv.vips):
+        if vip.name in seen_names:
+            problems.append(
+                _vip_problem(
+                    loaded, ("vips", i, "name"), f"VIP name '{vip.name}' is used twice", "give every VIP its own name"
+                )
+            )
+        seen_names.setdefault(vip.name, i)
+        region = vip.region or default_region
+        key = (region, str(vip.address))
+        if key in seen_addresses:
+            problems.append(
+                _vip_problem(
+                    loaded,
+                    ("vips", i, "address"),
+                    f"{vip.address} is also VIP '{seen_addresses[key]}' in {region}",
+                    "a VIP must be unique per account and region: choose another address",
+                )
+            )
+        seen_addresses.setdefault(key, vip.name)
+        for site in inv.sites:
+            if site.kind == "aws" and site.vpc == vip.vpc:
+                inside = [str(n.cidr) for n in site.networks if vip.address in n.cidr]
+                if inside:
+                    problems.append(
+                        _vip_problem(
+                            loaded,
+                            ("vips", i, "address"),
+                            f"{vip.address} lies inside {', '.join(inside)} of site '{site.name}' (same VPC)",
+                            "choose an address outside every CIDR of the VPC: the local route would win",
+                        )
+                    )
+    return problems
+
+
 def validate_inventory(loaded: LoadedInventory) -> list[Problem]:
     """Every cross-field check of every section, whatever the command that loads the inventory.
 
     The overlay (sites, gateways, networks, secrets, addressing), ``budgets:`` (per entry and
     across entries by pydantic, the Azure settings here) and ``vips:`` (per entry by pydantic,
-    across entries and against the sites' networks in :mod:`hybridctl.features.vip.validate`): a mistake
+    across entries and against the sites' networks in :func:`vip_problems`): a mistake
     in any section stops ``plan`` and ``up`` as it stops ``vip`` or ``budget``, before anything
     remote is touched.
     """
-    from hybridctl.features.vip.validate import vip_problems
-
     out = _Collector(loaded)
     inv = loaded.inventory
     for check in (_check_names, _check_roles, _check_overlaps, _check_gateways, _check_networks, _check_secrets):

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Literal
 
+from hybridctl.core.inventory.addressing import AddressingError, TransitPlan, assign_transit
 from hybridctl.core.inventory.models import Inventory, Site, tap_device
-from hybridctl.core.planner.addressing import AddressingError, TransitPlan, assign_transit
 from hybridctl.core.planner.desired import (
     ClientRoutes,
     CloudRoute,

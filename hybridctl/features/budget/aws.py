@@ -28,9 +28,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from hybridctl.backends.clouds import AwsApi, AwsCallError, CallLog, Hints
+from hybridctl.core.inventory.budget_rules import number
 from hybridctl.core.inventory.models import AwsSettings
 from hybridctl.features.budget.diff import Alarm, BudgetChange, BudgetState, Contacts, Notice, Spend, Target
-from hybridctl.features.budget.validation import number
 
 PERIODS = {"MONTHLY": "monthly", "QUARTERLY": "quarterly", "ANNUALLY": "annual", "DAILY": "daily"}
 TIME_UNITS = {v: k for k, v in PERIODS.items()}

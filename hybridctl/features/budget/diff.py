@@ -1,7 +1,7 @@
 """Cloud-neutral budget state and the pure diff between what is declared and what a cloud has.
 
 Both adapters parse what their API returns into :class:`BudgetState`; :func:`desired_state`
-turns a declared :class:`~hybridctl.features.budget.models.Budget` into the same shape for one cloud
+turns a declared :class:`~hybridctl.core.inventory.budgets.Budget` into the same shape for one cloud
 target; :func:`diff_budget` compares them and lists the changes, notifications one by one.
 Nothing here does I/O.
 
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from hybridctl.features.budget.models import Budget, BudgetAlert
-from hybridctl.features.budget.validation import number
+from hybridctl.core.inventory.budget_rules import number
+from hybridctl.core.inventory.budgets import Budget, BudgetAlert
 
 OPERATOR_SYMBOLS = {"gt": ">", "ge": ">=", "eq": "=", "lt": "<"}
 ACTION_ORDER = (

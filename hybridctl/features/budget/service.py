@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from hybridctl.backends.clouds import CallLog
 from hybridctl.core.errors import HybridctlError, InputError, Problem
+from hybridctl.core.inventory.budget_rules import number, today_utc
+from hybridctl.core.inventory.budgets import Budget
 from hybridctl.core.inventory.models import AwsSettings, AzureSettings
 from hybridctl.core.secrets import SecretStore
 from hybridctl.features.budget.diff import (
@@ -31,8 +33,6 @@ from hybridctl.features.budget.diff import (
     diff_budget,
     targets_of,
 )
-from hybridctl.features.budget.models import Budget
-from hybridctl.features.budget.validation import number, today_utc
 
 if TYPE_CHECKING:
     from hybridctl.core.inventory.load import LoadedInventory
@@ -193,7 +193,7 @@ def check_azure_section(budgets: Sequence[Budget], clouds: Clouds, loaded: Loade
             break
         position = _inventory_index(loaded, budget)
         loc: tuple[str | int, ...] = ("budgets", position if position is not None else index, "cloud")
-        from hybridctl.core.inventory.load import field_name
+        from hybridctl.core.inventory.problems import field_name
 
         problems.append(clouds.missing_azure(field_name(loaded.raw, loc), loaded.line_of(loc)))
     if problems:

@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from hybridctl.core.errors import InputError, Problem
-from hybridctl.features.budget.models import Budget
+from hybridctl.core.inventory.budgets import Budget
 from hybridctl.features.cost.models import GROUP_BYS, CloudCost, CostRow, GroupCost, Threshold
 
 AWS_RESOURCE_DAYS = 14  # Cost Explorer keeps resource-level data for the last 14 days

@@ -26,9 +26,11 @@ from typing import Any, TypeVar
 from hybridctl.backends import clouds
 from hybridctl.core.errors import HybridctlError, RemoteError
 from hybridctl.features.vip import endpoint as endpoint_mod
-from hybridctl.features.vip import iam, ops, safety
+from hybridctl.features.vip import iam, safety
 from hybridctl.features.vip.aws import AwsApi, AwsCallError, AwsConfig
 from hybridctl.features.vip.checks import Check, Status, fail, ok, warn, worst
+from hybridctl.features.vip.context import NodeEni, VipContext
+from hybridctl.features.vip.read import read_context
 
 T = TypeVar("T")
 DEFAULT_BOUND = 60.0  # seeds 001: "if there is no answer within a minute, the path is missing"
@@ -268,7 +270,7 @@ class Doctor:
     def vip(self, vip: Any) -> None:
         subject = f"vip {vip.name}"
         try:
-            ctx = ops.read_context(self.api, vip)
+            ctx = read_context(self.api, vip)
         except HybridctlError as exc:
             self.add(fail("vip-resolve", subject, str(exc), "correct the VIP's names in the inventory"))
             return
@@ -278,7 +280,7 @@ class Doctor:
         for name, node in ctx.nodes.items():
             self.node(vip, ctx, name, node)
 
-    def endpoint(self, vip: Any, ctx: ops.VipContext) -> None:
+    def endpoint(self, vip: Any, ctx: VipContext) -> None:
         try:
             state = endpoint_mod.read_state(self.api, [vip])
         except HybridctlError as exc:
@@ -324,7 +326,7 @@ class Doctor:
         finally:
             probe.close()
 
-    def node(self, vip: Any, ctx: ops.VipContext, name: str, node: ops.NodeEni) -> None:
+    def node(self, vip: Any, ctx: VipContext, name: str, node: NodeEni) -> None:
         subject = f"node {vip.name}/{name}"
         self.add(*(dataclasses.replace(c, subject=subject) for c in safety.eni_checks(ctx, node)))
         if node.instance_id is None:
@@ -356,7 +358,7 @@ class Doctor:
             self.add(ok("instance-profile", subject, f"{node.instance_id}: {profile_arn} associated"))
         self.node_permissions(vip, ctx, subject, profile_arn)
 
-    def node_permissions(self, vip: Any, ctx: ops.VipContext, subject: str, profile_arn: str) -> None:
+    def node_permissions(self, vip: Any, ctx: VipContext, subject: str, profile_arn: str) -> None:
         profile_name = profile_arn.rsplit("/", 1)[-1]
         try:
             profile = self.api.call("iam", "get_instance_profile", None, InstanceProfileName=profile_name)

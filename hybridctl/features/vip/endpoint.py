@@ -17,9 +17,9 @@ from ipaddress import IPv4Network, ip_network
 from typing import Any
 
 from hybridctl.core.errors import RemoteError
+from hybridctl.core.inventory.vips import Vip
 from hybridctl.features.vip.aws import AwsApi, name_of
 from hybridctl.features.vip.checks import Check, fail, ok, warn
-from hybridctl.features.vip.models import Vip
 
 SG_NAME = "hybridctl-ec2-endpoint"
 ENDPOINT_NAME = "hybridctl-ec2"

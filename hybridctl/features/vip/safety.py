@@ -1,4 +1,4 @@
-"""Safety checks run before any VIP change (pure: they read a :class:`~hybridctl.features.vip.ops.VipContext`).
+"""Safety checks run before any VIP change (pure: they read a :class:`~hybridctl.features.vip.context.VipContext`).
 
 - ``vip-outside-vpc``: a VIP inside a VPC CIDR is shadowed by the ``local`` route, so the route
   table cannot steer it (reference.md section 4: "outside every VPC CIDR").
@@ -14,13 +14,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from hybridctl.features.vip.aws import name_of
 from hybridctl.features.vip.checks import Check, fail, ok, warn
-
-if TYPE_CHECKING:
-    from hybridctl.features.vip.ops import NodeEni, VipContext
+from hybridctl.features.vip.context import NodeEni, VipContext, route_target, vip_route
 
 
 def vip_outside_vpc(ctx: VipContext) -> Check:
@@ -37,8 +33,6 @@ def vip_outside_vpc(ctx: VipContext) -> Check:
 
 
 def collisions(ctx: VipContext, allow: bool) -> Check:
-    from hybridctl.features.vip.ops import route_target, vip_route
-
     subject = f"vip {ctx.vip.name}"
     if not ctx.collisions:
         return ok("collision", subject, f"no other VPC in {ctx.region} routes {ctx.vip.destination}")

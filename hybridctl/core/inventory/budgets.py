@@ -19,16 +19,17 @@ Example::
         action_groups: []           # Azure: action group resource ids
         start: 2026-12-01           # optional, the first of a month
 
-or, for the reference's two-tier guard (``preset: guard``, see :mod:`hybridctl.features.budget.presets`)::
+or, for the reference's two-tier guard (``preset: guard``, see :func:`guard_alerts`)::
 
       - {name: guard, amount: 4000, currency: JPY, cloud: azure, preset: guard, emails: [me@example.com]}
 
 Field types are checked by pydantic; every rule with a message of its own (limits, name
 characters, threshold ranges, start dates, missing contacts, what each cloud supports) lives
-in :mod:`hybridctl.features.budget.validation` and runs from the validators below, so the inventory
+in :mod:`hybridctl.core.inventory.budget_rules` and runs from the validators below, so the inventory
 loader reports them with file, line, field and fix like any other problem.
 
-This module must not import :mod:`hybridctl.core.inventory.models`: that module imports this one.
+A section of the inventory (:mod:`hybridctl.core.inventory.models` imports this module, so it must
+not import that one); the clouds' budget objects are read and written in :mod:`hybridctl.features.budget`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from hybridctl.features.budget.validation import (
+from hybridctl.core.inventory.budget_rules import (
     ACTION_GROUP_PATTERN,
     BUDGET_NAME_PATTERN,
     CURRENCY_PATTERN,
@@ -48,6 +49,7 @@ from hybridctl.features.budget.validation import (
     SNS_ARN_PATTERN,
     check_budget,
     check_budget_list,
+    guard_idle_percent,
     raise_issues,
 )
 
@@ -164,8 +166,6 @@ class Budget(_Strict):
     def resolved_alerts(self) -> list[BudgetAlert]:
         """The alerts to apply: the preset's when one is set, else the declared ones."""
         if self.preset == "guard":
-            from hybridctl.features.budget.presets import guard_alerts
-
             return guard_alerts(self.amount, self.idle)
         return list(self.alerts)
 
@@ -183,3 +183,20 @@ BudgetList = Annotated[list[Budget], AfterValidator(_check_list)]
 def budget_from_mapping(data: dict[str, Any], today: dt.date | None = None) -> Budget:
     """Validate one budget (flags build the same mapping the inventory holds)."""
     return Budget.model_validate(data, context={"today": today} if today else None)
+
+
+# -- presets: alert sets worth having a name for ------------------------------------------------------
+
+
+def guard_alerts(amount: Decimal, idle: Decimal | None = None) -> list[BudgetAlert]:
+    """actual above the idle share, actual above 100%, forecast above 100%."""
+    return [
+        BudgetAlert(type="actual", threshold=guard_idle_percent(amount, idle), unit="percent"),
+        BudgetAlert(type="actual", threshold=Decimal(100), unit="percent"),
+        BudgetAlert(type="forecast", threshold=Decimal(100), unit="percent"),
+    ]
+
+
+PRESETS: dict[str, str] = {
+    "guard": "two-tier guard: actual above idle (default 25% of the amount), actual above 100%, forecast above 100%",
+}

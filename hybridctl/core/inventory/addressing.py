@@ -1,4 +1,8 @@
-"""Deterministic address assignment and prefix summarization (pure)."""
+"""Deterministic address assignment and prefix summarization (pure).
+
+With the inventory, not the planner: the loader checks that the transit addresses can be assigned
+(:mod:`hybridctl.core.inventory.validate`) for every command, and the planner uses the assignment.
+"""
 
 from __future__ import annotations
 

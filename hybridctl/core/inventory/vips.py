@@ -8,7 +8,8 @@ on-prem clients reach it too (section 5).
 These models must not import :mod:`hybridctl.core.inventory.models` (which imports them): they repeat
 the two tiny name patterns instead. Field-level checks live here, so pydantic errors come back
 through :func:`hybridctl.core.inventory.load.parse_inventory` with file/line/field/fix like any other;
-checks across entries (unique names and addresses) are in :mod:`hybridctl.features.vip.validate`.
+checks across entries (unique names and addresses) are in :mod:`hybridctl.core.inventory.validate`.
+The VIPs themselves are read, moved and watched in :mod:`hybridctl.features.vip`.
 """
 
 from __future__ import annotations

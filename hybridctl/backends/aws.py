@@ -172,7 +172,7 @@ class AwsBackend(CloudBackend[_Site]):
         super().__init__(inventory, journal)
         self.settings = inventory.aws or AwsSettings.model_validate({})
         # Every EC2 call goes through this one wrapper: it counts, retries, pages and translates.
-        self.api = AwsApi(self.settings, hints=HINTS, on_call=self._count.add)
+        self.api = AwsApi(self.settings, hints=HINTS, on_call=self.counter.add)
 
     # -- clients and the one call wrapper ----------------------------------------------------------
 

@@ -182,7 +182,7 @@ class AzureBackend(CloudBackend[_Site]):
             self.settings,
             self.secrets,
             credential=credential,
-            on_call=self._count.add,
+            on_call=self.counter.add,
         )
 
     # -- client and the one call wrapper -------------------------------------------------------------

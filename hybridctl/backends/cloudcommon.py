@@ -1,4 +1,4 @@
-"""What the AWS and Azure backends share: inventory field names, labels, call counting, apply loop.
+"""What the AWS and Azure backends share: inventory field names, labels, apply loop.
 
 Both cloud backends read the layers ``flag`` (the cloud-side forwarding flag only),
 ``security-rule``, ``cloud-route`` and ``cloud-association`` of the sites of their kind, keyed
@@ -8,12 +8,12 @@ the pure diff computed. See docs/cloud-adapters.md.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Container, Iterable, Sequence
 from ipaddress import IPv4Network
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from hybridctl.backends.base import CallCounter, Outcome, Progress, ReadResult
+from hybridctl.backends.base import Outcome, Progress, ReadResult
+from hybridctl.backends.calls import CallCounter
 from hybridctl.core.diff import Change
 from hybridctl.core.errors import HybridctlError, RemoteError
 from hybridctl.core.inventory.models import Inventory, Site
@@ -97,32 +97,6 @@ def change_text(change: Change) -> str:
     return f"{change.symbol} {change.layer} {' '.join(change.key)}"
 
 
-# -- call counting --------------------------------------------------------------------------------
-
-
-class SafeCounter:
-    """Adds a lock around a :class:`CallCounter` (backends may call from several threads)."""
-
-    def __init__(self, counter: CallCounter) -> None:
-        self.counter = counter
-        self._lock = threading.Lock()
-
-    def read(self, n: int = 1) -> None:
-        with self._lock:
-            self.counter.read(n)
-
-    def mutate(self, n: int = 1) -> None:
-        with self._lock:
-            self.counter.mutate(n)
-
-    def add(self, action: str, mutating: bool) -> None:
-        """A :data:`hybridctl.backends.clouds.OnCall`: one API call, read or mutating."""
-        if mutating:
-            self.mutate()
-        else:
-            self.read()
-
-
 # -- the common part of a cloud backend ------------------------------------------------------------
 
 
@@ -140,7 +114,6 @@ class CloudBackend(Generic[S]):
         self.inventory = inventory
         self.journal = journal
         self.counter = CallCounter()
-        self._count = SafeCounter(self.counter)
         self._sites = {s.name: s for s in inventory.sites if s.kind == self.name}
         self._state: dict[str, S] = {}
         self._failures: dict[str, str] = {}

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from hybridctl.backends.calls import CallCounter
 from hybridctl.core.errors import HybridctlError, RemoteError
 from hybridctl.core.inventory.models import AzureSettings
 from hybridctl.core.secrets import SecretRef, SecretStore
@@ -64,31 +65,6 @@ class Hints:
     rerun: str  # the cloud changed between the read and the write
     limits: str = "see the message"  # the cloud refused a value
     scope: str = "the resource group's name"  # where an Azure resource group is named
-
-
-# -- call counting ----------------------------------------------------------------------------------
-
-
-class CallLog:
-    """Calls made, per action, read vs mutating (each page and each request once, retries not)."""
-
-    def __init__(self) -> None:
-        self.by_action: Counter[str] = Counter()
-        self.reads = 0
-        self.mutations = 0
-        self._lock = threading.Lock()
-
-    def add(self, action: str, mutating: bool) -> None:
-        """An :data:`OnCall`; thread-safe (clients are shared between threads)."""
-        with self._lock:
-            if mutating:
-                self.mutations += 1
-            else:
-                self.reads += 1
-            self.by_action[action] += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"read": self.reads, "mutating": self.mutations, "by_action": dict(sorted(self.by_action.items()))}
 
 
 # -- AWS: errors ------------------------------------------------------------------------------------
@@ -243,7 +219,7 @@ class AwsApi:
     ) -> None:
         self.settings = settings
         self.hints = hints
-        self.log = CallLog()
+        self.log = CallCounter()
         self._target = target
         self._on_call = on_call
         self._config = aws_config(settings, user_agent=user_agent, **options)
@@ -670,7 +646,7 @@ __all__ = [
     "AwsApi",
     "AwsCallError",
     "AwsClientSettings",
-    "CallLog",
+    "CallCounter",
     "Hints",
     "OnCall",
     "action_name",

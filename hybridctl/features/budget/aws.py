@@ -27,7 +27,7 @@ from collections.abc import Collection, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from hybridctl.backends.clouds import AwsApi, AwsCallError, CallLog, Hints
+from hybridctl.backends.clouds import AwsApi, AwsCallError, CallCounter, Hints
 from hybridctl.core.inventory.models import AwsSettings
 from hybridctl.features.budget.diff import Alarm, BudgetChange, BudgetState, Contacts, Notice, Spend, Target
 from hybridctl.features.budget.validation import number
@@ -197,9 +197,9 @@ class AwsBudgets:
 
     cloud = "aws"
 
-    def __init__(self, settings: AwsSettings, counter: CallLog | None = None) -> None:
+    def __init__(self, settings: AwsSettings, counter: CallCounter | None = None) -> None:
         self.settings = settings
-        self.counter = counter or CallLog()
+        self.counter = counter or CallCounter()
         self.api = AwsApi(settings, hints=HINTS, target="aws budgets", on_call=self.counter.add)
         self._account: str | None = None
 

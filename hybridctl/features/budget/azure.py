@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from azure.core.exceptions import HttpResponseError
 
-from hybridctl.backends.clouds import ArmClient, CallLog, Hints, arm_call, arm_error_code
+from hybridctl.backends.clouds import ArmClient, CallCounter, Hints, arm_call, arm_error_code
 from hybridctl.core.inventory.models import AzureSettings
 from hybridctl.core.secrets import SecretStore
 from hybridctl.features.budget.diff import (
@@ -190,14 +190,14 @@ class AzureBudgets:
         self,
         settings: AzureSettings,
         secrets: SecretStore,
-        counter: CallLog | None = None,
+        counter: CallCounter | None = None,
         *,
         credential: Any | None = None,
         today: Callable[[], dt.date] | None = None,
     ) -> None:
         self.settings = settings
         self.secrets = secrets
-        self.counter = counter or CallLog()
+        self.counter = counter or CallCounter()
         self.arm = ArmClient(
             "azure.mgmt.consumption.ConsumptionManagementClient",
             settings,

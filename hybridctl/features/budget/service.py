@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from hybridctl.backends.clouds import CallLog
+from hybridctl.backends.clouds import CallCounter
 from hybridctl.core.errors import HybridctlError, InputError, Problem
 from hybridctl.core.inventory.models import AwsSettings, AzureSettings
 from hybridctl.core.secrets import SecretStore
@@ -86,7 +86,7 @@ class Clouds:
         self.azure_settings = azure_settings
         self.secrets = secrets
         self.origin = origin
-        self.counters = {"aws": CallLog(), "azure": CallLog()}
+        self.counters = {"aws": CallCounter(), "azure": CallCounter()}
         self._aws: AwsBudgets | None = None
         self._azure: AzureBudgets | None = None
 

@@ -13,7 +13,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from hybridctl.backends.clouds import ArmClient, CallLog, Hints, arm_call
+from hybridctl.backends.clouds import ArmClient, CallCounter, Hints, arm_call
 from hybridctl.core.errors import RemoteError
 from hybridctl.core.inventory.models import AzureSettings
 from hybridctl.core.secrets import SecretStore
@@ -34,10 +34,10 @@ INSUFFICIENT = ("insufficientdata", "forecastnotavailable")
 
 class AzureCostApi:
     def __init__(
-        self, settings: AzureSettings, secrets: SecretStore, counter: CallLog | None = None, credential: Any = None
+        self, settings: AzureSettings, secrets: SecretStore, counter: CallCounter | None = None, credential: Any = None
     ) -> None:
         self.settings = settings
-        self.counter = counter or CallLog()
+        self.counter = counter or CallCounter()
         self.arm = ArmClient(
             "azure.mgmt.network.NetworkManagementClient",
             settings,

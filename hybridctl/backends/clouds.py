@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from hybridctl.backends.aws_lookup import name_of, split_refs, tags
 from hybridctl.backends.calls import CallCounter
 from hybridctl.core.errors import HybridctlError, RemoteError
 from hybridctl.core.inventory.models import AzureSettings
@@ -344,12 +345,9 @@ class AwsApi:
 
         ``filters`` narrow both reads (e.g. to one VPC).
         """
-        refs = set(refs)
+        ids, names = split_refs(refs, id_prefix)
         found: list[dict[str, Any]] = []
-        for name, values in (
-            (id_filter, sorted(r for r in refs if r.startswith(id_prefix))),
-            ("tag:Name", sorted(r for r in refs if not r.startswith(id_prefix))),
-        ):
+        for name, values in ((id_filter, ids), ("tag:Name", names)):
             if values:
                 found += self.pages(service, op, key, region, Filters=[{"Name": name, "Values": values}, *filters])
         return found
@@ -365,17 +363,6 @@ class AwsApi:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-def tags(obj: dict[str, Any]) -> dict[str, str]:
-    """An EC2 object's tags as a dict."""
-    # DescribeNetworkInterfaces calls the list TagSet; every other Describe calls it Tags.
-    return {t["Key"]: t["Value"] for t in (obj.get("Tags") or obj.get("TagSet") or [])}
-
-
-def name_of(obj: dict[str, Any]) -> str | None:
-    """An EC2 object's Name tag."""
-    return tags(obj).get("Name")
 
 
 # -- Azure: credential and clients ------------------------------------------------------------------

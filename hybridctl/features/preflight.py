@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from hybridctl.backends.clouds import ArmClient, AwsApi, Hints, arm_base, arm_call, name_of
+from hybridctl.backends.aws_lookup import by_id_or_name
+from hybridctl.backends.clouds import ArmClient, AwsApi, Hints, arm_base, arm_call
 from hybridctl.core.errors import HostKeyError, HybridctlError, RemoteError
 from hybridctl.core.inventory.models import AwsSettings, Inventory, Site, SshEndpoint
 from hybridctl.core.planner.desired import DesiredState
@@ -189,13 +190,10 @@ class Preflight:
         enis = api.pages("ec2", "describe_network_interfaces", "NetworkInterfaces", region, Filters=by_vpc)
         groups = api.pages("ec2", "describe_security_groups", "SecurityGroups", region, Filters=by_vpc)
 
-        def pick(items: list[dict[str, Any]], wanted: str, id_key: str) -> list[dict[str, Any]]:
-            return [i for i in items if i.get(id_key) == wanted] or [i for i in items if name_of(i) == wanted]
-
         subnet_of: dict[str, dict[str, Any]] = {}
         for network in site.networks:
             wanted = network.id or network.name
-            found = pick(subnets, wanted, "SubnetId")
+            found = by_id_or_name(subnets, wanted, "SubnetId")
             if len(found) != 1:
                 self.add(
                     fail(
@@ -226,7 +224,7 @@ class Preflight:
         gw = site.gateway
         eni = None
         if gw.eni:
-            found = pick(enis, gw.eni, "NetworkInterfaceId")
+            found = by_id_or_name(enis, gw.eni, "NetworkInterfaceId")
             if len(found) == 1:
                 eni = found[0]
             else:
@@ -239,15 +237,15 @@ class Preflight:
                     )
                 )
         elif gw.instance:
-            reservations = api.pages(
+            reservations = api.pages_by_id_or_name(
                 "ec2",
                 "describe_instances",
                 "Reservations",
                 region,
-                Filters=[
-                    *by_vpc,
-                    {"Name": "instance-id" if gw.instance.startswith("i-") else "tag:Name", "Values": [gw.instance]},
-                ],
+                [gw.instance],
+                id_prefix="i-",
+                id_filter="instance-id",
+                filters=by_vpc,
             )
             instances = [i for r in reservations for i in r.get("Instances") or []]
             primary = [
@@ -286,7 +284,7 @@ class Preflight:
         ):
             if not group_ref:
                 continue
-            found = [g for g in groups if group_ref in (g.get("GroupId"), g.get("GroupName"))] or pick(
+            found = [g for g in groups if group_ref in (g.get("GroupId"), g.get("GroupName"))] or by_id_or_name(
                 groups, group_ref, "GroupId"
             )
             if len(found) == 1:
@@ -302,7 +300,7 @@ class Preflight:
                 )
         for spec in site.route_tables:
             wanted = spec.id or spec.name
-            found = pick(tables, wanted, "RouteTableId")
+            found = by_id_or_name(tables, wanted, "RouteTableId")
             table_subject = f"{subject}: route table {spec.name}"
             if len(found) != 1:
                 if spec.create and not found:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from hybridctl.backends.base import NoProgress, Outcome, Progress, ReadResult
 from hybridctl.backends.cloudcommon import (
-    AZURE_NAME_MARK,
     CLOUD_FLAGS,
     MANAGED_TAG,
     TABLE_LAYER,
@@ -38,7 +37,7 @@ from hybridctl.core.diff import Change
 from hybridctl.core.errors import RemoteError
 from hybridctl.core.inventory.models import AzureSettings, Inventory, Site
 from hybridctl.core.planner.desired import CloudRoute, CloudRouteTable, DesiredState, Resource
-from hybridctl.core.planner.names import azure_route_name
+from hybridctl.core.planner.names import NAME_PREFIX, azure_route_name
 from hybridctl.core.secrets import SecretStore
 
 if TYPE_CHECKING:
@@ -364,7 +363,7 @@ class AzureBackend(CloudBackend[_Site]):
         for group_text, nsg in state.groups.items():
             for rule in _props(nsg).get("securityRules") or []:
                 name = str(rule.get("name"))
-                owned = name.startswith(AZURE_NAME_MARK)
+                owned = name.startswith(NAME_PREFIX)
                 shown = name + _failed_mark(rule) if owned else name
                 for direction, protocol, port, peer in rule_items(rule):
                     key = (site.name, group_text, direction, protocol, port, peer)
@@ -378,7 +377,7 @@ class AzureBackend(CloudBackend[_Site]):
                 route_key = (site.name, table_name, normalize_prefix(str(props.get("addressPrefix"))))
                 name = str(route.get("name"))
                 state.route_names[route_key] = name
-                owned = name.startswith(AZURE_NAME_MARK)
+                owned = name.startswith(NAME_PREFIX)
                 target = hop_label(props) + (_failed_mark(route) if owned else "")
                 out.append(resource("cloud-route", route_key, owned, target=target))
         wanted = {s for spec in state.specs.values() for s in spec.subnets}

@@ -28,9 +28,9 @@ CLOUD_LAYERS: tuple[str, ...] = ("flag", "security-rule", "cloud-route", "cloud-
 CLOUD_FLAGS: dict[str, str] = {"aws": "source_dest_check", "azure": "ip_forwarding"}
 # Pseudo layer under which the journal remembers route tables hybridctl created.
 TABLE_LAYER = "route-table"
-# Marks: AWS security group rule descriptions, Azure route / rule names and route table tags.
+# Marks: AWS security group rule descriptions and route table tags. Azure route and rule names
+# start with hybridctl.core.planner.names.NAME_PREFIX, the prefix the planner names them with.
 AWS_RULE_MARK = "hybridctl:"
-AZURE_NAME_MARK = "hybridctl-"
 MANAGED_TAG = ("managed-by", "hybridctl")
 
 S = TypeVar("S")  # a backend's per-site state as last read

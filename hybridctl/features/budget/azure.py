@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from azure.core.exceptions import HttpResponseError
@@ -32,6 +32,7 @@ from hybridctl.features.budget.diff import (
     Target,
     final_notices,
 )
+from hybridctl.features.budget.validation import to_decimal
 
 T = TypeVar("T")
 
@@ -51,13 +52,6 @@ HINTS = Hints(
 
 
 # -- pure: ARM JSON <-> state -----------------------------------------------------------------------
-
-
-def _decimal(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return Decimal(0)
 
 
 def _json_number(value: Decimal) -> int | float:
@@ -88,7 +82,7 @@ def scope_of(resource_id: str) -> str:
 def parse_notice(key: str, raw: dict[str, Any]) -> Notice:
     alarm = Alarm(
         kind=KINDS.get(str(raw.get("thresholdType") or "Actual").lower(), "actual"),
-        threshold=_decimal(raw.get("threshold", 0)),
+        threshold=to_decimal(raw.get("threshold", 0)),
         unit="percent",
         operator=OPERATORS.get(str(raw.get("operator")).lower(), str(raw.get("operator"))),
     )
@@ -111,13 +105,13 @@ def parse_budget(raw: dict[str, Any], scope: str | None = None) -> BudgetState:
     spend = None
     if current:
         spend = Spend(
-            actual=_decimal(current.get("amount", 0)),
-            forecast=_decimal(forecast["amount"]) if forecast.get("amount") is not None else None,
+            actual=to_decimal(current.get("amount", 0)),
+            forecast=to_decimal(forecast["amount"]) if forecast.get("amount") is not None else None,
             unit=str(current.get("unit") or ""),
         )
     return BudgetState(
         target=Target("azure", scope or scope_of(str(raw.get("id", ""))), str(raw.get("name"))),
-        amount=_decimal(props.get("amount", 0)),
+        amount=to_decimal(props.get("amount", 0)),
         currency=None,  # Azure budgets have no currency: the amount is in the billing currency
         period=PERIODS.get(grain.lower(), grain.lower()),
         start=parse_date(period.get("startDate")),

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from ipaddress import ip_network
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from hybridctl.backends.arm_json import last as _last
+from hybridctl.backends.arm_json import lower as _lower
+from hybridctl.backends.arm_json import props as _props
 from hybridctl.backends.base import NoProgress, Outcome, Progress, ReadResult
 from hybridctl.backends.cloudcommon import (
     CLOUD_FLAGS,
@@ -67,19 +70,6 @@ _HOP_LABELS = {
     "virtualnetworkgateway": "virtual-network-gateway",
     "none": "none",
 }
-
-
-def _lower(text: Any) -> str:
-    return str(text or "").lower()
-
-
-def _props(obj: dict[str, Any]) -> dict[str, Any]:
-    props = obj.get("properties")
-    return props if isinstance(props, dict) else {}
-
-
-def _last(resource_id: str) -> str:
-    return resource_id.rstrip("/").rsplit("/", 1)[-1]
 
 
 def hop_label(route_props: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from hybridctl.backends.arm_json import lower, props
 from hybridctl.backends.aws_lookup import by_id_or_name
 from hybridctl.backends.clouds import ArmClient, AwsApi, Hints, arm_base, arm_call
 from hybridctl.core.errors import HostKeyError, HybridctlError, RemoteError
@@ -433,8 +434,8 @@ class Preflight:
             self.add(fail("azure-vnet", subject, f"no virtual network '{site.vnet}' in {rg}", "write the VNet's name"))
             return
         self.add(ok("azure-vnet", subject, f"VNet {site.vnet} in {rg}"))
-        props = vnet.get("properties") or {}
-        subnets = {str(s.get("name", "")).lower(): s for s in props.get("subnets") or []}
+        vnet_props = props(vnet)
+        subnets = {lower(s.get("name")): s for s in vnet_props.get("subnets") or []}
         subnet_ids: dict[str, str] = {}
         for network in site.networks:
             wanted = (network.id or network.name).lower()
@@ -447,7 +448,7 @@ class Preflight:
                     fail("azure-subnet", net_subject, f"no subnet '{wanted}' in {site.vnet}", "write the subnet's name")
                 )
                 continue
-            prefix = str((subnet.get("properties") or {}).get("addressPrefix"))
+            prefix = str(props(subnet).get("addressPrefix"))
             if prefix != str(network.cidr):
                 self.add(
                     fail(
@@ -473,17 +474,17 @@ class Preflight:
                 )
             else:
                 self.add(ok("azure-nic", nic_subject, f"NIC {gw.nic}"))
-                configs = (nic.get("properties") or {}).get("ipConfigurations") or []
+                configs = props(nic).get("ipConfigurations") or []
                 primary = next(
-                    (c for c in configs if (c.get("properties") or {}).get("primary", True)),
+                    (c for c in configs if props(c).get("primary", True)),
                     configs[0] if configs else {},
                 )
                 self._placement(
                     site,
                     "azure-nic-placement",
                     gw.nic,
-                    str(((primary.get("properties") or {}).get("subnet") or {}).get("id", "")),
-                    {str((c.get("properties") or {}).get("privateIPAddress")) for c in configs},
+                    str((props(primary).get("subnet") or {}).get("id", "")),
+                    {str(props(c).get("privateIPAddress")) for c in configs},
                     subnet_ids,
                 )
         for group_ref, where in (
@@ -520,8 +521,8 @@ class Preflight:
                 hop = str(gw.private_ip)
                 existing = sum(
                     1
-                    for r in (table.get("properties") or {}).get("routes") or []
-                    if str((r.get("properties") or {}).get("nextHopIpAddress")) != hop
+                    for r in props(table).get("routes") or []
+                    if str(props(r).get("nextHopIpAddress")) != hop
                 )
             self.add(quota_check(site, spec.name, existing, planned.get(spec.name, 0), limit, "Azure"))
 

@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 
 from azure.core.exceptions import HttpResponseError
 
-from hybridctl.backends.clouds import ArmClient, CallCounter, Hints, arm_call, arm_error_code
+from hybridctl.backends.arm_service import ArmService
+from hybridctl.backends.calls import CallCounter
+from hybridctl.backends.clouds import Hints, arm_call, arm_error_code
 from hybridctl.core.inventory.models import AzureSettings
 from hybridctl.core.secrets import SecretStore
 from hybridctl.features.budget.diff import (
@@ -175,10 +177,11 @@ def budget_body(desired: BudgetState, actual: BudgetState | None, today: dt.date
 # -- the adapter ------------------------------------------------------------------------------------
 
 
-class AzureBudgets:
+class AzureBudgets(ArmService):
     """Budgets at the subscription and resource-group scopes of one subscription."""
 
     cloud = "azure"
+    client_class = "azure.mgmt.consumption.ConsumptionManagementClient"
 
     def __init__(
         self,
@@ -189,22 +192,14 @@ class AzureBudgets:
         credential: Any | None = None,
         today: Callable[[], dt.date] | None = None,
     ) -> None:
-        self.settings = settings
-        self.secrets = secrets
-        self.counter = counter or CallCounter()
-        self.arm = ArmClient(
-            "azure.mgmt.consumption.ConsumptionManagementClient",
-            settings,
-            secrets,
-            credential=credential,
-            on_call=self.counter.add,
-        )
+        super().__init__(settings, secrets, counter, credential=credential)
         self._today = today or (lambda: dt.datetime.now(dt.UTC).date())
 
     def scope_id(self, scope: str) -> str:
-        base = f"/subscriptions/{self.settings.subscription_id}"
+        """The ARM scope id of ``subscription`` / ``resource-group:<name>``."""
         kind, _, rg = scope.partition(":")
-        return f"{base}/resourceGroups/{rg}" if kind == "resource-group" else base
+        # Spelled out, not scope(rg): an empty group name must never fall back to the subscription.
+        return f"{self.subscription}/resourceGroups/{rg}" if kind == "resource-group" else self.subscription
 
     def client(self) -> Any:
         return self.arm.client()
@@ -275,6 +270,3 @@ class AzureBudgets:
             return
         body = budget_body(desired, actual, self._today())
         self.call(f"put budget {target.name}", lambda: client.budgets.create_or_update(scope, target.name, body))
-
-    def close(self) -> None:
-        self.arm.close()

@@ -13,7 +13,9 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from hybridctl.backends.clouds import ArmClient, CallCounter, Hints, arm_call
+from hybridctl.backends.arm_service import ArmService
+from hybridctl.backends.calls import CallCounter
+from hybridctl.backends.clouds import Hints, arm_call
 from hybridctl.core.errors import RemoteError
 from hybridctl.core.inventory.models import AzureSettings
 from hybridctl.core.secrets import SecretStore
@@ -32,26 +34,14 @@ HINTS = Hints(
 INSUFFICIENT = ("insufficientdata", "forecastnotavailable")
 
 
-class AzureCostApi:
+class AzureCostApi(ArmService):
+    # Plain ARM requests through the network client's pipeline: no Cost Management SDK needed.
+    client_class = "azure.mgmt.network.NetworkManagementClient"
+
     def __init__(
         self, settings: AzureSettings, secrets: SecretStore, counter: CallCounter | None = None, credential: Any = None
     ) -> None:
-        self.settings = settings
-        self.counter = counter or CallCounter()
-        self.arm = ArmClient(
-            "azure.mgmt.network.NetworkManagementClient",
-            settings,
-            secrets,
-            credential=credential,
-            on_call=self.counter.add,
-        )
-
-    @property
-    def subscription(self) -> str:
-        return f"/subscriptions/{self.settings.subscription_id}"
-
-    def scope(self, resource_group: str | None) -> str:
-        return f"{self.subscription}/resourceGroups/{resource_group}" if resource_group else self.subscription
+        super().__init__(settings, secrets, counter, credential=credential)
 
     def _send(self, method: str, url: str, body: Any = None, api_version: str | None = None) -> Any:
         from azure.core.rest import HttpRequest
@@ -131,8 +121,6 @@ class AzureCostApi:
         if status_url:
             raise RemoteError(TARGET, f"delete {resource_id}: still running after {timeout:.0f} s", HINTS.rerun)
 
-    def close(self) -> None:
-        self.arm.close()
 
 
 __all__ = ["COMPUTE_API", "COST_API", "NETWORK_API", "AzureCostApi"]

@@ -263,7 +263,7 @@ class AwsBackend(CloudBackend[_Site]):
         )
         out: dict[str, str] = {}
         for site in sites:
-            matches = by_id_or_name(found, str(site.vpc), "VpcId")
+            matches = by_id_or_name(found, str(site.vpc), id_key="VpcId")
             if len(matches) == 1:
                 out[site.name] = str(matches[0]["VpcId"])
             elif not matches:
@@ -292,7 +292,7 @@ class AwsBackend(CloudBackend[_Site]):
     def _pick(
         site: Site, candidates: list[dict[str, Any]], wanted: str, id_key: str, what: str, field_text: str, hint: str
     ) -> dict[str, Any]:
-        matches = by_id_or_name(candidates, wanted, id_key)
+        matches = by_id_or_name(candidates, wanted, id_key=id_key)
         if len(matches) == 1:
             return matches[0]
         if not matches:
@@ -419,7 +419,7 @@ class AwsBackend(CloudBackend[_Site]):
         for name, spec in state.specs.items():
             tables = list(state.vpc_tables.values())
             wanted = spec.table_id or name
-            matches = by_id_or_name(tables, wanted, "RouteTableId")
+            matches = by_id_or_name(tables, wanted, id_key="RouteTableId")
             if len(matches) > 1:
                 listed = ", ".join(str(t["RouteTableId"]) for t in matches)
                 raise RemoteError(

@@ -35,7 +35,7 @@ def split_refs(refs: Iterable[str], id_prefix: str) -> tuple[list[str], list[str
     return ids, sorted(unique.difference(ids))
 
 
-def by_id_or_name(items: Iterable[dict[str, Any]], ref: str, id_key: str) -> list[dict[str, Any]]:
+def by_id_or_name(items: Iterable[dict[str, Any]], ref: str, *, id_key: str) -> list[dict[str, Any]]:
     """The objects whose ``id_key`` is ``ref``; when none, those whose Name tag is ``ref``.
 
     More than one is the caller's to report: a Name tag is not unique.

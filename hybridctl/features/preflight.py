@@ -194,7 +194,7 @@ class Preflight:
         subnet_of: dict[str, dict[str, Any]] = {}
         for network in site.networks:
             wanted = network.id or network.name
-            found = by_id_or_name(subnets, wanted, "SubnetId")
+            found = by_id_or_name(subnets, wanted, id_key="SubnetId")
             if len(found) != 1:
                 self.add(
                     fail(
@@ -225,7 +225,7 @@ class Preflight:
         gw = site.gateway
         eni = None
         if gw.eni:
-            found = by_id_or_name(enis, gw.eni, "NetworkInterfaceId")
+            found = by_id_or_name(enis, gw.eni, id_key="NetworkInterfaceId")
             if len(found) == 1:
                 eni = found[0]
             else:
@@ -286,7 +286,7 @@ class Preflight:
             if not group_ref:
                 continue
             found = [g for g in groups if group_ref in (g.get("GroupId"), g.get("GroupName"))] or by_id_or_name(
-                groups, group_ref, "GroupId"
+                groups, group_ref, id_key="GroupId"
             )
             if len(found) == 1:
                 self.add(ok("aws-security-group", f"{subject}: {where}", f"{group_ref} is {found[0]['GroupId']}"))
@@ -301,7 +301,7 @@ class Preflight:
                 )
         for spec in site.route_tables:
             wanted = spec.id or spec.name
-            found = by_id_or_name(tables, wanted, "RouteTableId")
+            found = by_id_or_name(tables, wanted, id_key="RouteTableId")
             table_subject = f"{subject}: route table {spec.name}"
             if len(found) != 1:
                 if spec.create and not found:

@@ -43,20 +43,20 @@ def test_by_id_or_name_finds_by_id_then_by_name() -> None:
     [table] = _load("describe_route_tables.json", "RouteTables")
     other = _renamed(table, "RouteTableId", "rtb-0other", "Overlay-RT")
     items = [table, other]
-    assert by_id_or_name(items, "rtb-09ba434c1bEXAMPLE", "RouteTableId") == [table]
-    assert by_id_or_name(items, "Overlay-RT", "RouteTableId") == [other]
-    assert by_id_or_name(items, "nothing", "RouteTableId") == []
+    assert by_id_or_name(items, "rtb-09ba434c1bEXAMPLE", id_key="RouteTableId") == [table]
+    assert by_id_or_name(items, "Overlay-RT", id_key="RouteTableId") == [other]
+    assert by_id_or_name(items, "nothing", id_key="RouteTableId") == []
 
 
 def test_an_id_wins_over_a_name_that_looks_like_it() -> None:
     [table] = _load("describe_route_tables.json", "RouteTables")
     impostor = _renamed(table, "RouteTableId", "rtb-0impostor", "rtb-09ba434c1bEXAMPLE")
-    assert by_id_or_name([impostor, table], "rtb-09ba434c1bEXAMPLE", "RouteTableId") == [table]
+    assert by_id_or_name([impostor, table], "rtb-09ba434c1bEXAMPLE", id_key="RouteTableId") == [table]
 
 
 def test_a_shared_name_gives_every_holder() -> None:
     # Name tags are not unique: the caller reports "2 objects are named ..." with the ids.
     [group] = _load("describe_security_groups.json", "SecurityGroups")
     twin = _renamed(group, "GroupId", "sg-0twin", "bridge-sg")
-    found = by_id_or_name([group, twin], "bridge-sg", "GroupId")
+    found = by_id_or_name([group, twin], "bridge-sg", id_key="GroupId")
     assert [g["GroupId"] for g in found] == ["sg-903004f8EXAMPLE", "sg-0twin"]

@@ -288,7 +288,7 @@ def read_context(api: AwsApi, vip: Vip, *, with_collisions: bool = True) -> VipC
 
 
 def _pick_eni(vip: Vip, region: str, node: VipNode, found: list[dict[str, Any]], vpc_id: str) -> dict[str, Any]:
-    matches = {str(e["NetworkInterfaceId"]): e for e in by_id_or_name(found, "NetworkInterfaceId", node.eni)}
+    matches = {str(e["NetworkInterfaceId"]): e for e in by_id_or_name(found, node.eni, id_key="NetworkInterfaceId")}
     field_ = vip_field(vip, f".nodes[{node.name}].eni")
     if not matches:
         raise _unresolved(vip, region, field_, "ENI", node.eni, "give the ENI's Name tag or eni-id")
@@ -309,7 +309,7 @@ def _wanted_tables(vip: Vip, region: str, tables: dict[str, dict[str, Any]]) -> 
     out: list[str] = []
     items = list(tables.values())
     for name in vip.route_tables:
-        matches = by_id_or_name(items, "RouteTableId", name)
+        matches = by_id_or_name(items, name, id_key="RouteTableId")
         if not matches and name.lower() == "main":
             matches = [t for t in items if is_main(t)]
         if not matches:

@@ -633,7 +633,6 @@ __all__ = [
     "AwsApi",
     "AwsCallError",
     "AwsClientSettings",
-    "CallCounter",
     "Hints",
     "OnCall",
     "action_name",

@@ -26,7 +26,8 @@ import datetime as dt
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from hybridctl.backends.clouds import AwsApi, AwsCallError, CallCounter, Hints
+from hybridctl.backends.calls import CallCounter
+from hybridctl.backends.clouds import AwsApi, AwsCallError, Hints
 from hybridctl.core.inventory.models import AwsSettings
 from hybridctl.features.budget.diff import Alarm, BudgetChange, BudgetState, Contacts, Notice, Spend, Target
 from hybridctl.features.budget.validation import number, to_decimal

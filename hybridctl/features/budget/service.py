@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from hybridctl.backends.clouds import CallCounter
+from hybridctl.backends.calls import CallCounter
 from hybridctl.core.errors import HybridctlError, InputError, Problem
 from hybridctl.core.inventory.models import AwsSettings, AzureSettings
 from hybridctl.core.secrets import SecretStore

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hybridctl.backends.clouds import AwsApi, AwsCallError, CallCounter, Hints
+from hybridctl.backends.calls import CallCounter
+from hybridctl.backends.clouds import AwsApi, AwsCallError, Hints
 from hybridctl.core.inventory.models import AwsSettings
 
 CE_REGION = "us-east-1"

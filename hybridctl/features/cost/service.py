@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from hybridctl.backends.clouds import CallCounter
+from hybridctl.backends.calls import CallCounter
 from hybridctl.core.errors import InputError, Problem
 from hybridctl.core.inventory.models import AwsSettings, Inventory, Site
 from hybridctl.core.secrets import SecretStore

@@ -20,10 +20,7 @@ from typing import Any, TypeVar
 from azure.core.exceptions import HttpResponseError
 
 from hybridctl.backends.arm_service import ArmService
-from hybridctl.backends.calls import CallCounter
 from hybridctl.backends.clouds import Hints, arm_call, arm_error_code
-from hybridctl.core.inventory.models import AzureSettings
-from hybridctl.core.secrets import SecretStore
 from hybridctl.features.budget.diff import (
     Alarm,
     BudgetChange,
@@ -34,7 +31,7 @@ from hybridctl.features.budget.diff import (
     Target,
     final_notices,
 )
-from hybridctl.features.budget.validation import to_decimal
+from hybridctl.features.budget.validation import to_decimal, today_utc
 
 T = TypeVar("T")
 
@@ -183,18 +180,6 @@ class AzureBudgets(ArmService):
     cloud = "azure"
     client_class = "azure.mgmt.consumption.ConsumptionManagementClient"
 
-    def __init__(
-        self,
-        settings: AzureSettings,
-        secrets: SecretStore,
-        counter: CallCounter | None = None,
-        *,
-        credential: Any | None = None,
-        today: Callable[[], dt.date] | None = None,
-    ) -> None:
-        super().__init__(settings, secrets, counter, credential=credential)
-        self._today = today or (lambda: dt.datetime.now(dt.UTC).date())
-
     def scope_id(self, scope: str) -> str:
         """The ARM scope id of ``subscription`` / ``resource-group:<name>``."""
         kind, _, rg = scope.partition(":")
@@ -268,5 +253,5 @@ class AzureBudgets(ArmService):
             return
         if desired is None:
             return
-        body = budget_body(desired, actual, self._today())
+        body = budget_body(desired, actual, today_utc())
         self.call(f"put budget {target.name}", lambda: client.budgets.create_or_update(scope, target.name, body))

@@ -14,11 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hybridctl.backends.arm_service import ArmService
-from hybridctl.backends.calls import CallCounter
 from hybridctl.backends.clouds import Hints, arm_call
 from hybridctl.core.errors import RemoteError
-from hybridctl.core.inventory.models import AzureSettings
-from hybridctl.core.secrets import SecretStore
 
 COST_API = "2023-03-01"
 NETWORK_API = "2024-07-01"
@@ -37,11 +34,6 @@ INSUFFICIENT = ("insufficientdata", "forecastnotavailable")
 class AzureCostApi(ArmService):
     # Plain ARM requests through the network client's pipeline: no Cost Management SDK needed.
     client_class = "azure.mgmt.network.NetworkManagementClient"
-
-    def __init__(
-        self, settings: AzureSettings, secrets: SecretStore, counter: CallCounter | None = None, credential: Any = None
-    ) -> None:
-        super().__init__(settings, secrets, counter, credential=credential)
 
     def _send(self, method: str, url: str, body: Any = None, api_version: str | None = None) -> Any:
         from azure.core.rest import HttpRequest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import os
 import threading
 import time
 from pathlib import Path
@@ -18,8 +18,27 @@ def hosts_context(inventory: Path, *, purge: bool = False) -> Context:
     return open_context(loaded, plan_loaded(loaded), Options(purge=purge), factories=[hosts.backend_for])
 
 
+def argv_lines() -> set[str]:
+    """Every process's command line as ``ps -eo args`` shows it (arguments joined by spaces)."""
+    lines: set[str] = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "cmdline").read_bytes()
+        except OSError:  # the process ended meanwhile
+            continue
+        if raw:
+            lines.add(raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace"))
+    return lines
+
+
 class ArgvSampler:
-    """`ps -eo args` every 10 ms while a block runs: what any local user could see in argv."""
+    """Every process's argv every 10 ms while a block runs: what any local user could see.
+
+    Read from /proc in-process, as ps reads it, rather than by running ps: on a loaded machine
+    a fork and exec per sample could miss the short-lived sudo and script processes.
+    """
 
     def __init__(self) -> None:
         self.lines: set[str] = set()
@@ -28,8 +47,7 @@ class ArgvSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-            self.lines.update(out.splitlines())
+            self.lines.update(argv_lines())
             time.sleep(0.01)
 
     def __enter__(self) -> ArgvSampler:

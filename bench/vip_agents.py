@@ -48,15 +48,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
 import yaml
+from background_http import BackgroundServer
 from vip_failover import LatencyProxy
 
+from hybridctl.backends.aws_lookup import name_of
 from hybridctl_lab import dataplane, manager, nsrelay
 from hybridctl_lab import vip_probe as probe
 from hybridctl_lab import vip_scenario as scenario
@@ -74,7 +76,7 @@ REPO = Path(__file__).resolve().parents[1]
 PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-class Imds:
+class Imds(BackgroundServer):
     """Instance metadata (IMDSv2 token, instance-id, the ENI of a MAC) for one instance."""
 
     def __init__(self, sock: Any, instance_id: str, enis_by_mac: dict[str, str]) -> None:
@@ -109,23 +111,11 @@ class Imds:
                 else:
                     self._send(404, "")
 
-        self.server = ThreadingHTTPServer(sock.getsockname(), Handler, bind_and_activate=False)
-        self.server.socket.close()
-        self.server.socket = sock
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler, sock)
 
     def __enter__(self) -> Imds:
-        self.thread.start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _name(tags: list[dict[str, str]] | None) -> str:
-    return next((t["Value"] for t in tags or [] if t["Key"] == "Name"), "")
 
 
 def _in(host: str, command: list[str] | str, input: str | None = None, check: bool = True) -> Any:
@@ -146,7 +136,7 @@ class Bench:
         ec2 = self.ec2
         self.vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["VIP-VPC"]}])["Vpcs"][0]["VpcId"]
         tables = {
-            _name(t.get("Tags")): t["RouteTableId"]
+            name_of(t) or "": t["RouteTableId"]
             for t in ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [self.vpc]}])["RouteTables"]
         }
         self.order = ["Main", "Route-A", "Route-C"]
@@ -159,7 +149,7 @@ class Bench:
             self.order.append(name)
         self.tables = tables
         enis = ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": [self.vpc]}])["NetworkInterfaces"]
-        self.eni = {_name(e.get("TagSet")): e["NetworkInterfaceId"] for e in enis}
+        self.eni = {name_of(e) or "": e["NetworkInterfaceId"] for e in enis}
         reservations = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["node2"]}])["Reservations"]
         self.instance2 = reservations[0]["Instances"][0]["InstanceId"]
         self.ns = {host: nsrelay.host_netns(host, lab_dir=LAB_DIR) for host in (CLIENT, NODE2)}

@@ -28,13 +28,13 @@ import json
 import socket
 import statistics
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import boto3
+from background_http import BackgroundServer
 
 from hybridctl.core.inventory.vips import Vip
 from hybridctl.features.vip import apply, ops, plan, read, results
@@ -46,7 +46,7 @@ REGION = "ap-northeast-1"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
-class LatencyProxy:
+class LatencyProxy(BackgroundServer):
     """HTTP forwarder on loopback that delays every request by ``latency`` seconds.
 
     ``sock``: listen on that socket instead (bench/vip_agents.py passes one created inside a
@@ -82,27 +82,11 @@ class LatencyProxy:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
         self.latency = latency
-        if sock is None:
-            self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        else:
-            self.server = ThreadingHTTPServer(sock.getsockname(), Handler, bind_and_activate=False)
-            self.server.socket.close()
-            self.server.socket = sock
-            self.server.server_address = sock.getsockname()
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(Handler, sock)
 
     def __enter__(self) -> LatencyProxy:
-        self.thread.start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def prepare(emu: AwsEmulator, tables: int) -> tuple[Vip, scenario.VipVpc]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_network
 from typing import TYPE_CHECKING, Any
 
+from hybridctl.backends.aws_lookup import by_id_or_name
 from hybridctl.backends.base import NoProgress, Outcome, Progress, ReadResult
 from hybridctl.backends.cloudcommon import (
     AWS_RULE_MARK,
@@ -172,7 +173,7 @@ class AwsBackend(CloudBackend[_Site]):
         super().__init__(inventory, journal)
         self.settings = inventory.aws or AwsSettings.model_validate({})
         # Every EC2 call goes through this one wrapper: it counts, retries, pages and translates.
-        self.api = AwsApi(self.settings, hints=HINTS, on_call=self._count.add)
+        self.api = AwsApi(self.settings, hints=HINTS, on_call=self.counter.add)
 
     # -- clients and the one call wrapper ----------------------------------------------------------
 
@@ -262,7 +263,7 @@ class AwsBackend(CloudBackend[_Site]):
         )
         out: dict[str, str] = {}
         for site in sites:
-            matches = [v for v in found if site.vpc in (v["VpcId"], name_of(v))]
+            matches = by_id_or_name(found, str(site.vpc), id_key="VpcId")
             if len(matches) == 1:
                 out[site.name] = str(matches[0]["VpcId"])
             elif not matches:
@@ -291,9 +292,7 @@ class AwsBackend(CloudBackend[_Site]):
     def _pick(
         site: Site, candidates: list[dict[str, Any]], wanted: str, id_key: str, what: str, field_text: str, hint: str
     ) -> dict[str, Any]:
-        matches = [c for c in candidates if wanted == c.get(id_key)]
-        if not matches:
-            matches = [c for c in candidates if wanted == name_of(c)]
+        matches = by_id_or_name(candidates, wanted, id_key=id_key)
         if len(matches) == 1:
             return matches[0]
         if not matches:
@@ -420,7 +419,7 @@ class AwsBackend(CloudBackend[_Site]):
         for name, spec in state.specs.items():
             tables = list(state.vpc_tables.values())
             wanted = spec.table_id or name
-            matches = [t for t in tables if wanted == t["RouteTableId"]] or [t for t in tables if wanted == name_of(t)]
+            matches = by_id_or_name(tables, wanted, id_key="RouteTableId")
             if len(matches) > 1:
                 listed = ", ".join(str(t["RouteTableId"]) for t in matches)
                 raise RemoteError(

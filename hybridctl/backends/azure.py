@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from ipaddress import ip_network
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from hybridctl.backends.arm_json import last as _last
+from hybridctl.backends.arm_json import lower as _lower
+from hybridctl.backends.arm_json import props as _props
 from hybridctl.backends.base import NoProgress, Outcome, Progress, ReadResult
 from hybridctl.backends.cloudcommon import (
-    AZURE_NAME_MARK,
     CLOUD_FLAGS,
     MANAGED_TAG,
     TABLE_LAYER,
@@ -38,7 +40,7 @@ from hybridctl.core.diff import Change
 from hybridctl.core.errors import RemoteError
 from hybridctl.core.inventory.models import AzureSettings, Inventory, Site
 from hybridctl.core.planner.desired import CloudRoute, CloudRouteTable, DesiredState, Resource
-from hybridctl.core.planner.names import azure_route_name
+from hybridctl.core.planner.names import NAME_PREFIX, azure_route_name
 from hybridctl.core.secrets import SecretStore
 
 if TYPE_CHECKING:
@@ -68,19 +70,6 @@ _HOP_LABELS = {
     "virtualnetworkgateway": "virtual-network-gateway",
     "none": "none",
 }
-
-
-def _lower(text: Any) -> str:
-    return str(text or "").lower()
-
-
-def _props(obj: dict[str, Any]) -> dict[str, Any]:
-    props = obj.get("properties")
-    return props if isinstance(props, dict) else {}
-
-
-def _last(resource_id: str) -> str:
-    return resource_id.rstrip("/").rsplit("/", 1)[-1]
 
 
 def hop_label(route_props: dict[str, Any]) -> str:
@@ -182,7 +171,7 @@ class AzureBackend(CloudBackend[_Site]):
             self.settings,
             self.secrets,
             credential=credential,
-            on_call=self._count.add,
+            on_call=self.counter.add,
         )
 
     # -- client and the one call wrapper -------------------------------------------------------------
@@ -364,7 +353,7 @@ class AzureBackend(CloudBackend[_Site]):
         for group_text, nsg in state.groups.items():
             for rule in _props(nsg).get("securityRules") or []:
                 name = str(rule.get("name"))
-                owned = name.startswith(AZURE_NAME_MARK)
+                owned = name.startswith(NAME_PREFIX)
                 shown = name + _failed_mark(rule) if owned else name
                 for direction, protocol, port, peer in rule_items(rule):
                     key = (site.name, group_text, direction, protocol, port, peer)
@@ -378,7 +367,7 @@ class AzureBackend(CloudBackend[_Site]):
                 route_key = (site.name, table_name, normalize_prefix(str(props.get("addressPrefix"))))
                 name = str(route.get("name"))
                 state.route_names[route_key] = name
-                owned = name.startswith(AZURE_NAME_MARK)
+                owned = name.startswith(NAME_PREFIX)
                 target = hop_label(props) + (_failed_mark(route) if owned else "")
                 out.append(resource("cloud-route", route_key, owned, target=target))
         wanted = {s for spec in state.specs.values() for s in spec.subnets}

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hybridctl.backends.calls import CallCounter
 from hybridctl.core.diff import Change
 from hybridctl.core.planner.desired import DesiredState, Resource
 
@@ -44,20 +45,6 @@ class ReadResult:
     # Targets whose state forbids changing anything anywhere (an unsupported distribution): the
     # engine plans nothing at all and reports each of them.
     blocking: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class CallCounter:
-    """Counts API calls / host commands, split by whether they change anything."""
-
-    reads: int = 0
-    mutations: int = 0
-
-    def read(self, n: int = 1) -> None:
-        self.reads += n
-
-    def mutate(self, n: int = 1) -> None:
-        self.mutations += n
 
 
 class Backend(Protocol):

@@ -1,4 +1,4 @@
-"""What the AWS and Azure backends share: inventory field names, labels, call counting, apply loop.
+"""What the AWS and Azure backends share: inventory field names, labels, apply loop.
 
 Both cloud backends read the layers ``flag`` (the cloud-side forwarding flag only),
 ``security-rule``, ``cloud-route`` and ``cloud-association`` of the sites of their kind, keyed
@@ -8,12 +8,12 @@ the pure diff computed. See docs/cloud-adapters.md.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Container, Iterable, Sequence
 from ipaddress import IPv4Network
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from hybridctl.backends.base import CallCounter, Outcome, Progress, ReadResult
+from hybridctl.backends.base import Outcome, Progress, ReadResult
+from hybridctl.backends.calls import CallCounter
 from hybridctl.core.diff import Change
 from hybridctl.core.errors import HybridctlError, RemoteError
 from hybridctl.core.inventory.models import Inventory, Site
@@ -26,9 +26,9 @@ CLOUD_LAYERS: tuple[str, ...] = ("flag", "security-rule", "cloud-route", "cloud-
 CLOUD_FLAGS: dict[str, str] = {"aws": "source_dest_check", "azure": "ip_forwarding"}
 # Pseudo layer under which the journal remembers route tables hybridctl created.
 TABLE_LAYER = "route-table"
-# Marks: AWS security group rule descriptions, Azure route / rule names and route table tags.
+# Marks: AWS security group rule descriptions and route table tags. Azure route and rule names
+# start with hybridctl.core.planner.names.NAME_PREFIX, the prefix the planner names them with.
 AWS_RULE_MARK = "hybridctl:"
-AZURE_NAME_MARK = "hybridctl-"
 MANAGED_TAG = ("managed-by", "hybridctl")
 
 S = TypeVar("S")  # a backend's per-site state as last read
@@ -95,32 +95,6 @@ def change_text(change: Change) -> str:
     return f"{change.symbol} {change.layer} {' '.join(change.key)}"
 
 
-# -- call counting --------------------------------------------------------------------------------
-
-
-class SafeCounter:
-    """Adds a lock around a :class:`CallCounter` (backends may call from several threads)."""
-
-    def __init__(self, counter: CallCounter) -> None:
-        self.counter = counter
-        self._lock = threading.Lock()
-
-    def read(self, n: int = 1) -> None:
-        with self._lock:
-            self.counter.read(n)
-
-    def mutate(self, n: int = 1) -> None:
-        with self._lock:
-            self.counter.mutate(n)
-
-    def add(self, action: str, mutating: bool) -> None:
-        """A :data:`hybridctl.backends.clouds.OnCall`: one API call, read or mutating."""
-        if mutating:
-            self.mutate()
-        else:
-            self.read()
-
-
 # -- the common part of a cloud backend ------------------------------------------------------------
 
 
@@ -138,7 +112,6 @@ class CloudBackend(Generic[S]):
         self.inventory = inventory
         self.journal = journal
         self.counter = CallCounter()
-        self._count = SafeCounter(self.counter)
         self._sites = {s.name: s for s in inventory.sites if s.kind == self.name}
         self._state: dict[str, S] = {}
         self._failures: dict[str, str] = {}

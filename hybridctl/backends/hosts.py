@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 
 from hybridctl.backends import distros
 from hybridctl.backends import hoststate as hs
-from hybridctl.backends.base import CallCounter, NoProgress, Outcome, Progress, ReadResult
-from hybridctl.backends.cloudcommon import SafeCounter
+from hybridctl.backends.base import NoProgress, Outcome, Progress, ReadResult
+from hybridctl.backends.calls import CallCounter
 from hybridctl.backends.hostscript import (
     PING_TRIES,
     SOFTETHER_STATE,
@@ -159,7 +159,6 @@ class HostsBackend:
         self.accept_new_host_keys = accept_new_host_keys
         self.purge = purge
         self.counter = CallCounter()
-        self._count = SafeCounter(self.counter)
         self._plans: dict[str, HostPlan] = {h.name: h for h in desired.hosts if h.managed}
         self._clients: dict[str, ClientRoutes] = {c.client: c for c in desired.clients if c.managed}
         self._refs: dict[str, SecretRef] = {r.name: r for r in desired.secrets}
@@ -340,7 +339,7 @@ class HostsBackend:
         return state
 
     def _read_once(self, name: str, session: SshSession, script: str, secrets: bytes) -> RawRead:
-        self._count.read()
+        self.counter.read()
         result = session.run_script(script, secrets, timeout=READ_TIMEOUT_S)
         if self.recorder is not None:
             self.recorder(name, "read", result.stdout)
@@ -394,7 +393,7 @@ class HostsBackend:
         run.plan(script)
         progress.step(name, "running " + ", ".join(dict.fromkeys(step.name for step in script.steps)))
         wire = script.render()
-        self._count.mutate()
+        self.counter.mutate()
         result = self._sessions[name].run_script(wire.script, wire.secrets, timeout=APPLY_TIMEOUT_S)
         if self.recorder is not None:
             self.recorder(name, "apply", result.stdout)

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from hybridctl.backends.arm_json import last, lower, props
 from hybridctl.backends.clouds import ArmClient, AwsApi, Hints, arm_call, name_of, tags
 from hybridctl.core.errors import InputError, Problem
 from hybridctl.core.inventory.models import NAME_PATTERN, AwsSettings, AzureSettings
@@ -280,19 +281,6 @@ def discover_aws(api: AwsApi, vpc_ref: str, bridge_names: Sequence[str], site_na
 # -- Azure -----------------------------------------------------------------------------------------
 
 
-def _lower(text: Any) -> str:
-    return str(text or "").lower()
-
-
-def _props(obj: dict[str, Any]) -> dict[str, Any]:
-    props = obj.get("properties")
-    return props if isinstance(props, dict) else {}
-
-
-def _last(resource_id: str) -> str:
-    return resource_id.rstrip("/").rsplit("/", 1)[-1]
-
-
 def discover_azure(
     arm: ArmClient, rg: str, vnet_name: str, bridge_names: Sequence[str], *, site_name: str, new_table: str
 ) -> CloudSite:
@@ -312,7 +300,7 @@ def discover_azure(
                 "pass RESOURCE_GROUP/VNET as `az network vnet list -o table` shows them",
             ) from None
         raise arm_error(exc, target, "virtual_networks.list", HINTS) from None
-    vnet = next((v for v in vnets if _lower(v.get("name")) == vnet_name.lower()), None)
+    vnet = next((v for v in vnets if lower(v.get("name")) == vnet_name.lower()), None)
     if vnet is None:
         names = ", ".join(sorted(str(v.get("name")) for v in vnets)) or "none"
         raise _not_found(
@@ -323,33 +311,33 @@ def discover_azure(
     nics = arm_call(
         lambda: [n.as_dict() for n in client.network_interfaces.list(rg)], target, "network_interfaces.list", HINTS
     )
-    vnet_id = _lower(vnet.get("id"))
+    vnet_id = lower(vnet.get("id"))
     found: list[Subnet] = []
     for sub in sorted(
-        _props(vnet).get("subnets") or [], key=lambda s: ipaddress.ip_network(str(_props(s).get("addressPrefix")))
+        props(vnet).get("subnets") or [], key=lambda s: ipaddress.ip_network(str(props(s).get("addressPrefix")))
     ):
-        table_id = str((_props(sub).get("routeTable") or {}).get("id") or "")
+        table_id = str((props(sub).get("routeTable") or {}).get("id") or "")
         note = "" if table_id else f"{sub.get('name')} has no route table: `up` creates {new_table} and associates it."
         found.append(
             Subnet(
                 str(sub.get("name")),
-                str(_props(sub).get("addressPrefix")),
-                _last(table_id) if table_id else new_table,
+                str(props(sub).get("addressPrefix")),
+                last(table_id) if table_id else new_table,
                 note,
             )
         )
 
     def in_vnet(nic: dict[str, Any]) -> bool:
         return any(
-            _lower((_props(c).get("subnet") or {}).get("id")).startswith(vnet_id + "/")
-            for c in _props(nic).get("ipConfigurations") or []
+            lower((props(c).get("subnet") or {}).get("id")).startswith(vnet_id + "/")
+            for c in props(nic).get("ipConfigurations") or []
         )
 
     mine = [n for n in nics if in_vnet(n)]
 
     def vm_of(nic: dict[str, Any]) -> str | None:
-        vm = str((_props(nic).get("virtualMachine") or {}).get("id") or "")
-        return _last(vm) if vm else None
+        vm = str((props(nic).get("virtualMachine") or {}).get("id") or "")
+        return last(vm) if vm else None
 
     labelled = [(str(n.get("name")), n) for n in mine] + [(vm, n) for n in mine if (vm := vm_of(n))]
     tagged = [n for n in mine if (n.get("tags") or {}).get(BRIDGE_TAG[0]) == BRIDGE_TAG[1]]
@@ -358,28 +346,28 @@ def discover_azure(
     bridge = None
     if chosen is not None:
         config = next(
-            (c for c in _props(chosen).get("ipConfigurations") or [] if _props(c).get("primary", True)),
-            (_props(chosen).get("ipConfigurations") or [{}])[0],
+            (c for c in props(chosen).get("ipConfigurations") or [] if props(c).get("primary", True)),
+            (props(chosen).get("ipConfigurations") or [{}])[0],
         )
-        nsg = str((_props(chosen).get("networkSecurityGroup") or {}).get("id") or "")
+        nsg = str((props(chosen).get("networkSecurityGroup") or {}).get("id") or "")
         bridge = Bridge(
             name=_safe_name(vm_of(chosen) or str(chosen.get("name")).removesuffix("-nic"), "bridge"),
-            private_ip=str(_props(config).get("privateIPAddress")),
+            private_ip=str(props(config).get("privateIPAddress")),
             nic_ref=str(chosen.get("name")),
-            security_group=_last(nsg) if nsg else None,
+            security_group=last(nsg) if nsg else None,
             public_ip=None,  # a public IP is a resource of its own: its address needs another read
             why=why,
         )
     candidates = sorted(
         f"{n.get('name')} (VM {vm_of(n) or 'none'}) "
-        + ",".join(str(_props(c).get("privateIPAddress")) for c in _props(n).get("ipConfigurations") or [])
+        + ",".join(str(props(c).get("privateIPAddress")) for c in props(n).get("ipConfigurations") or [])
         for n in mine
     )
     return CloudSite(
         "azure",
         site_name,
         f"{rg}/{vnet_name}",
-        [str(p) for p in (_props(vnet).get("addressSpace") or {}).get("addressPrefixes") or []],
+        [str(p) for p in (props(vnet).get("addressSpace") or {}).get("addressPrefixes") or []],
         found,
         bridge,
         candidates,

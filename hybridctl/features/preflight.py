@@ -26,7 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from hybridctl.backends.clouds import ArmClient, AwsApi, Hints, arm_base, arm_call, name_of
+from hybridctl.backends.arm_json import lower, props
+from hybridctl.backends.aws_lookup import by_id_or_name
+from hybridctl.backends.clouds import ArmClient, AwsApi, Hints, arm_base, arm_call
 from hybridctl.core.errors import HostKeyError, HybridctlError, RemoteError
 from hybridctl.core.inventory.models import AwsSettings, Inventory, Site, SshEndpoint
 from hybridctl.core.planner.desired import DesiredState
@@ -189,13 +191,10 @@ class Preflight:
         enis = api.pages("ec2", "describe_network_interfaces", "NetworkInterfaces", region, Filters=by_vpc)
         groups = api.pages("ec2", "describe_security_groups", "SecurityGroups", region, Filters=by_vpc)
 
-        def pick(items: list[dict[str, Any]], wanted: str, id_key: str) -> list[dict[str, Any]]:
-            return [i for i in items if i.get(id_key) == wanted] or [i for i in items if name_of(i) == wanted]
-
         subnet_of: dict[str, dict[str, Any]] = {}
         for network in site.networks:
             wanted = network.id or network.name
-            found = pick(subnets, wanted, "SubnetId")
+            found = by_id_or_name(subnets, wanted, id_key="SubnetId")
             if len(found) != 1:
                 self.add(
                     fail(
@@ -226,7 +225,7 @@ class Preflight:
         gw = site.gateway
         eni = None
         if gw.eni:
-            found = pick(enis, gw.eni, "NetworkInterfaceId")
+            found = by_id_or_name(enis, gw.eni, id_key="NetworkInterfaceId")
             if len(found) == 1:
                 eni = found[0]
             else:
@@ -239,15 +238,15 @@ class Preflight:
                     )
                 )
         elif gw.instance:
-            reservations = api.pages(
+            reservations = api.pages_by_id_or_name(
                 "ec2",
                 "describe_instances",
                 "Reservations",
                 region,
-                Filters=[
-                    *by_vpc,
-                    {"Name": "instance-id" if gw.instance.startswith("i-") else "tag:Name", "Values": [gw.instance]},
-                ],
+                [gw.instance],
+                id_prefix="i-",
+                id_filter="instance-id",
+                filters=by_vpc,
             )
             instances = [i for r in reservations for i in r.get("Instances") or []]
             primary = [
@@ -286,8 +285,8 @@ class Preflight:
         ):
             if not group_ref:
                 continue
-            found = [g for g in groups if group_ref in (g.get("GroupId"), g.get("GroupName"))] or pick(
-                groups, group_ref, "GroupId"
+            found = [g for g in groups if group_ref in (g.get("GroupId"), g.get("GroupName"))] or by_id_or_name(
+                groups, group_ref, id_key="GroupId"
             )
             if len(found) == 1:
                 self.add(ok("aws-security-group", f"{subject}: {where}", f"{group_ref} is {found[0]['GroupId']}"))
@@ -302,7 +301,7 @@ class Preflight:
                 )
         for spec in site.route_tables:
             wanted = spec.id or spec.name
-            found = pick(tables, wanted, "RouteTableId")
+            found = by_id_or_name(tables, wanted, id_key="RouteTableId")
             table_subject = f"{subject}: route table {spec.name}"
             if len(found) != 1:
                 if spec.create and not found:
@@ -435,8 +434,8 @@ class Preflight:
             self.add(fail("azure-vnet", subject, f"no virtual network '{site.vnet}' in {rg}", "write the VNet's name"))
             return
         self.add(ok("azure-vnet", subject, f"VNet {site.vnet} in {rg}"))
-        props = vnet.get("properties") or {}
-        subnets = {str(s.get("name", "")).lower(): s for s in props.get("subnets") or []}
+        vnet_props = props(vnet)
+        subnets = {lower(s.get("name")): s for s in vnet_props.get("subnets") or []}
         subnet_ids: dict[str, str] = {}
         for network in site.networks:
             wanted = (network.id or network.name).lower()
@@ -449,7 +448,7 @@ class Preflight:
                     fail("azure-subnet", net_subject, f"no subnet '{wanted}' in {site.vnet}", "write the subnet's name")
                 )
                 continue
-            prefix = str((subnet.get("properties") or {}).get("addressPrefix"))
+            prefix = str(props(subnet).get("addressPrefix"))
             if prefix != str(network.cidr):
                 self.add(
                     fail(
@@ -475,17 +474,17 @@ class Preflight:
                 )
             else:
                 self.add(ok("azure-nic", nic_subject, f"NIC {gw.nic}"))
-                configs = (nic.get("properties") or {}).get("ipConfigurations") or []
+                configs = props(nic).get("ipConfigurations") or []
                 primary = next(
-                    (c for c in configs if (c.get("properties") or {}).get("primary", True)),
+                    (c for c in configs if props(c).get("primary", True)),
                     configs[0] if configs else {},
                 )
                 self._placement(
                     site,
                     "azure-nic-placement",
                     gw.nic,
-                    str(((primary.get("properties") or {}).get("subnet") or {}).get("id", "")),
-                    {str((c.get("properties") or {}).get("privateIPAddress")) for c in configs},
+                    str((props(primary).get("subnet") or {}).get("id", "")),
+                    {str(props(c).get("privateIPAddress")) for c in configs},
                     subnet_ids,
                 )
         for group_ref, where in (
@@ -522,8 +521,8 @@ class Preflight:
                 hop = str(gw.private_ip)
                 existing = sum(
                     1
-                    for r in (table.get("properties") or {}).get("routes") or []
-                    if str((r.get("properties") or {}).get("nextHopIpAddress")) != hop
+                    for r in props(table).get("routes") or []
+                    if str(props(r).get("nextHopIpAddress")) != hop
                 )
             self.add(quota_check(site, spec.name, existing, planned.get(spec.name, 0), limit, "Azure"))
 

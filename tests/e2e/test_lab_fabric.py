@@ -14,7 +14,6 @@ the fabric follows the APIs on its own, without being asked, is measured by benc
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +23,7 @@ from botocore.exceptions import ClientError
 from hybridctl_lab import dataplane, manager, seed
 from tests.e2e.test_lab import E2E_LAB_DIR, ec2_client, free_port, inventory_of, network_client, require_lab, tag
 from tests.integration.test_lab_dataplane import lab_leftovers, pings, root_snapshot
+from tests.integration.test_lab_dataplane_fabric import standin_up
 
 pytestmark = [pytest.mark.lab]
 
@@ -31,10 +31,6 @@ AWS_HOSTS = {"hl-aws-h20": "192.168.20.10", "hl-aws-h21": "192.168.21.10"}
 AZ_HOSTS = {"hl-az-h30": "192.168.30.10", "hl-az-h31": "192.168.31.10"}
 AWS_REMOTE = ("192.168.1.0/24", "192.168.30.0/24", "192.168.31.0/24")
 AZ_REMOTE = ("192.168.1.0/24", "192.168.20.0/24", "192.168.21.0/24")
-STANDIN = (
-    ("hl-aws-br", "192.168.10.2", "192.168.10.3", ("192.168.30.0/24", "192.168.31.0/24")),
-    ("hl-az-br", "192.168.10.3", "192.168.10.2", ("192.168.20.0/24", "192.168.21.0/24")),
-)
 
 
 @pytest.fixture(scope="module")
@@ -44,29 +40,12 @@ def lab() -> Iterator[manager.LabUpResult]:
         before = root_snapshot()
         result = manager.up(lab_dir=E2E_LAB_DIR, aws_port=free_port(), azure_port=free_port())
         try:
-            _standin_up()
+            standin_up(E2E_LAB_DIR)
             yield result
         finally:
             manager.down(lab_dir=E2E_LAB_DIR)
         assert lab_leftovers(E2E_LAB_DIR) == []
         assert root_snapshot() == before
-
-
-def _standin_up() -> None:
-    """The stand-in overlay, created inside the two bridge namespaces (never in the root one)."""
-    subprocess.run(
-        ["ip", "link", "add", "hl-ovl", "netns", "hl-aws-br", "type", "veth", "peer", "name", "hl-ovl",
-         "netns", "hl-az-br"],
-        check=True,
-    )  # fmt: skip
-    for host, mine, peer, remote in STANDIN:
-        routes = " && ".join(f"ip route add {net} via {peer}" for net in remote)
-        dataplane.exec_in(
-            host,
-            f"ip addr add {mine}/24 dev hl-ovl && ip link set hl-ovl up && "
-            f"sysctl -qw net.ipv4.ip_forward=1 && {routes}",
-            lab_dir=E2E_LAB_DIR,
-        )
 
 
 class Clouds:

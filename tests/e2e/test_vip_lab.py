@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
 from hybridctl_lab import dataplane, manager, seed
 from hybridctl_lab import vip_scenario as scenario
 from tests.conftest import require_lab_prereqs
-from tests.e2e.test_lab import running_lab
+from tests.e2e.test_lab import ec2_client, running_lab
+from tests.support.vip_lab import lab_aws_section, vip_vpc_document
 
 pytestmark = [pytest.mark.lab]
 
@@ -57,13 +57,7 @@ def lab() -> Iterator[manager.LabUpResult]:
 
 @pytest.fixture(scope="module")
 def ec2(lab: manager.LabUpResult) -> Any:
-    return boto3.client(
-        "ec2",
-        endpoint_url=lab.aws_url,
-        region_name="ap-northeast-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return ec2_client(lab)
 
 
 def _responders(hosts: list[tuple[str, str]], vip: str) -> list[subprocess.Popen[bytes]]:
@@ -90,11 +84,6 @@ def _stop(processes: list[subprocess.Popen[bytes]], hosts: list[str], vip: str) 
         dataplane.exec_in(host, f"ip addr del {vip}/32 dev lo", lab_dir=VIP_LAB_DIR, check=False)
 
 
-def _aws_doc(lab: manager.LabUpResult) -> dict[str, Any]:
-    """The lab inventory's `aws` section: its emulator port and dummy credentials."""
-    return dict(yaml.safe_load(lab.inventory.read_text())["aws"])
-
-
 @dataclass(frozen=True)
 class Layout:
     name: str
@@ -113,7 +102,7 @@ def overlay(lab: manager.LabUpResult, ec2: Any) -> Iterator[Layout]:
         ]
         enis[name] = reservations[0]["Instances"][0]["NetworkInterfaces"][0]["NetworkInterfaceId"]
     doc = yaml.safe_load(lab.inventory.read_text())
-    doc["aws"] = _aws_doc(lab)
+    doc["aws"] = lab_aws_section(lab)
     doc["vips"] = [
         {
             "name": "ha-vip",
@@ -136,8 +125,7 @@ def vip_vpc(lab: manager.LabUpResult, ec2: Any) -> Iterator[Layout]:
     """Reference section 4 proper: VIP-VPC 10.0.0.0/16, seeded by `lab up`, on its own fabric."""
     found = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [seed.VIP_VPC_NAME]}])["Vpcs"]
     assert [v["CidrBlock"] for v in found] == [scenario.VPC_CIDR]  # `lab up` seeded it
-    doc = yaml.safe_load((Path(__file__).parents[2] / "inventory" / "vip-lab.yaml").read_text())
-    doc["aws"] = _aws_doc(lab)
+    doc = vip_vpc_document(lab_aws_section(lab))
     inventory = VIP_LAB_DIR / "vip-lab.yaml"
     inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
     processes = _responders([(NODE1, "node1"), (NODE2, "node2")], VIP)

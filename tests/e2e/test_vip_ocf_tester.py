@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 import yaml
 
 from hybridctl_lab import dataplane, manager, nsrelay
 from hybridctl_lab import vip_scenario as scenario
 from tests.conftest import require, require_lab_prereqs
-from tests.e2e.test_lab import running_lab
+from tests.e2e.test_lab import ec2_client, running_lab
+from tests.support.vip_lab import lab_aws_section, vip_targets, vip_vpc_document
 
 pytestmark = [pytest.mark.lab]
 
@@ -46,7 +46,6 @@ NODE1, NODE2 = "hl-vip-n1", "hl-vip-n2"
 NODE_DIR = "/run/hybridctl-ocf-test"
 AGENT = f"{NODE_DIR}/resource.d/hybridctl/vip"
 PASSED = f"{AGENT} passed all tests"
-REPO = Path(__file__).parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +60,7 @@ def lab() -> Iterator[manager.LabUpResult]:
 
 @pytest.fixture(scope="module")
 def ec2(lab: manager.LabUpResult) -> Any:
-    return boto3.client(
-        "ec2",
-        endpoint_url=lab.aws_url,
-        region_name="ap-northeast-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return ec2_client(lab)
 
 
 @dataclass(frozen=True)
@@ -81,7 +74,7 @@ def nodes(lab: manager.LabUpResult) -> Iterator[dict[str, Node]]:
     """On each node: a relay to the emulator, the inventory, the credentials and the wrapper."""
     port = urlsplit(lab.aws_url).port
     assert port is not None
-    lab_aws = yaml.safe_load(lab.inventory.read_text())["aws"]
+    lab_aws = lab_aws_section(lab)
     credentials = Path(lab_aws["credentials_file"]).read_text()
     out: dict[str, Node] = {}
     relays = []
@@ -89,12 +82,9 @@ def nodes(lab: manager.LabUpResult) -> Iterator[dict[str, Node]]:
         for host, name in ((NODE1, "node1"), (NODE2, "node2")):
             relay = nsrelay.Relay(nsrelay.host_netns(host, lab_dir=OCF_LAB_DIR), ("127.0.0.1", port))
             relays.append(relay.__enter__())
-            doc = yaml.safe_load((REPO / "inventory" / "vip-lab.yaml").read_text())
-            doc["aws"] = {
-                "region": lab_aws["region"],
-                "endpoint_url": relay.url,
-                "credentials_file": f"{NODE_DIR}/credentials",
-            }
+            doc = vip_vpc_document(
+                {"region": lab_aws["region"], "endpoint_url": relay.url, "credentials_file": f"{NODE_DIR}/credentials"}
+            )
             _in(host, f"mkdir -p {NODE_DIR} && umask 077 && cat > {NODE_DIR}/credentials", credentials)
             _in(host, f"cat > {NODE_DIR}/inventory.yaml", yaml.safe_dump(doc, sort_keys=False))
             # The one documented way to install the agent (docs/vip.md), run on the node.
@@ -152,36 +142,20 @@ def _ocf_tester(node: Node, **params: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*host_argv, *argv], capture_output=True, text=True, timeout=900, env=env)
 
 
-def _vip_targets(ec2: Any) -> dict[str, str]:
-    """Route table name -> ENI Name tag the VIP/32 points at, for VIP-VPC."""
-    enis = {
-        e["NetworkInterfaceId"]: next((t["Value"] for t in e.get("TagSet", []) if t["Key"] == "Name"), "")
-        for e in ec2.describe_network_interfaces()["NetworkInterfaces"]
-    }
-    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["VIP-VPC"]}])["Vpcs"][0]["VpcId"]
-    out = {}
-    for table in ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]:
-        name = next((t["Value"] for t in table.get("Tags", []) if t["Key"] == "Name"), table["RouteTableId"])
-        for route in table["Routes"]:
-            if route.get("DestinationCidrBlock") == f"{scenario.VIP}/32":
-                out[name] = enis.get(route.get("NetworkInterfaceId", ""), str(route.get("NetworkInterfaceId")))
-    return out
-
-
 def _has_vip(host: str) -> bool:
     shown = _in(host, ["ip", "-4", "-o", "addr", "show", "dev", "lo"]).stdout
     return f"{scenario.VIP}/32" in shown
 
 
 def test_ocf_tester_passes_on_a_vip_node(nodes: dict[str, Node], ec2: Any, capsys: Any) -> None:
-    assert _vip_targets(ec2) == {"Main": "node1-eni", "Route-A": "node1-eni", "Route-C": "node1-eni"}
+    assert vip_targets(ec2) == {"Main": "node1-eni", "Route-A": "node1-eni", "Route-C": "node1-eni"}
     result = _ocf_tester(nodes["node2"], monitor_interval="0")
     report = result.stdout + result.stderr
     assert result.returncode == 0, report
     assert PASSED in result.stdout.splitlines(), report
     assert not [line for line in result.stdout.splitlines() if line.startswith("* rc=")], report
     # start really moved every table here; the last stop removed the address and the state.
-    assert _vip_targets(ec2) == {"Main": "node2-eni", "Route-A": "node2-eni", "Route-C": "node2-eni"}
+    assert vip_targets(ec2) == {"Main": "node2-eni", "Route-A": "node2-eni", "Route-C": "node2-eni"}
     assert not _has_vip(NODE2)
     assert _in(NODE2, "ls /run/resource-agents", check=False).stdout.strip() == ""
     with capsys.disabled():
@@ -189,7 +163,7 @@ def test_ocf_tester_passes_on_a_vip_node(nodes: dict[str, Node], ec2: Any, capsy
 
 
 def test_ocf_tester_reports_a_start_this_node_cannot_do(nodes: dict[str, Node], ec2: Any) -> None:
-    before = _vip_targets(ec2)
+    before = vip_targets(ec2)
     eni = ec2.describe_network_interfaces(Filters=[{"Name": "tag:Name", "Values": ["node1-eni"]}])["NetworkInterfaces"][
         0
     ]["NetworkInterfaceId"]
@@ -204,5 +178,5 @@ def test_ocf_tester_reports_a_start_this_node_cannot_do(nodes: dict[str, Node], 
     # OCF_ERR_ARGS: this node cannot hold the VIP (Pacemaker bans the node, not the resource).
     assert "* rc=2: Start failed." in result.stdout, report
     assert "source-dest-check" in result.stdout, report
-    assert _vip_targets(ec2) == before  # refused before any write
+    assert vip_targets(ec2) == before  # refused before any write
     assert not _has_vip(NODE1)

@@ -52,6 +52,13 @@ def _subnet(name: str, prefix: str) -> dict[str, Any]:
     return {"name": name, "properties": {"addressPrefix": prefix}}
 
 
+def _user_table(net: NetworkManagementClient, routes: list[dict[str, Any]]) -> None:
+    """The user's own route table ``Hybrid-RT`` holding ``routes``, written with the SDK before hybridctl runs."""
+    net.route_tables.begin_create_or_update(
+        RG, "Hybrid-RT", nm.RouteTable({"location": LOCATION, "properties": {"routes": routes}})
+    ).result()
+
+
 def _rule(name: str, priority: int, source: str, port: str = "*", protocol: str = "*") -> dict[str, Any]:
     return {
         "name": name,
@@ -299,24 +306,16 @@ def test_foreign_collisions_are_conflicts_and_left_alone(
     tmp_path: Path, azure_emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
 ) -> None:
     # The user's own table and rule already hold overlay keys.
-    net.route_tables.begin_create_or_update(
-        RG,
-        "Hybrid-RT",
-        nm.RouteTable(
+    _user_table(
+        net,
+        [
             {
-                "location": LOCATION,
-                "properties": {
-                    "routes": [
-                        {
-                            "name": "to-home",
-                            "properties": {"addressPrefix": "192.168.1.0/24", "nextHopType": "VirtualNetworkGateway"},
-                        },
-                        {"name": "half", "properties": {"addressPrefix": "192.168.20.0/25", "nextHopType": "None"}},
-                    ]
-                },
-            }
-        ),
-    ).result()
+                "name": "to-home",
+                "properties": {"addressPrefix": "192.168.1.0/24", "nextHopType": "VirtualNetworkGateway"},
+            },
+            {"name": "half", "properties": {"addressPrefix": "192.168.20.0/25", "nextHopType": "None"}},
+        ],
+    )
     nsg = net.network_security_groups.get(RG, "azure-bridge-nsg").as_dict()
     nsg["properties"]["securityRules"].append(_rule("deny-dammy", 1001, "192.168.31.0/24"))
     net.network_security_groups.begin_create_or_update(RG, "azure-bridge-nsg", nm.NetworkSecurityGroup(nsg)).result()
@@ -376,9 +375,7 @@ def test_read_calls_do_not_grow_with_the_number_of_routes(
             }
             for r in table.routes
         ]
-        net.route_tables.begin_create_or_update(
-            RG, "Hybrid-RT", nm.RouteTable({"location": LOCATION, "properties": {"routes": routes}})
-        ).result()
+        _user_table(net, routes)
         azure_emulator.requests.reset()
         changes = run.changes()
         assert not [c for c in changes if c.layer == "cloud-route"]
@@ -416,9 +413,7 @@ def test_wrong_client_secret_is_a_remote_error_with_a_hint(
 def test_a_table_changed_since_the_read_is_not_overwritten(
     tmp_path: Path, azure_emulator: AzureEmulator, net: NetworkManagementClient, cloud: dict[str, str]
 ) -> None:
-    net.route_tables.begin_create_or_update(
-        RG, "Hybrid-RT", nm.RouteTable({"location": LOCATION, "properties": {"routes": []}})
-    ).result()
+    _user_table(net, [])
     run = Run(make_inventory(tmp_path, azure_emulator), tmp_path)
     changes = run.changes()
     # Someone adds a route between hybridctl's read and its write.
@@ -485,21 +480,13 @@ def test_a_foreign_ecmp_route_goes_back_exactly_as_read(
 ) -> None:
     # Someone else's table already holds an ECMP route (and a plain one); hybridctl's three
     # routes then go out as one table PUT that must carry both back untouched.
-    net.route_tables.begin_create_or_update(
-        RG,
-        "Hybrid-RT",
-        nm.RouteTable(
-            {
-                "location": LOCATION,
-                "properties": {
-                    "routes": [
-                        _ecmp_route("nva-pair", "10.50.0.0/16", ["192.168.30.10", "192.168.30.11"]),
-                        {"name": "user-route", "properties": {"addressPrefix": "10.99.0.0/16", "nextHopType": "None"}},
-                    ]
-                },
-            }
-        ),
-    ).result()
+    _user_table(
+        net,
+        [
+            _ecmp_route("nva-pair", "10.50.0.0/16", ["192.168.30.10", "192.168.30.11"]),
+            {"name": "user-route", "properties": {"addressPrefix": "10.99.0.0/16", "nextHopType": "None"}},
+        ],
+    )
     before = {r["name"]: r for r in net.route_tables.get(RG, "Hybrid-RT").as_dict()["properties"]["routes"]}
     assert before["nva-pair"]["properties"]["nextHop"] == {"nextHopIpAddresses": ["192.168.30.10", "192.168.30.11"]}
 

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,15 +26,13 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.backends import hosts
 from hybridctl.backends.hosts import HostsBackend
 from hybridctl.backends.ssh import SshSession
 from hybridctl.core.errors import RemoteError, UnsupportedTargets
-from hybridctl.core.inventory.load import load_inventory
 from hybridctl.core.inventory.models import SshEndpoint
-from hybridctl.core.planner.loaded import plan_loaded
-from hybridctl.features.engine import Context, Options, execute, open_context, prepare
+from hybridctl.features.engine import Context, execute, prepare
 from tests.conftest import FIXTURES, have_root_and_netns, require
+from tests.support.hosts import ArgvSampler, hosts_context
 from tests.support.sshd import BASE, Sshd, start_sshd
 
 pytestmark = [pytest.mark.integration]
@@ -133,35 +130,11 @@ sites:
 
 
 def context_of(site: Site) -> Context:
-    loaded = load_inventory(site.inventory)
-    return open_context(loaded, plan_loaded(loaded), Options(), factories=[hosts.backend_for])
+    return hosts_context(site.inventory)
 
 
 def overlay_routes(server: Sshd) -> str:
     return server.run("ip", "-4", "route", "show", "proto", "177").stdout
-
-
-class ArgvSampler:
-    """`ps -eo args` every 10 ms while a block runs."""
-
-    def __init__(self) -> None:
-        self.lines: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-            self.lines.update(out.splitlines())
-            time.sleep(0.01)
-
-    def __enter__(self) -> ArgvSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def test_up_as_root_via_sudo_same_execs_password_never_seen(site: Site) -> None:

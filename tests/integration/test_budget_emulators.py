@@ -7,7 +7,6 @@ counted by the emulators themselves, never by hybridctl.
 
 from __future__ import annotations
 
-import json
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from hybridctl.cli.main import main
 from tests.conftest import FIXTURES
-from tests.support.emulators import (
-    ACCOUNT,
-    azure_template_values,
-    boto_client,
-    write_aws_credentials,
-    write_client_secret,
-)
+from tests.support.emulators import ACCOUNT, CliWorld, azure_template_values, boto_client, cli_world
 
 if TYPE_CHECKING:
     from hybridctl_lab.aws_emulator import AwsEmulator
@@ -36,30 +28,8 @@ RG = "hybrid-rg"
 
 
 @dataclass
-class Lab:
-    aws: Any
-    az: Any
-    inventory: Path
+class Lab(CliWorld):
     doc: dict[str, Any]
-    capsys: pytest.CaptureFixture[str]
-
-    # -- running the CLI -----------------------------------------------------------------------
-
-    def run(self, *args: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        try:
-            main([*args])
-        except SystemExit as done:
-            code = int(done.code or 0)
-        else:
-            code = 0
-        captured = self.capsys.readouterr()
-        return code, captured.out, captured.err
-
-    def json(self, *args: str) -> tuple[int, dict[str, Any]]:
-        code, out, err = self.run(*args, "-o", "json")
-        assert out.strip(), err
-        return code, json.loads(out)
 
     def apply(self, *extra: str) -> tuple[int, dict[str, Any]]:
         return self.json("budget", "set", "-i", str(self.inventory), *extra)
@@ -114,17 +84,14 @@ def lab(
     capsys: pytest.CaptureFixture[str],
 ) -> Lab:
     fresh_azure.create_resource_group(RG, "japaneast")
-    monkeypatch.setenv("HYBRIDCTL_STATE_DIR", str(tmp_path / "state"))
-    credentials = write_aws_credentials(tmp_path / "credentials", "hybridctl-lab")
-    secret = write_client_secret(tmp_path / "client_secret", fresh_azure.client_secret)
+    world = cli_world(fresh_aws, fresh_azure, tmp_path, monkeypatch, capsys, profile="hybridctl-lab")
     text = string.Template((FIXTURES / "budget" / "inventory.yaml").read_text()).substitute(
         aws_endpoint=fresh_aws.endpoint_url,
-        aws_credentials=str(credentials),
-        **azure_template_values(fresh_azure, secret),
+        aws_credentials=str(world.credentials),
+        **azure_template_values(fresh_azure, world.client_secret),
     )
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(text)
-    return Lab(fresh_aws, fresh_azure, inventory, yaml.safe_load(text), capsys)
+    world.inventory.write_text(text)
+    return Lab(fresh_aws, fresh_azure, tmp_path, capsys, yaml.safe_load(text))
 
 
 def _results(document: dict[str, Any]) -> dict[str, str]:

@@ -9,7 +9,6 @@ figures are computed from the seeded line items, never written down.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -18,12 +17,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from hybridctl.cli.main import main
 from hybridctl.features.cost.parse import month_end
 from hybridctl_lab import seed, seed_costs
 from hybridctl_lab.inventory import inventory_document
 from hybridctl_lab.topology import build_topology
-from tests.support.emulators import azure_section, boto_client, write_aws_credentials, write_client_secret
+from tests.support.emulators import CliWorld, azure_section, boto_client, cli_world
 
 if TYPE_CHECKING:
     from hybridctl_lab.aws_emulator import AwsEmulator
@@ -36,30 +34,14 @@ TODAY = dt.datetime.now(dt.UTC).date()
 
 
 @dataclass
-class World:
-    aws: AwsEmulator
-    az: AzureEmulator
+class World(CliWorld):
     ec2: Any
     ids: seed.AwsSeed
     costs: seed_costs.CostSeed
-    inventory: Path
-    capsys: pytest.CaptureFixture[str]
-
-    def run(self, *args: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        try:
-            main([*args])
-        except SystemExit as done:
-            code = int(done.code or 0)
-        else:
-            code = 0
-        captured = self.capsys.readouterr()
-        return code, captured.out, captured.err
 
     def json(self, *args: str) -> tuple[int, dict[str, Any]]:
-        code, out, err = self.run(*args, "-i", str(self.inventory), "-o", "json")
-        assert out.strip(), err
-        return code, json.loads(out)
+        """``hybridctl ARGS -i <the world's inventory> -o json``."""
+        return super().json(*args, "-i", str(self.inventory))
 
 
 @pytest.fixture
@@ -70,20 +52,18 @@ def world(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> World:
-    monkeypatch.setenv("HYBRIDCTL_STATE_DIR", str(tmp_path / "state"))
+    world = cli_world(fresh_aws, fresh_azure, tmp_path, monkeypatch, capsys)
     ec2 = boto_client(fresh_aws, "ec2", region=seed.AWS_REGION)
     ids = seed.seed_aws(ec2, TOPOLOGY)
     seed.seed_azure(fresh_azure, TOPOLOGY)
     costs = seed_costs.seed_costs(ec2, fresh_aws, fresh_azure, ids, TODAY)
     doc = inventory_document(TOPOLOGY, tmp_path / "lab")
-    credentials = write_aws_credentials(tmp_path / "credentials")
     doc["aws"] = {
         "region": seed.AWS_REGION,
         "endpoint_url": fresh_aws.endpoint_url,
-        "credentials_file": str(credentials),
+        "credentials_file": str(world.credentials),
     }
-    secret = write_client_secret(tmp_path / "client_secret", fresh_azure.client_secret)
-    doc["azure"] = {**azure_section(fresh_azure, secret), "polling_interval": 0.05}
+    doc["azure"] = {**azure_section(fresh_azure, world.client_secret), "polling_interval": 0.05}
     doc["secrets"] = {"store": str(tmp_path / "secrets.json")}
     doc["budgets"] = [
         {"name": "hybrid-guard", "cloud": "aws", "amount": 30, "preset": "guard", "emails": ["ops@example.com"]},
@@ -96,11 +76,10 @@ def world(
             "emails": ["ops@example.com"],
         },
     ]
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+    world.inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
     fresh_aws.reset_call_counts()
     fresh_azure.requests.reset()
-    return World(fresh_aws, fresh_azure, ec2, ids, costs, inventory, capsys)
+    return World(fresh_aws, fresh_azure, tmp_path, capsys, ec2, ids, costs)
 
 
 def _expected_aws(world: World, since: dt.date) -> tuple[Decimal, Decimal, Decimal]:

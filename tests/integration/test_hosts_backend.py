@@ -1,25 +1,23 @@
 """The SSH host backend against real hosts: sshd + SoftEther VPN Server in network namespaces.
 
-Two namespace hosts, each with its own sshd in its own mount namespace (private /run,
-/var/lib/softether, /var/log/softether, /etc/sysctl.d, /etc/systemd/system, /etc/hybridctl,
-like the lab's managed hosts; no systemd, as in the lab): ``srv`` (the VPN server; its eth1 is
-a veth whose other end is ``cli``'s eth0) and ``cli`` (a managed LAN client). The inventory's
-bridge points at an ssh alias whose ProxyCommand fails: it is unreachable throughout.
+Two namespace hosts, each with its own sshd in its own mount namespace (tests/support/sshd.py,
+``files_on_disk``: private /run, /var/lib/softether, /var/log/softether, /etc/sysctl.d,
+/etc/systemd/system, /etc/hybridctl, like the lab's managed hosts; no systemd, as in the lab):
+``srv`` (the VPN server; its eth1 is a veth whose other end is ``cli``'s eth0) and ``cli`` (a
+managed LAN client). The inventory's bridge points at an ssh alias whose ProxyCommand fails: it
+is unreachable throughout.
 
-Namespaces are named ``hs-<role>-<pid>`` (tests/support/sshd.py's prefix) and removed at the end;
+Namespaces are named ``hs-hb-<role>-<pid>`` (tests/support/sshd.py's prefix) and removed at the end;
 processes are stopped by PID (those in the namespaces).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,98 +25,27 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.backends import hosts
 from hybridctl.backends.hosts import HostsBackend
-from hybridctl.core.inventory.load import load_inventory
-from hybridctl.core.planner.loaded import plan_loaded
-from hybridctl.features.engine import Context, Options, down_desired, execute, open_context, prepare
+from hybridctl.features.engine import Context, down_desired, execute, prepare
 from tests.conftest import require, require_lab_prereqs
+from tests.support.hosts import ArgvSampler, hosts_context
+from tests.support.sshd import BASE, Sshd, start_sshd
 
 pytestmark = [pytest.mark.integration]
 
-BASE = Path("/var/lib/hybridctl-test")  # not /tmp: sshd's StrictModes refuses keys there
-PRIVATE_DIRS = ("/var/lib/softether", "/var/log/softether", "/etc/sysctl.d", "/etc/systemd/system", "/etc/hybridctl")
 SERVER_CONFIG = "var/lib/softether/vpn_server.config"
-
-
-@dataclass
-class NsHost:
-    alias: str
-    namespace: str
-    directory: Path
-    pid: int  # sshd: anchors the host's mount namespace
-
-    def fs(self, path: str) -> Path:
-        return self.directory / "fs" / path.lstrip("/")
-
-    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        """A command as the host sees it (its network and mount namespaces)."""
-        return subprocess.run(
-            ["nsenter", "-t", str(self.pid), "-m", "-n", *argv], capture_output=True, text=True, timeout=30
-        )
 
 
 def _sh(*argv: str) -> None:
     subprocess.run(list(argv), check=True, capture_output=True)
 
 
-def start_host(alias: str, root: Path, authorized: Path) -> NsHost:
-    namespace = f"hs-{alias}-{os.getpid()}"
-    directory = root / alias
-    directory.mkdir(mode=0o755)
-    for path in PRIVATE_DIRS:
-        (directory / "fs" / path.lstrip("/")).mkdir(parents=True)
-        Path(path).mkdir(parents=True, exist_ok=True)  # mount point (the lab does the same)
-    (directory / "bashrc").write_text("")
-    host_key = directory / "host_ed25519"
-    _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key))
-    config = directory / "sshd_config"
-    config.write_text(
-        f"Port 22\nListenAddress 127.0.0.1\nHostKey {host_key}\nPermitRootLogin prohibit-password\n"
-        f"AuthorizedKeysFile {authorized}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "UsePAM no\nPidFile none\nMaxStartups 100:30:200\n"
-        "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org\n"
-    )
-    _sh("ip", "netns", "add", namespace)
-    _sh("ip", "-n", namespace, "link", "set", "lo", "up")
-    mounts = " && ".join(f"mount --bind {directory}/fs{p} {p}" for p in PRIVATE_DIRS)
-    script = (
-        "mount -t tmpfs tmpfs /run && mkdir -p /run/sshd /run/softether && "
-        f"{mounts} && mount --bind {directory}/bashrc /root/.bashrc && "
-        f"exec /usr/sbin/sshd -D -e -f {config}"
-    )
-    process = subprocess.Popen(
-        ["ip", "netns", "exec", namespace, "unshare", "-m", "--propagation", "private", "sh", "-c", script],
-        stdout=subprocess.DEVNULL,
-        stderr=open(directory / "sshd.log", "wb"),  # noqa: SIM115 - lives as long as sshd
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        probe = subprocess.run(["ip", "netns", "exec", namespace, "nc", "-z", "-w", "1", "127.0.0.1", "22"])
-        if probe.returncode == 0:
-            break
-        time.sleep(0.05)
-    else:
-        raise RuntimeError(f"sshd in {namespace} did not start: {(directory / 'sshd.log').read_text()}")
-    return NsHost(alias, namespace, directory, process.pid)
-
-
-def stop_host(host: NsHost) -> None:
-    """Kill every process in the host's namespace (sshd, SoftEther started over SSH) by PID."""
-    pids = subprocess.run(["ip", "netns", "pids", host.namespace], capture_output=True, text=True).stdout.split()
-    for pid in {int(p) for p in pids} | {host.pid}:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    subprocess.run(["ip", "netns", "del", host.namespace], capture_output=True)
-
-
 @dataclass
 class Site:
     root: Path
     inventory: Path
-    srv: NsHost
-    cli: NsHost
+    srv: Sshd
+    cli: Sshd
     secrets: Path
 
 
@@ -131,41 +58,26 @@ def site() -> Iterator[Site]:
     root = BASE / f"hosts-it-{os.getpid()}"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(mode=0o700)
-    key = root / "client_ed25519"
-    _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
-    authorized = root / "authorized_keys"
-    authorized.write_text(Path(f"{key}.pub").read_text())
-    authorized.chmod(0o600)
-    started: list[NsHost] = []
+    started: list[Sshd] = []
     state = root / "state"
     old_state = os.environ.get("HYBRIDCTL_STATE_DIR")
     os.environ["HYBRIDCTL_STATE_DIR"] = str(state)
     try:
-        srv = start_host("srv", root, authorized)
+        srv = start_sshd("hb-srv", files_on_disk=True)
         started.append(srv)
-        cli = start_host("cli", root, authorized)
+        cli = start_sshd("hb-cli", files_on_disk=True)
         started.append(cli)
         _sh("ip", "link", "add", "eth1", "netns", srv.namespace, "type", "veth", "peer", "name", "eth0", "netns",
             cli.namespace)
         _sh("ip", "-n", srv.namespace, "link", "set", "eth1", "up", "promisc", "on")
         _sh("ip", "-n", cli.namespace, "addr", "add", "192.168.1.10/24", "dev", "eth0")
         _sh("ip", "-n", cli.namespace, "link", "set", "eth0", "up")
-        known = root / "known_hosts"
-        known.write_text(
-            "".join(
-                f"{h.alias} {' '.join((h.directory / 'host_ed25519.pub').read_text().split()[:2])}\n"
-                for h in (srv, cli)
-            )
-        )
         ssh_config = root / "ssh_config"
         ssh_config.write_text(
-            "".join(
-                f"Host {h.alias}\n  HostName {h.alias}\n  User root\n  IdentityFile {key}\n"
-                f"  UserKnownHostsFile {known}\n  ProxyCommand ip netns exec {h.namespace} nc 127.0.0.1 22\n"
-                for h in (srv, cli)
-            )
-            + f"Host brg\n  HostName brg\n  User root\n  IdentityFile {key}\n  UserKnownHostsFile {known}\n"
-            "  ProxyCommand false\n"
+            srv.ssh_config.read_text()
+            + cli.ssh_config.read_text()
+            + f"Host brg\n  HostName brg\n  User root\n  IdentityFile {srv.client_key}\n"
+            f"  UserKnownHostsFile {srv.known_hosts}\n  ProxyCommand false\n"
         )
         secrets = root / "secrets.json"
         inventory = root / "inventory.yaml"
@@ -182,7 +94,7 @@ sites:
   gateway:
     name: srv
     role: vpn-server
-    ssh: {{host: srv, {ssh}}}
+    ssh: {{host: {srv.alias}, {ssh}}}
     private_ip: 192.168.1.250
     public_address: 10.77.0.1
     hub: DEFAULT
@@ -192,7 +104,7 @@ sites:
   clients:
   - name: cli
     address: 192.168.1.10
-    ssh: {{host: cli, {ssh}}}
+    ssh: {{host: {cli.alias}, {ssh}}}
   - name: printer
     address: 192.168.1.20
 - name: branch
@@ -209,7 +121,7 @@ sites:
         yield Site(root, inventory, srv, cli, secrets)
     finally:
         for host in started:
-            stop_host(host)
+            host.stop()
         if old_state is None:
             os.environ.pop("HYBRIDCTL_STATE_DIR", None)
         else:
@@ -218,8 +130,7 @@ sites:
 
 
 def context_of(site: Site, purge: bool = False) -> Context:
-    loaded = load_inventory(site.inventory)
-    return open_context(loaded, plan_loaded(loaded), Options(purge=purge), factories=[hosts.backend_for])
+    return hosts_context(site.inventory, purge=purge)
 
 
 def backend(context: Context) -> HostsBackend:
@@ -231,29 +142,6 @@ def backend(context: Context) -> HostsBackend:
 def secret_values(site: Site) -> list[str]:
     values = json.loads(site.secrets.read_text()).values()
     return [v for v in values if isinstance(v, str)]
-
-
-class ArgvSampler:
-    """`ps -eo args` every 10 ms while a block runs."""
-
-    def __init__(self) -> None:
-        self.lines: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-            self.lines.update(out.splitlines())
-            time.sleep(0.01)
-
-    def __enter__(self) -> ArgvSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def test_up_configures_reachable_hosts_and_reports_the_unreachable_one(site: Site) -> None:
@@ -375,7 +263,7 @@ def test_down_returns_the_hosts_to_what_they_were(site: Site) -> None:
     assert report.failed == [] and report.remaining == []
 
 
-def vpncmd_on(host: NsHost, *commands: str, password: str = "") -> str:
+def vpncmd_on(host: Sshd, *commands: str, password: str = "") -> str:
     """vpncmd on the host itself (the test's own setup and checks; answers on stdin)."""
     batch = host.fs("/var/lib/softether") / "test-batch.in"
     batch.write_text("".join(c + "\n" for c in commands))

@@ -13,6 +13,7 @@ import dataclasses
 import subprocess
 from collections.abc import Iterator, Sequence
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 import pytest
 
@@ -68,23 +69,28 @@ STANDIN = (
 )
 
 
-@pytest.fixture
-def standin(lab: dataplane.UpResult) -> Iterator[None]:
-    """The stand-in overlay, for one test: created inside the two namespaces, never in the root one."""
+def standin_up(lab_dir: Path) -> None:
+    """The stand-in overlay, created inside the two bridge namespaces (never in the root one)."""
     subprocess.run(
         ["ip", "link", "add", "hl-ovl", "netns", "hl-aws-br", "type", "veth", "peer", "name", "hl-ovl",
          "netns", "hl-az-br"],
         check=True,
     )  # fmt: skip
+    for host, mine, peer, remote in STANDIN:
+        routes = " && ".join(f"ip route add {net} via {peer}" for net in remote)
+        dataplane.exec_in(
+            host,
+            f"ip addr add {mine}/24 dev hl-ovl && ip link set hl-ovl up && "
+            f"sysctl -qw net.ipv4.ip_forward=1 && {routes}",
+            lab_dir=lab_dir,
+        )
+
+
+@pytest.fixture
+def standin(lab: dataplane.UpResult) -> Iterator[None]:
+    """The stand-in overlay, for one test."""
     try:
-        for host, mine, peer, remote in STANDIN:
-            routes = " && ".join(f"ip route add {net} via {peer}" for net in remote)
-            dataplane.exec_in(
-                host,
-                f"ip addr add {mine}/24 dev hl-ovl && ip link set hl-ovl up && "
-                f"sysctl -qw net.ipv4.ip_forward=1 && {routes}",
-                lab_dir=TEST_LAB_DIR,
-            )
+        standin_up(TEST_LAB_DIR)
         yield
     finally:
         dataplane.exec_in("hl-aws-br", "ip link del hl-ovl", lab_dir=TEST_LAB_DIR, check=False)

@@ -6,15 +6,18 @@ point ``endpoint_url`` / ``arm_endpoint`` at the running emulator, with a creden
 client secret written under the test's tmp_path.
 
 The pytest fixtures built on these (``aws_emulator``, ``fresh_aws``, ``ec2``, ``azure_emulator``,
-``fresh_azure``) are registered in tests/conftest.py.
+``fresh_azure``) are registered in tests/conftest.py. :class:`CliWorld` is what the CLI-level
+tests of budgets and costs build on both fresh emulators.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +26,7 @@ import yaml
 from tests.conftest import require
 
 if TYPE_CHECKING:
+    import pytest
     from azure.identity import ClientSecretCredential
     from azure.mgmt.network import NetworkManagementClient
 
@@ -233,3 +237,71 @@ def lab_inventory_on(sections: dict[str, Any]) -> dict[str, Any]:
 
     document: dict[str, Any] = yaml.safe_load((REPO / "inventory" / "lab.yaml").read_text())
     return document | sections
+
+
+# -- both clouds, through the CLI -----------------------------------------------------------------
+
+
+@dataclass
+class CliWorld:
+    """Both fresh emulators, credentials for them under ``tmp_path``, and the real CLI run in-process.
+
+    :func:`cli_world` writes the files; the test writes :attr:`inventory` from them.
+    """
+
+    aws: AwsEmulator
+    az: AzureEmulator
+    tmp_path: Path
+    capsys: pytest.CaptureFixture[str]
+
+    @property
+    def credentials(self) -> Path:
+        """The AWS shared credentials file (``aws.credentials_file``)."""
+        return self.tmp_path / "credentials"
+
+    @property
+    def client_secret(self) -> Path:
+        """The service principal's secret (``azure.client_secret: file:...``)."""
+        return self.tmp_path / "client_secret"
+
+    @property
+    def inventory(self) -> Path:
+        return self.tmp_path / "inventory.yaml"
+
+    def run(self, *args: str) -> tuple[int, str, str]:
+        """``hybridctl ARGS`` through the entry point: (exit code, stdout, stderr)."""
+        from hybridctl.cli.main import main
+
+        self.capsys.readouterr()
+        try:
+            main([*args])
+        except SystemExit as done:
+            code = int(done.code or 0)
+        else:
+            code = 0
+        captured = self.capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def json(self, *args: str) -> tuple[int, dict[str, Any]]:
+        """``hybridctl ARGS -o json``: (exit code, the document)."""
+        code, out, err = self.run(*args, "-o", "json")
+        assert out.strip(), err
+        document: dict[str, Any] = json.loads(out)
+        return code, document
+
+
+def cli_world(
+    aws: AwsEmulator,
+    az: AzureEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    profile: str = "default",
+) -> CliWorld:
+    """A :class:`CliWorld`: its own state directory, the AWS ``profile``'s credentials, the client secret."""
+    monkeypatch.setenv("HYBRIDCTL_STATE_DIR", str(tmp_path / "state"))
+    world = CliWorld(aws, az, tmp_path, capsys)
+    write_aws_credentials(world.credentials, profile)
+    write_client_secret(world.client_secret, az.client_secret)
+    return world

@@ -8,6 +8,11 @@ namespace, so the root namespace's network is untouched.
 namespace: /etc/passwd, /etc/group, /etc/shadow and /etc/sudoers.d there are bind-mounted
 copies, so the machine's own accounts are untouched. sshd listens on every address of its
 namespace (lo, plus whatever veth a test adds).
+
+``files_on_disk=True`` keeps the directories hybridctl writes on a host (:data:`PRIVATE_DIRS`) as
+plain directories under the server's own, so a test reads them from outside (:meth:`Sshd.fs`),
+and gives root an empty ``~/.bashrc`` (the machine's own never runs in a test host's sessions);
+otherwise they are tmpfs mounts. Either way they are private to the host, never the machine's.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 
 BASE = Path("/var/lib/hybridctl-test")  # not /tmp: sshd's StrictModes refuses keys there
 # Directories hybridctl writes on a host (files, units, sysctl drop-ins, SoftEther state): private
-# to each test host, as in tests/integration/test_hosts_backend.py and the lab.
+# to each test host, as in the lab.
 PRIVATE_DIRS = ("/var/lib/softether", "/var/log/softether", "/etc/sysctl.d", "/etc/systemd/system", "/etc/hybridctl")
 
 
@@ -40,6 +45,10 @@ class Sshd:
     client_key: Path
     host_key: Path
     user: str = "root"
+
+    def fs(self, path: str) -> Path:
+        """Where a file of the host's private directories lives (``files_on_disk=True`` only)."""
+        return self.directory / "fs" / path.lstrip("/")
 
     def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
         """A command as the host sees it (its network and mount namespaces), as root."""
@@ -60,8 +69,13 @@ class Sshd:
         time.sleep(0.5)
 
     def stop(self) -> None:
+        """Stop sshd and whatever runs in its namespace (SoftEther started over SSH), by PID."""
+        listed = subprocess.run(["ip", "netns", "pids", self.namespace], capture_output=True, text=True).stdout
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGTERM)
+        for pid in {int(p) for p in listed.split()} - {self.pid}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -100,6 +114,7 @@ def start_sshd(
     login: str | None = None,
     sudo: str = "nopasswd",
     password: str = "",
+    files_on_disk: bool = False,
 ) -> Sshd:
     """``login``: log in as this unprivileged user (sudo rule ``nopasswd``, ``password`` or ``""``
     for none; ``password`` is the account's password sudo asks for)."""
@@ -130,7 +145,14 @@ def start_sshd(
     # What hybridctl writes on a host lands in this host's own tmpfs, never in the machine's /etc.
     for path in PRIVATE_DIRS:
         Path(path).mkdir(parents=True, exist_ok=True)  # the mount point (the lab does the same)
-    private = "".join(f"mount -t tmpfs -o mode=755 tmpfs {path} && " for path in PRIVATE_DIRS)
+    if files_on_disk:
+        for path in PRIVATE_DIRS:
+            (directory / "fs" / path.lstrip("/")).mkdir(parents=True)
+        (directory / "bashrc").write_text("")
+        private = "".join(f"mount --bind {directory}/fs{path} {path} && " for path in PRIVATE_DIRS)
+        private += f"mount --bind {directory}/bashrc /root/.bashrc && "
+    else:
+        private = "".join(f"mount -t tmpfs -o mode=755 tmpfs {path} && " for path in PRIVATE_DIRS)
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     subprocess.run(["ip", "-n", namespace, "link", "set", "lo", "up"], check=True)
     log = (directory / "sshd.log").open("wb")  # sshd writes here for as long as it runs

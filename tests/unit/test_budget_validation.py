@@ -7,7 +7,9 @@ validation and called a cloud would end with exit 1 (connection refused), never 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import string
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import yaml
 
 from hybridctl.cli.main import main
 from hybridctl.core.errors import InputError
-from hybridctl.core.inventory.budget_rules import add_months, today_utc
+from hybridctl.core.inventory.budget_rules import add_months, to_decimal, today_utc
 from hybridctl.core.inventory.budgets import Budget
 from hybridctl.core.inventory.load import parse_inventory
 from hybridctl.features.budget.validation import budget_from_flags, parse_alert
@@ -370,3 +372,15 @@ def test_malformed_scope_flag_never_falls_back_to_the_subscription(
         main(["budget", command, *name, "-i", str(path), "--scope", "rg:hybrid"])
     assert exit_info.value.code == 2
     assert "(flags): --scope: scope 'rg:hybrid' is neither" in capsys.readouterr().err
+
+
+def test_to_decimal_reads_amounts_of_both_clouds_alike() -> None:
+    # AWS sends amounts as text, ARM as JSON numbers; a missing or garbled one counts as 0.
+    aws = json.loads((FIXTURES / "budget" / "aws_budget.json").read_text())["Budget"]
+    azure = json.loads((FIXTURES / "budget" / "azure_budget.json").read_text())["budget"]["properties"]
+    assert to_decimal(aws["CalculatedSpend"]["ActualSpend"]["Amount"]) == Decimal("17.25")
+    assert to_decimal(aws["BudgetLimit"]["Amount"]) == Decimal(20)
+    assert to_decimal(azure["amount"]) == Decimal(4000)
+    assert to_decimal(7.5) == Decimal("7.5")
+    assert to_decimal(None) == Decimal(0)
+    assert to_decimal("n/a") == Decimal(0)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hybridctl.backends import distros
-from hybridctl.backends.base import CallCounter, Outcome, Progress, ReadResult
+from hybridctl.backends.base import Outcome, Progress, ReadResult
+from hybridctl.backends.calls import CallCounter
 from hybridctl.backends.hostscript import ReadRequest, parse_read, render_read
 from hybridctl.core.diff import Change
 from hybridctl.core.errors import UnsupportedTargets, exit_code_for

@@ -13,6 +13,7 @@ from hybridctl.core.errors import InputError
 from hybridctl.core.inventory.load import LoadedInventory, parse_inventory
 from hybridctl.core.inventory.vips import Vip
 from hybridctl.features.vip import iam, safety
+from hybridctl.features.vip import read as vip_read
 from hybridctl.features.vip.checks import Status
 from hybridctl.features.vip.context import NodeEni, VipContext
 from hybridctl.features.vip.plan import plan_repoint
@@ -250,3 +251,23 @@ def test_operator_policy_follows_the_features_used() -> None:
     assert not any(a.startswith(("ec2:Delete", "ec2:Release", "ec2:Terminate")) for a in leaks if "Route" not in a)
     with pytest.raises(ValueError):
         iam.features(no_vips, "admin")
+
+
+def test_nodes_and_tables_resolve_by_id_or_name_tag() -> None:
+    # The VIP's reads go through the one id-or-Name-tag resolver: an ENI by Name tag or id,
+    # a route table by Name tag, id or "main"; a name held twice outside the VPC is settled by it.
+    spec = {"name": "ha-vip", "address": "20.0.0.100", "vpc": "VIP-VPC", "nodes": NODES}
+    vip = Vip.model_validate({**spec, "route_tables": ["Route-A", "rtb-2", "main"]})
+    node1, node2 = vip.nodes
+    named = {"NetworkInterfaceId": "eni-0aaa", "VpcId": "vpc-1", "TagSet": [{"Key": "Name", "Value": "node1-eni"}]}
+    elsewhere = {"NetworkInterfaceId": "eni-0bbb", "VpcId": "vpc-9", "TagSet": [{"Key": "Name", "Value": "node1-eni"}]}
+    by_id = {"NetworkInterfaceId": "eni-0123", "VpcId": "vpc-1", "TagSet": []}
+    found = [named, elsewhere, by_id]
+    assert vip_read._pick_eni(vip, "ap-northeast-1", node1, found, "vpc-1") is named
+    assert vip_read._pick_eni(vip, "ap-northeast-1", node2, found, "vpc-1") is by_id
+    tables = {
+        "rtb-1": {"RouteTableId": "rtb-1", "Tags": [{"Key": "Name", "Value": "Route-A"}]},
+        "rtb-2": {"RouteTableId": "rtb-2", "Tags": [{"Key": "Name", "Value": "Route-C"}]},
+        "rtb-3": {"RouteTableId": "rtb-3", "Tags": [], "Associations": [{"Main": True}]},
+    }
+    assert vip_read._wanted_tables(vip, "ap-northeast-1", tables) == ["rtb-1", "rtb-2", "rtb-3"]

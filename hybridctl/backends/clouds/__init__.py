@@ -8,13 +8,14 @@ arguments, a policy that counts requests, and calls retried while ARM says the r
 (:mod:`~hybridctl.backends.clouds.errors`), the hints from one table per cloud
 (:mod:`~hybridctl.backends.clouds.hints`); the few words that depend on the feature (which
 permission to grant, what to do after a race) come from its :class:`Hints`. Calls are counted by
-:class:`CallLog` (:mod:`~hybridctl.backends.clouds.calls`).
+:class:`~hybridctl.backends.calls.CallCounter`.
 
 boto3 and the Azure SDK are imported on first use, inside the functions that need them: an
 inventory with one cloud only never pays for importing the other's SDK, and ``plan`` imports
 neither. Callers import from this package.
 """
 
+from hybridctl.backends.aws_lookup import name_of, tags
 from hybridctl.backends.clouds.arm import (
     ArmClient,
     arm_base,
@@ -24,8 +25,8 @@ from hybridctl.backends.clouds.arm import (
     counting_policy,
     uses_service_principal,
 )
-from hybridctl.backends.clouds.aws_api import AwsApi, AwsClientSettings, aws_config, aws_session, name_of, tags
-from hybridctl.backends.clouds.calls import CallLog, OnCall
+from hybridctl.backends.clouds.aws_api import AwsApi, AwsClientSettings, aws_config, aws_session
+from hybridctl.backends.clouds.calls import OnCall
 from hybridctl.backends.clouds.errors import (
     PERMISSION_CODES,
     AwsCallError,
@@ -44,7 +45,6 @@ __all__ = [
     "AwsApi",
     "AwsCallError",
     "AwsClientSettings",
-    "CallLog",
     "Hints",
     "OnCall",
     "action_name",

@@ -14,7 +14,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hybridctl.backends.clouds.calls import READ_PREFIXES, CallLog, OnCall
+from hybridctl.backends.aws_lookup import split_refs
+from hybridctl.backends.calls import CallCounter
+from hybridctl.backends.clouds.calls import READ_PREFIXES, OnCall
 from hybridctl.backends.clouds.errors import AwsCallError, aws_error
 from hybridctl.backends.clouds.hints import Hints
 
@@ -84,7 +86,7 @@ class AwsApi:
     ) -> None:
         self.settings = settings
         self.hints = hints
-        self.log = CallLog()
+        self.log = CallCounter()
         self._target = target
         self._on_call = on_call
         self._config = aws_config(settings, user_agent=user_agent, **options)
@@ -209,12 +211,9 @@ class AwsApi:
 
         ``filters`` narrow both reads (e.g. to one VPC).
         """
-        refs = set(refs)
+        ids, names = split_refs(refs, id_prefix)
         found: list[dict[str, Any]] = []
-        for name, values in (
-            (id_filter, sorted(r for r in refs if r.startswith(id_prefix))),
-            ("tag:Name", sorted(r for r in refs if not r.startswith(id_prefix))),
-        ):
+        for name, values in ((id_filter, ids), ("tag:Name", names)):
             if values:
                 found += self.pages(service, op, key, region, Filters=[{"Name": name, "Values": values}, *filters])
         return found
@@ -230,14 +229,3 @@ class AwsApi:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-def tags(obj: dict[str, Any]) -> dict[str, str]:
-    """An EC2 object's tags as a dict."""
-    # DescribeNetworkInterfaces calls the list TagSet; every other Describe calls it Tags.
-    return {t["Key"]: t["Value"] for t in (obj.get("Tags") or obj.get("TagSet") or [])}
-
-
-def name_of(obj: dict[str, Any]) -> str | None:
-    """An EC2 object's Name tag."""
-    return tags(obj).get("Name")

@@ -26,7 +26,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -82,6 +82,18 @@ def number(value: Decimal) -> str:
     """A Decimal as people write it: 80, 7.5, 1000."""
     text = format(value.normalize(), "f")
     return text
+
+
+def to_decimal(value: Any) -> Decimal:
+    """An amount from a cloud's answer (text, int, float, None) as a Decimal; 0 when it is not a number.
+
+    Budgets and cost reports read amounts the same way: a missing or garbled one counts as
+    nothing spent rather than failing the whole read.
+    """
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return Decimal(0)
 
 
 # -- presets ----------------------------------------------------------------------------------------

@@ -24,11 +24,11 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections.abc import Collection, Iterable
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from hybridctl.backends.clouds import AwsApi, AwsCallError, CallLog, Hints
-from hybridctl.core.inventory.budget_rules import number
+from hybridctl.backends.calls import CallCounter
+from hybridctl.backends.clouds import AwsApi, AwsCallError, Hints
+from hybridctl.core.inventory.budget_rules import number, to_decimal
 from hybridctl.core.inventory.models import AwsSettings
 from hybridctl.features.budget.diff import Alarm, BudgetChange, BudgetState, Contacts, Notice, Spend, Target
 
@@ -56,13 +56,6 @@ HINTS = Hints(
 # -- pure: API shapes <-> state ---------------------------------------------------------------------
 
 
-def _decimal(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return Decimal(0)
-
-
 def to_date(value: Any) -> dt.date | None:
     """A TimePeriod bound (datetime from botocore, ISO text or epoch seconds from a fixture) as a UTC date."""
     if value is None:
@@ -80,7 +73,7 @@ def to_date(value: Any) -> dt.date | None:
 def parse_alarm(notification: dict[str, Any]) -> Alarm:
     return Alarm(
         kind=KINDS.get(str(notification.get("NotificationType")), str(notification.get("NotificationType")).lower()),
-        threshold=_decimal(notification.get("Threshold", 0)),
+        threshold=to_decimal(notification.get("Threshold", 0)),
         unit=UNITS.get(str(notification.get("ThresholdType") or "PERCENTAGE"), "percent"),
         operator=OPERATORS.get(str(notification.get("ComparisonOperator")), "gt"),
     )
@@ -106,15 +99,15 @@ def parse_budget(
     unit = str(limit.get("Unit") or "USD")
     return BudgetState(
         target=Target("aws", "account", str(raw["BudgetName"])),
-        amount=_decimal(limit.get("Amount", 0)),
+        amount=to_decimal(limit.get("Amount", 0)),
         currency=unit,
         period=PERIODS.get(str(raw.get("TimeUnit")), str(raw.get("TimeUnit")).lower()),
         start=to_date((raw.get("TimePeriod") or {}).get("Start")),
         notices=notices,
         kind=str(raw.get("BudgetType") or "COST"),
         spend=Spend(
-            actual=_decimal(actual.get("Amount", 0)),
-            forecast=_decimal(forecast.get("Amount", 0)) if forecast else None,
+            actual=to_decimal(actual.get("Amount", 0)),
+            forecast=to_decimal(forecast.get("Amount", 0)) if forecast else None,
             unit=str(actual.get("Unit") or unit),
         )
         if spend
@@ -197,9 +190,9 @@ class AwsBudgets:
 
     cloud = "aws"
 
-    def __init__(self, settings: AwsSettings, counter: CallLog | None = None) -> None:
+    def __init__(self, settings: AwsSettings, counter: CallCounter | None = None) -> None:
         self.settings = settings
-        self.counter = counter or CallLog()
+        self.counter = counter or CallCounter()
         self.api = AwsApi(settings, hints=HINTS, target="aws budgets", on_call=self.counter.add)
         self._account: str | None = None
 

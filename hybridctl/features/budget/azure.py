@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from azure.core.exceptions import HttpResponseError
 
-from hybridctl.backends.clouds import ArmClient, CallLog, Hints, arm_call, arm_error_code
-from hybridctl.core.inventory.models import AzureSettings
-from hybridctl.core.secrets import SecretStore
+from hybridctl.backends.arm_service import ArmService
+from hybridctl.backends.clouds import Hints, arm_call, arm_error_code
+from hybridctl.core.inventory.budget_rules import to_decimal, today_utc
 from hybridctl.features.budget.diff import (
     Alarm,
     BudgetChange,
@@ -53,13 +53,6 @@ HINTS = Hints(
 # -- pure: ARM JSON <-> state -----------------------------------------------------------------------
 
 
-def _decimal(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return Decimal(0)
-
-
 def _json_number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
@@ -88,7 +81,7 @@ def scope_of(resource_id: str) -> str:
 def parse_notice(key: str, raw: dict[str, Any]) -> Notice:
     alarm = Alarm(
         kind=KINDS.get(str(raw.get("thresholdType") or "Actual").lower(), "actual"),
-        threshold=_decimal(raw.get("threshold", 0)),
+        threshold=to_decimal(raw.get("threshold", 0)),
         unit="percent",
         operator=OPERATORS.get(str(raw.get("operator")).lower(), str(raw.get("operator"))),
     )
@@ -111,13 +104,13 @@ def parse_budget(raw: dict[str, Any], scope: str | None = None) -> BudgetState:
     spend = None
     if current:
         spend = Spend(
-            actual=_decimal(current.get("amount", 0)),
-            forecast=_decimal(forecast["amount"]) if forecast.get("amount") is not None else None,
+            actual=to_decimal(current.get("amount", 0)),
+            forecast=to_decimal(forecast["amount"]) if forecast.get("amount") is not None else None,
             unit=str(current.get("unit") or ""),
         )
     return BudgetState(
         target=Target("azure", scope or scope_of(str(raw.get("id", ""))), str(raw.get("name"))),
-        amount=_decimal(props.get("amount", 0)),
+        amount=to_decimal(props.get("amount", 0)),
         currency=None,  # Azure budgets have no currency: the amount is in the billing currency
         period=PERIODS.get(grain.lower(), grain.lower()),
         start=parse_date(period.get("startDate")),
@@ -181,36 +174,17 @@ def budget_body(desired: BudgetState, actual: BudgetState | None, today: dt.date
 # -- the adapter ------------------------------------------------------------------------------------
 
 
-class AzureBudgets:
+class AzureBudgets(ArmService):
     """Budgets at the subscription and resource-group scopes of one subscription."""
 
     cloud = "azure"
-
-    def __init__(
-        self,
-        settings: AzureSettings,
-        secrets: SecretStore,
-        counter: CallLog | None = None,
-        *,
-        credential: Any | None = None,
-        today: Callable[[], dt.date] | None = None,
-    ) -> None:
-        self.settings = settings
-        self.secrets = secrets
-        self.counter = counter or CallLog()
-        self.arm = ArmClient(
-            "azure.mgmt.consumption.ConsumptionManagementClient",
-            settings,
-            secrets,
-            credential=credential,
-            on_call=self.counter.add,
-        )
-        self._today = today or (lambda: dt.datetime.now(dt.UTC).date())
+    client_class = "azure.mgmt.consumption.ConsumptionManagementClient"
 
     def scope_id(self, scope: str) -> str:
-        base = f"/subscriptions/{self.settings.subscription_id}"
+        """The ARM scope id of ``subscription`` / ``resource-group:<name>``."""
         kind, _, rg = scope.partition(":")
-        return f"{base}/resourceGroups/{rg}" if kind == "resource-group" else base
+        # Spelled out, not scope(rg): an empty group name must never fall back to the subscription.
+        return f"{self.subscription}/resourceGroups/{rg}" if kind == "resource-group" else self.subscription
 
     def client(self) -> Any:
         return self.arm.client()
@@ -279,8 +253,5 @@ class AzureBudgets:
             return
         if desired is None:
             return
-        body = budget_body(desired, actual, self._today())
+        body = budget_body(desired, actual, today_utc())
         self.call(f"put budget {target.name}", lambda: client.budgets.create_or_update(scope, target.name, body))
-
-    def close(self) -> None:
-        self.arm.close()

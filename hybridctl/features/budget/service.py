@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from hybridctl.backends.clouds import CallLog
+from hybridctl.backends.calls import CallCounter
 from hybridctl.core.errors import HybridctlError, InputError, Problem
 from hybridctl.core.inventory.budget_rules import number, today_utc
 from hybridctl.core.inventory.budgets import Budget
@@ -86,7 +86,7 @@ class Clouds:
         self.azure_settings = azure_settings
         self.secrets = secrets
         self.origin = origin
-        self.counters = {"aws": CallLog(), "azure": CallLog()}
+        self.counters = {"aws": CallCounter(), "azure": CallCounter()}
         self._aws: AwsBudgets | None = None
         self._azure: AzureBudgets | None = None
 

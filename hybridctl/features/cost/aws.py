@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hybridctl.backends.clouds import AwsApi, AwsCallError, CallLog, Hints
+from hybridctl.backends.calls import CallCounter
+from hybridctl.backends.clouds import AwsApi, AwsCallError, Hints
 from hybridctl.core.inventory.models import AwsSettings
 
 CE_REGION = "us-east-1"
@@ -23,8 +24,8 @@ HINTS = Hints(
 class AwsCostApi:
     """Cost Explorer, EC2 and ELBv2 reads for one account."""
 
-    def __init__(self, settings: AwsSettings, counter: CallLog | None = None) -> None:
-        self.counter = counter or CallLog()
+    def __init__(self, settings: AwsSettings, counter: CallCounter | None = None) -> None:
+        self.counter = counter or CallCounter()
         self.api = AwsApi(settings, hints=HINTS, on_call=self.counter.add)
         self.settings = settings
 

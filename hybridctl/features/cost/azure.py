@@ -13,10 +13,9 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from hybridctl.backends.clouds import ArmClient, CallLog, Hints, arm_call
+from hybridctl.backends.arm_service import ArmService
+from hybridctl.backends.clouds import Hints, arm_call
 from hybridctl.core.errors import RemoteError
-from hybridctl.core.inventory.models import AzureSettings
-from hybridctl.core.secrets import SecretStore
 
 COST_API = "2023-03-01"
 NETWORK_API = "2024-07-01"
@@ -32,26 +31,9 @@ HINTS = Hints(
 INSUFFICIENT = ("insufficientdata", "forecastnotavailable")
 
 
-class AzureCostApi:
-    def __init__(
-        self, settings: AzureSettings, secrets: SecretStore, counter: CallLog | None = None, credential: Any = None
-    ) -> None:
-        self.settings = settings
-        self.counter = counter or CallLog()
-        self.arm = ArmClient(
-            "azure.mgmt.network.NetworkManagementClient",
-            settings,
-            secrets,
-            credential=credential,
-            on_call=self.counter.add,
-        )
-
-    @property
-    def subscription(self) -> str:
-        return f"/subscriptions/{self.settings.subscription_id}"
-
-    def scope(self, resource_group: str | None) -> str:
-        return f"{self.subscription}/resourceGroups/{resource_group}" if resource_group else self.subscription
+class AzureCostApi(ArmService):
+    # Plain ARM requests through the network client's pipeline: no Cost Management SDK needed.
+    client_class = "azure.mgmt.network.NetworkManagementClient"
 
     def _send(self, method: str, url: str, body: Any = None, api_version: str | None = None) -> Any:
         from azure.core.rest import HttpRequest
@@ -131,8 +113,6 @@ class AzureCostApi:
         if status_url:
             raise RemoteError(TARGET, f"delete {resource_id}: still running after {timeout:.0f} s", HINTS.rerun)
 
-    def close(self) -> None:
-        self.arm.close()
 
 
 __all__ = ["COMPUTE_API", "COST_API", "NETWORK_API", "AzureCostApi"]

@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from hybridctl.core.errors import InputError, Problem
+from hybridctl.core.inventory.budget_rules import to_decimal
 from hybridctl.core.inventory.budgets import Budget
 from hybridctl.features.cost.models import GROUP_BYS, CloudCost, CostRow, GroupCost, Threshold
 
@@ -66,13 +67,6 @@ def month_end(day: dt.date) -> dt.date:
     return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
 
 
-def _decimal(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return Decimal(0)
-
-
 # -- AWS Cost Explorer --------------------------------------------------------------------------------
 
 
@@ -103,7 +97,7 @@ def parse_aws_usage(pages: Iterable[dict[str, Any]]) -> tuple[list[CostRow], str
             if not groups and result.get("Total"):
                 metric: dict[str, Any] = next(iter(result["Total"].values()))
                 unit = str(metric.get("Unit") or unit)
-                rows.append(CostRow(day, "", _decimal(metric.get("Amount"))))
+                rows.append(CostRow(day, "", to_decimal(metric.get("Amount"))))
             for group in groups:
                 metric = dict(next(iter((group.get("Metrics") or {}).values()), {}))
                 unit = str(metric.get("Unit") or unit)
@@ -116,7 +110,7 @@ def parse_aws_usage(pages: Iterable[dict[str, Any]]) -> tuple[list[CostRow], str
                         fields["service"] = str(value)
                     elif key == "RESOURCE_ID":
                         fields["resource"] = str(value)
-                rows.append(CostRow(day, fields["service"], _decimal(metric.get("Amount")), fields["resource"], tag))
+                rows.append(CostRow(day, fields["service"], to_decimal(metric.get("Amount")), fields["resource"], tag))
     return rows, unit
 
 
@@ -134,7 +128,7 @@ def aws_forecast_params(today: dt.date) -> dict[str, Any] | None:
 
 
 def parse_aws_forecast(answer: dict[str, Any]) -> Decimal:
-    return _decimal((answer.get("Total") or {}).get("Amount"))
+    return to_decimal((answer.get("Total") or {}).get("Amount"))
 
 
 # -- Azure Cost Management ----------------------------------------------------------------------------
@@ -198,7 +192,7 @@ def parse_azure_rows(pages: Iterable[dict[str, Any]]) -> tuple[list[CostRow], st
                 CostRow(
                     day,
                     str(raw[index["servicename"]]) if "servicename" in index else "",
-                    _decimal(raw[cost_at]),
+                    to_decimal(raw[cost_at]),
                     str(raw[index["resourceid"]]) if "resourceid" in index else "",
                     tag,
                 )
@@ -218,7 +212,7 @@ def parse_azure_forecast(page: dict[str, Any]) -> tuple[dict[dt.date, Decimal], 
             continue
         if "currency" in index:
             currency = str(raw[index["currency"]])
-        out[_usage_date(raw[index["usagedate"]])] += _decimal(raw[index.get("cost", 0)])
+        out[_usage_date(raw[index["usagedate"]])] += to_decimal(raw[index.get("cost", 0)])
     return dict(out), currency
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from hybridctl.backends.clouds import CallLog
+from hybridctl.backends.calls import CallCounter
 from hybridctl.core.errors import InputError, Problem
 from hybridctl.core.inventory.models import AwsSettings, Inventory, Site
 from hybridctl.core.secrets import SecretStore
@@ -66,7 +66,7 @@ class Session:
 
     loaded: LoadedInventory
     secrets: SecretStore
-    counter: CallLog = field(default_factory=CallLog)
+    counter: CallCounter = field(default_factory=CallCounter)
     _aws: AwsCostApi | None = None
     _azure: AzureCostApi | None = None
 

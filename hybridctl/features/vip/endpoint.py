@@ -60,8 +60,7 @@ class EndpointResult:
 
 
 def _vpc(api: AwsApi, region: str, vpc: str) -> dict[str, Any]:
-    by = "vpc-id" if vpc.startswith("vpc-") else "tag:Name"
-    found = api.pages("ec2", "describe_vpcs", "Vpcs", region, Filters=[{"Name": by, "Values": [vpc]}])
+    found = api.pages_by_id_or_name("ec2", "describe_vpcs", "Vpcs", region, [vpc], id_prefix="vpc-", id_filter="vpc-id")
     if len(found) != 1:
         raise RemoteError(f"aws {region}", f"VPC '{vpc}': {len(found)} found", "give the VPC's Name tag or vpc-id")
     return found[0]

@@ -13,19 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Network, ip_network
 from typing import Any
 
+from hybridctl.backends.aws_lookup import by_id_or_name
 from hybridctl.core.errors import RemoteError
 from hybridctl.core.inventory.vips import ALL_TABLES, Vip, VipNode
-from hybridctl.features.vip.aws import AwsApi, name_of
+from hybridctl.features.vip.aws import AwsApi
 from hybridctl.features.vip.context import NodeEni, TgwContext, VipContext, is_main, vip_route
 
 
 def _filters(values: dict[str, Iterable[str]]) -> list[dict[str, Any]]:
     return [{"Name": name, "Values": list(v)} for name, v in values.items()]
-
-
-def _by_name_or_id(items: list[dict[str, Any]], key: str, value: str) -> list[dict[str, Any]]:
-    by_id = [i for i in items if i.get(key) == value]
-    return by_id or [i for i in items if name_of(i) == value]
 
 
 def vip_field(vip: Vip, *parts: str) -> str:
@@ -41,7 +37,6 @@ def read_context(api: AwsApi, vip: Vip, *, with_collisions: bool = True) -> VipC
     started = time.monotonic()
     region = api.region(vip.region)
     dest = vip.destination
-    vpc_filter = _filters({"vpc-id": [vip.vpc]}) if vip.vpc.startswith("vpc-") else _filters({"tag:Name": [vip.vpc]})
 
     def holders_anywhere() -> list[dict[str, Any]]:
         # Region-wide on purpose: other VPCs routing the same VIP are the collision check.
@@ -65,7 +60,16 @@ def read_context(api: AwsApi, vip: Vip, *, with_collisions: bool = True) -> VipC
         )
 
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="vip-read") as pool:
-        vpcs_f = pool.submit(api.pages, "ec2", "describe_vpcs", "Vpcs", region, Filters=vpc_filter)
+        vpcs_f = pool.submit(
+            api.pages_by_id_or_name,
+            "ec2",
+            "describe_vpcs",
+            "Vpcs",
+            region,
+            [vip.vpc],
+            id_prefix="vpc-",
+            id_filter="vpc-id",
+        )
         holders_f = pool.submit(holders_anywhere) if with_collisions else None
         enis_f = pool.submit(enis)
         tables_f = (
@@ -128,7 +132,7 @@ def read_context(api: AwsApi, vip: Vip, *, with_collisions: bool = True) -> VipC
 
 
 def _pick_eni(vip: Vip, region: str, node: VipNode, found: list[dict[str, Any]], vpc_id: str) -> dict[str, Any]:
-    matches = {str(e["NetworkInterfaceId"]): e for e in _by_name_or_id(found, "NetworkInterfaceId", node.eni)}
+    matches = {str(e["NetworkInterfaceId"]): e for e in by_id_or_name(found, node.eni, id_key="NetworkInterfaceId")}
     field_ = vip_field(vip, f".nodes[{node.name}].eni")
     if not matches:
         raise _unresolved(vip, region, field_, "ENI", node.eni, "give the ENI's Name tag or eni-id")
@@ -149,7 +153,7 @@ def _wanted_tables(vip: Vip, region: str, tables: dict[str, dict[str, Any]]) -> 
     out: list[str] = []
     items = list(tables.values())
     for name in vip.route_tables:
-        matches = _by_name_or_id(items, "RouteTableId", name)
+        matches = by_id_or_name(items, name, id_key="RouteTableId")
         if not matches and name.lower() == "main":
             matches = [t for t in items if is_main(t)]
         if not matches:
@@ -174,13 +178,14 @@ def _wanted_tables(vip: Vip, region: str, tables: dict[str, dict[str, Any]]) -> 
 def _read_tgw_parts(api: AwsApi, vip: Vip, region: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     spec = vip.transit_gateway
     assert spec is not None
-    by = "transit-gateway-route-table-id" if spec.route_table.startswith("tgw-rtb-") else "tag:Name"
-    tables = api.pages(
+    tables = api.pages_by_id_or_name(
         "ec2",
         "describe_transit_gateway_route_tables",
         "TransitGatewayRouteTables",
         region,
-        Filters=[{"Name": by, "Values": [spec.route_table]}],
+        [spec.route_table],
+        id_prefix="tgw-rtb-",
+        id_filter="transit-gateway-route-table-id",
     )
     tables = [t for t in tables if t.get("State") not in ("deleting", "deleted")]
     if len(tables) != 1:
@@ -192,13 +197,14 @@ def _read_tgw_parts(api: AwsApi, vip: Vip, region: str) -> tuple[dict[str, Any],
             spec.route_table,
             "give its Name tag or tgw-rtb-id",
         )
-    by = "transit-gateway-attachment-id" if spec.attachment.startswith("tgw-attach-") else "tag:Name"
-    attachments = api.pages(
+    attachments = api.pages_by_id_or_name(
         "ec2",
         "describe_transit_gateway_attachments",
         "TransitGatewayAttachments",
         region,
-        Filters=[{"Name": by, "Values": [spec.attachment]}],
+        [spec.attachment],
+        id_prefix="tgw-attach-",
+        id_filter="transit-gateway-attachment-id",
     )
     attachments = [a for a in attachments if a.get("State") not in ("deleting", "deleted")]
     if len(attachments) != 1:

@@ -11,8 +11,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-import typer
 from rich.console import Console
+from typer._click import Context as ClickContext  # typer vendors click
 from typer.core import TyperGroup
 
 
@@ -44,7 +44,7 @@ class Environment:
         return self.stdout.is_terminal
 
     @classmethod
-    def of(cls, ctx: typer.Context) -> Environment:
+    def of(cls, ctx: ClickContext) -> Environment:
         """The run's environment (a default one when the app was invoked without the runner)."""
         return ctx.ensure_object(cls)
 
@@ -54,7 +54,7 @@ class Environment:
 
         if not self.stdin_isatty:
             raise HybridctlError("no terminal to confirm on: pass --yes to apply, or --dry-run to only look")
-        self.stderr.print(f"{question} [y/N]: ", end="", highlight=False)
+        self.stderr.print(f"{question} [y/N]: ", end="", markup=False, highlight=False)
         answer = self.stdin.readline().strip().lower()
         return answer in ("y", "yes")
 
@@ -62,7 +62,7 @@ class Environment:
 class CommandGroup(TyperGroup):
     """A group that records, in the run's environment, each command word click resolves."""
 
-    def resolve_command(self, ctx: typer.Context, args: list[str]) -> tuple[str | None, Any, list[str]]:
+    def resolve_command(self, ctx: ClickContext, args: list[str]) -> tuple[str | None, Any, list[str]]:
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None and not ctx.resilient_parsing:
             environment = Environment.of(ctx)

@@ -176,3 +176,23 @@ def test_up_document_is_the_plan_document_plus_what_happened() -> None:
     down = apply_document(changes, {}, calls)
     assert set(down) == {"changes", "summary", "unreachable", "calls"}
     assert down["changes"] == plan["changes"]
+
+
+def test_change_document_names_expected_and_actual() -> None:
+    from hybridctl.core.planner.desired import res
+    from hybridctl.render.apply import drift_document
+    from hybridctl.render.plan import change_document
+
+    key = ("aws", "Hybrid-RT", "10.1.0.0/24")
+    (change,) = diff([res("cloud-route", key, target="eni:a")], [res("cloud-route", key, target="eni:b")])
+    assert change_document(change) == {
+        "action": change.action,
+        "layer": "cloud-route",
+        "key": list(key),
+        "expected": {"target": "eni:a"},
+        "actual": {"target": "eni:b"},
+        "why": change.why,
+    }
+    drift = drift_document(change)
+    assert {k: drift[k] for k in change_document(change)} == change_document(change)
+    assert drift["differs"] == {"target": {"expected": "eni:a", "actual": "eni:b"}}

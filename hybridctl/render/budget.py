@@ -11,8 +11,126 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from hybridctl.features.budget.diff import BudgetState
-from hybridctl.features.budget.service import StatusRow, TargetPlan, summary
+from hybridctl.features.budget.diff import BudgetChange, BudgetState, Contacts, Notice, Target
+from hybridctl.features.budget.service import Crossing, StatusRow, TargetPlan, summary
+from hybridctl.features.budget.validation import number
+
+# -- the objects every budget document is made of ------------------------------------------------
+
+
+def target_document(target: Target) -> dict[str, str]:
+    return {"cloud": target.cloud, "scope": target.scope, "name": target.name}
+
+
+def contacts_document(contacts: Contacts) -> dict[str, list[str]]:
+    return {
+        "emails": list(contacts.emails),
+        "sns_topics": list(contacts.sns_topics),
+        "roles": list(contacts.roles),
+        "action_groups": list(contacts.action_groups),
+    }
+
+
+def notice_document(notice: Notice) -> dict[str, Any]:
+    """One alert of a budget."""
+    out: dict[str, Any] = {
+        "type": notice.alarm.kind,
+        "threshold": number(notice.alarm.threshold),
+        "unit": notice.alarm.unit,
+        "operator": notice.alarm.operator,
+        "enabled": notice.enabled,
+        **contacts_document(notice.contacts),
+    }
+    if notice.key:
+        out["key"] = notice.key
+    if notice.state:
+        out["state"] = notice.state
+    return out
+
+
+def state_document(state: BudgetState) -> dict[str, Any]:
+    """A budget as a cloud reports it (or as declared)."""
+    out: dict[str, Any] = {
+        **target_document(state.target),
+        "amount": number(state.amount),
+        "currency": state.currency,
+        "period": state.period,
+        "start": state.start.isoformat() if state.start else None,
+        "alerts": [notice_document(n) for n in state.notices],
+    }
+    if state.kind != "COST":
+        out["budget_type"] = state.kind
+    if state.spend is not None:
+        out["spend"] = {
+            "actual": number(state.spend.actual),
+            "forecast": number(state.spend.forecast) if state.spend.forecast is not None else None,
+            "unit": state.spend.unit,
+        }
+    return out
+
+
+def change_document(change: BudgetChange) -> dict[str, Any]:
+    out: dict[str, Any] = {"action": change.action, **target_document(change.target), "change": change.text()}
+    if change.fields:
+        out["fields"] = [{"field": f, "cloud": old, "declared": new} for f, old, new in change.fields]
+    if change.before is not None:
+        out["before"] = notice_document(change.before)
+    if change.after is not None:
+        out["after"] = notice_document(change.after)
+    if change.why:
+        out["why"] = change.why
+    return out
+
+
+def target_plan_document(plan: TargetPlan) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        **target_document(plan.target),
+        "result": plan.result,
+        "changes": [change_document(c) for c in plan.changes],
+    }
+    if plan.error:
+        out["error"] = plan.error
+    return out
+
+
+def crossing_document(crossing: Crossing) -> dict[str, Any]:
+    return {
+        "alert": crossing.notice.alarm.label(),
+        "type": crossing.notice.alarm.kind,
+        "limit": number(crossing.limit),
+        "spend": number(crossing.spend),
+    }
+
+
+def status_row_document(row: StatusRow) -> dict[str, Any]:
+    """One budget's spend against its amount (the table shows the same numbers)."""
+    out: dict[str, Any] = {**target_document(row.target), "declared": row.declared is not None}
+    state = row.state
+    if state is None:
+        out.update(state="missing")
+        return out
+    spend = state.spend
+    percent = None
+    if spend is not None and state.amount > 0:
+        percent = float((spend.actual * 100 / state.amount).quantize(Decimal("0.1")))
+    out.update(
+        state="alarm" if row.crossed else "ok",
+        amount=number(state.amount),
+        currency=state.currency or (spend.unit if spend else None),
+        period=state.period,
+        actual=number(spend.actual) if spend else None,
+        forecast=number(spend.forecast) if spend and spend.forecast is not None else None,
+        spend_unit=spend.unit if spend else None,
+        percent_used=percent,
+        alerts=[notice_document(n) for n in state.notices],
+        crossed=[crossing_document(c) for c in row.crossed],
+    )
+    if row.notes:
+        out["notes"] = row.notes
+    return out
+
+
+# -- tables and documents per command -------------------------------------------------------------
 
 STYLE_OF = {
     "create-budget": "green",
@@ -55,7 +173,7 @@ def plans_document(plans: Sequence[TargetPlan], calls: Mapping[str, Any], dry_ru
     """`budget set` / `budget delete -o json`."""
     return {
         "dry_run": dry_run,
-        "targets": [p.as_dict() for p in plans],
+        "targets": [target_plan_document(p) for p in plans],
         "summary": summary(plans),
         "calls": dict(calls),
         "ok": not any(p.result == "failed" for p in plans),
@@ -111,7 +229,7 @@ def status_table(rows: Sequence[StatusRow]) -> Table:
     table.add_column("", no_wrap=True)
     table.add_column("crossed", min_width=10)
     for row in rows:
-        data = row.as_dict()
+        data = status_row_document(row)
         if row.state is None:
             table.add_row(escape(row.target.label()), "", bar(row), "[red]missing in the cloud[/]")
             continue
@@ -137,7 +255,7 @@ def state_table(rows: Sequence[Any], title: str) -> Table:
     for column in ("budget", "amount", "period", "start", "alerts", "declared"):
         table.add_column(column)
     for state, declared in rows:
-        data = state.as_dict()
+        data = state_document(state)
         alerts = "\n".join(
             f"{a['type']} > {a['threshold']}{'%' if a['unit'] == 'percent' else ''}" for a in data["alerts"]
         )
@@ -154,7 +272,7 @@ def state_table(rows: Sequence[Any], title: str) -> Table:
 
 def list_document(rows: Sequence[tuple[BudgetState, bool]], calls: Mapping[str, Any]) -> dict[str, Any]:
     """`budget list -o json`: each budget's state and whether the inventory declares it."""
-    return {"budgets": [{**s.as_dict(), "declared": d} for s, d in rows], "calls": dict(calls)}
+    return {"budgets": [{**state_document(s), "declared": d} for s, d in rows], "calls": dict(calls)}
 
 
 def render_list(console: Console, rows: Sequence[tuple[BudgetState, bool]]) -> None:
@@ -169,11 +287,11 @@ def show_document(plans: Sequence[TargetPlan]) -> dict[str, Any]:
     return {
         "budgets": [
             {
-                **p.target.as_dict(),
+                **target_document(p.target),
                 "exists": p.actual is not None,
                 "declared": p.desired is not None,
-                "cloud_state": p.actual.as_dict() if p.actual else None,
-                "changes": [c.as_dict() for c in p.changes],
+                "cloud_state": state_document(p.actual) if p.actual else None,
+                "changes": [change_document(c) for c in p.changes],
             }
             for p in plans
         ]
@@ -186,7 +304,7 @@ def render_show(console: Console, plans: Sequence[TargetPlan]) -> None:
         if plan.actual is None:
             console.print("  [red]not found[/]")
         else:
-            data = plan.actual.as_dict()
+            data = state_document(plan.actual)
             console.print(
                 f"  amount {data['amount']}{' ' + data['currency'] if data['currency'] else ''}, {data['period']}, "
                 f"start {data['start']}"
@@ -213,7 +331,7 @@ def render_show(console: Console, plans: Sequence[TargetPlan]) -> None:
 def status_document(rows: Sequence[StatusRow]) -> dict[str, Any]:
     """`budget status -o json`."""
     return {
-        "budgets": [r.as_dict() for r in rows],
+        "budgets": [status_row_document(r) for r in rows],
         "crossed": any(r.crossed for r in rows),
         "missing": any(r.missing for r in rows),
     }

@@ -10,7 +10,66 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hybridctl.features.cost.models import CloudCost, Leak, money
+from hybridctl.features.cost.models import CloudCost, GroupCost, Leak, Threshold, money
+
+
+def group_document(group: GroupCost) -> dict[str, Any]:
+    return {
+        "key": group.key,
+        "managed": money(group.managed),
+        "other": money(group.other),
+        "total": money(group.total),
+    }
+
+
+def threshold_document(threshold: Threshold) -> dict[str, Any]:
+    return {
+        "budget": threshold.budget,
+        "type": threshold.kind,
+        "amount": money(threshold.amount),
+        "label": threshold.label,
+    }
+
+
+def cloud_cost_document(report: CloudCost) -> dict[str, Any]:
+    """One cloud's spend over the period, grouped, with the month's forecast and budget thresholds."""
+    return {
+        "cloud": report.cloud,
+        "scope": report.scope,
+        "currency": report.currency,
+        "period": {"from": report.since.isoformat(), "to": report.until.isoformat()},
+        "actual": money(report.actual),
+        "managed": money(report.managed),
+        "other": money(report.other),
+        "month_to_date": money(report.month_to_date),
+        "forecast_month": money(report.forecast),
+        "group_by": report.group_by,
+        "groups": [group_document(g) for g in report.groups],
+        "daily": [{"date": d.isoformat(), "amount": money(v)} for d, v in sorted(report.daily.items())],
+        "forecast_daily": [
+            {"date": d.isoformat(), "amount": money(v)} for d, v in sorted(report.forecast_daily.items())
+        ],
+        "budgets": [{"name": n, "amount": money(a)} for n, a in sorted(report.budget_amounts.items())],
+        "thresholds": [threshold_document(t) for t in report.thresholds],
+        "notes": list(report.notes),
+    }
+
+
+def leak_document(leak: Leak) -> dict[str, Any]:
+    """Something that bills while unused: what, where, how much a month, why, the command removing it."""
+    return {
+        "cloud": leak.cloud,
+        "kind": leak.kind,
+        "id": leak.id,
+        "name": leak.name,
+        "where": leak.where,
+        "monthly_cost": money(leak.monthly),
+        "currency": leak.currency,
+        "price_source": leak.price_source,
+        "why": leak.why,
+        "remove": leak.remove,
+        "managed": leak.managed,
+    }
 
 
 def _fmt(value: object) -> str:
@@ -57,7 +116,7 @@ def _crossed(report: CloudCost, kind: str, amount: object) -> bool:
 
 def cost_document(reports: Sequence[CloudCost], calls: Mapping[str, Any], plot: Path | None) -> dict[str, Any]:
     """`cost -o json`."""
-    document: dict[str, Any] = {"clouds": [r.as_dict() for r in reports], "calls": dict(calls)}
+    document: dict[str, Any] = {"clouds": [cloud_cost_document(r) for r in reports], "calls": dict(calls)}
     if plot is not None:
         document["plot"] = str(plot)
     return document
@@ -91,8 +150,8 @@ def render_leaks(console: Console, leaks: Sequence[Leak]) -> None:
 def leaks_document(found: Sequence[Leak], removed: Sequence[Leak], calls: Mapping[str, Any]) -> dict[str, Any]:
     """`leaks -o json`: what bills while unused, and what ``--delete`` removed."""
     return {
-        "leaks": [leak.as_dict() for leak in found],
-        "removed": [leak.as_dict() for leak in removed],
+        "leaks": [leak_document(leak) for leak in found],
+        "removed": [leak_document(leak) for leak in removed],
         "calls": dict(calls),
     }
 
@@ -101,7 +160,7 @@ def leftovers_document(found: Sequence[Leak] | None, error: str | None = None) -
     """The keys `down -o json` gains: what hybridctl created that still bills (None: could not list)."""
     if found is None:
         return {"billing_leftovers": None, "billing_leftovers_error": error}
-    return {"billing_leftovers": [leak.as_dict() for leak in found]}
+    return {"billing_leftovers": [leak_document(leak) for leak in found]}
 
 
 def render_leftovers(console: Console, found: Sequence[Leak]) -> None:

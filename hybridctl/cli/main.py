@@ -1,4 +1,5 @@
-"""Command line: parse, call the core, render. The only place that prints or exits."""
+"""Command line: parse, call the core, render (hybridctl.render); hybridctl.cli.exit maps the outcome to
+the exit code."""
 
 from __future__ import annotations
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from hybridctl.core.check import ProbeResult
-from hybridctl.features.checkrun import CheckResult
+
+if TYPE_CHECKING:  # for types only: loading the SSH client is `check`'s business, not every command's
+    from hybridctl.features.checkrun import CheckResult
 
 
 def check_document(result: CheckResult) -> dict[str, Any]:

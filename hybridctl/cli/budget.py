@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from hybridctl.cli.common import Output, OutputOpt
-from hybridctl.cli.environment import CommandGroup, Environment
+from hybridctl.cli.environment import Environment
 from hybridctl.core.errors import ExitStatus, InputError, Problem
 from hybridctl.core.inventory.load import load_inventory
 from hybridctl.features.budget.diff import Target, targets_of
@@ -50,7 +50,6 @@ from hybridctl.render.budget import (
 )
 
 budget_app = typer.Typer(
-    cls=CommandGroup,
     help="Spend alarms in AWS and Azure, declared once, applied idempotently (docs/budgets.md).",
     no_args_is_help=True,
 )

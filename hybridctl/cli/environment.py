@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TextIO
 
 from rich.console import Console
 from typer._click import Context as ClickContext  # typer vendors click
-from typer.core import TyperGroup
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -30,8 +29,8 @@ class Environment:
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
     stdin_isatty: bool | None = None  # None: ask stdin
     argv: list[str] = field(default_factory=list)
-    # Recorded while click parses, for the runner: how to render an error that escapes the
-    # command (-o json: as JSON on stdout) and which command ran (its exit policy).
+    # Recorded for the runner while the command starts: how to render an error that escapes it
+    # (-o json: as JSON on stdout) and which command runs (its exit policy).
     json_errors: bool = False
     command: tuple[str, ...] = ()
 
@@ -45,8 +44,15 @@ class Environment:
 
     @classmethod
     def of(cls, ctx: ClickContext) -> Environment:
-        """The run's environment (a default one when the app was invoked without the runner)."""
-        return ctx.ensure_object(cls)
+        """The run's environment (a default one when the app was invoked without the runner).
+
+        Every command calls this first, so it also notes which command runs (its words, e.g.
+        ``("routes", "diff")``): the runner picks that command's exit policy from them.
+        """
+        environment = ctx.ensure_object(cls)
+        if not ctx.resilient_parsing:
+            environment.command = command_words(ctx)
+        return environment
 
     def confirm(self, question: str) -> bool:
         """Ask on the terminal; without one, refuse rather than guess (scripts pass --yes)."""
@@ -59,12 +65,10 @@ class Environment:
         return answer in ("y", "yes")
 
 
-class CommandGroup(TyperGroup):
-    """A group that records, in the run's environment, each command word click resolves."""
-
-    def resolve_command(self, ctx: ClickContext, args: list[str]) -> tuple[str | None, Any, list[str]]:
-        name, command, rest = super().resolve_command(ctx, args)
-        if command is not None and not ctx.resilient_parsing:
-            environment = Environment.of(ctx)
-            environment.command = (*environment.command, command.name or name or "")
-        return name, command, rest
+def command_words(ctx: ClickContext) -> tuple[str, ...]:
+    """The command's words as click resolved them (``routes diff``), without the program name."""
+    words: list[str] = []
+    while ctx.parent is not None:
+        words.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return tuple(reversed(words))

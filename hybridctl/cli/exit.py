@@ -29,7 +29,7 @@ import typer
 # Typer vendors click; its usage errors are click's ClickException (no public typer name).
 from typer._click.exceptions import ClickException
 
-from hybridctl.cli.environment import Environment
+from hybridctl.cli.environment import Environment, command_words
 from hybridctl.core.errors import ExitStatus, HybridctlError
 from hybridctl.render.errors import render_error
 
@@ -97,7 +97,9 @@ def run(app: typer.Typer, args: list[str], env: Environment) -> int:
         render_error(env.stdout if env.json_errors else env.stderr, error, env.json_errors)
         return exit_code(status_of(error), env.command)
     except ClickException as error:
-        return _usage_error(env, error, env.command)
+        # A usage error comes before the command starts: its context says which command it was.
+        ctx = getattr(error, "ctx", None)
+        return _usage_error(env, error, command_words(ctx) if ctx is not None else env.command)
     except KeyboardInterrupt:
         return exit_code(ExitStatus.INTERRUPTED, env.command)
     except typer.Abort:  # end of input at a prompt

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from hybridctl.cli.common import InventoryOpt, LayerOpt, Output, OutputOpt, check_layers
-from hybridctl.cli.environment import CommandGroup, Environment
+from hybridctl.cli.environment import Environment
 from hybridctl.cli.exit import run
 from hybridctl.core.diff import diff
 from hybridctl.core.errors import ExitStatus
@@ -22,7 +22,6 @@ from hybridctl.render.base import print_json
 from hybridctl.render.plan import plan_document, render_plan
 
 app = typer.Typer(
-    cls=CommandGroup,
     name="hybridctl",
     help="Build and guard a private multi-cloud L3 overlay (on-prem + AWS + Azure over SoftEther).",
     no_args_is_help=True,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from hybridctl.cli.common import ConsoleProgress, InventoryOpt, LayerOpt, Output, OutputOpt, check_layers
-from hybridctl.cli.environment import CommandGroup, Environment
+from hybridctl.cli.environment import Environment
 from hybridctl.core.errors import ExitStatus
 from hybridctl.core.inventory.load import load_inventory, plan_loaded
 from hybridctl.core.planner.desired import ROUTING_LAYERS
@@ -24,9 +24,7 @@ AcceptOpt = Annotated[
     typer.Option("--accept-new-host-keys", help="Trust and record SSH host keys seen for the first time."),
 ]
 
-routes_app = typer.Typer(
-    cls=CommandGroup, help="Compare routes and forwarding in every layer with the plan.", no_args_is_help=True
-)
+routes_app = typer.Typer(help="Compare routes and forwarding in every layer with the plan.", no_args_is_help=True)
 
 
 def _open(inventory: Any, options: Options) -> Context:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from hybridctl.cli.common import InventoryOpt, Output, OutputOpt
-from hybridctl.cli.environment import CommandGroup, Environment
+from hybridctl.cli.environment import Environment
 from hybridctl.core.errors import ExitStatus
 from hybridctl.core.inventory.load import LoadedInventory, load_inventory
 from hybridctl.features.vip.checks import Check, Status, UnsafeError
@@ -17,12 +17,8 @@ from hybridctl.features.vip.ocf import DEFAULT_AGENT_DIR
 from hybridctl.render import vip as render
 from hybridctl.render.base import print_json
 
-vip_app = typer.Typer(
-    cls=CommandGroup, help="HA virtual IPs moved by route table (reference sections 4 and 5).", no_args_is_help=True
-)
-endpoint_app = typer.Typer(
-    cls=CommandGroup, help="The private EC2 API endpoint of the VIPs' VPCs.", no_args_is_help=True
-)
+vip_app = typer.Typer(help="HA virtual IPs moved by route table (reference sections 4 and 5).", no_args_is_help=True)
+endpoint_app = typer.Typer(help="The private EC2 API endpoint of the VIPs' VPCs.", no_args_is_help=True)
 
 VipArg = Annotated[str, typer.Argument(help="The VIP's name in the inventory.")]
 VipsArg = Annotated[list[str] | None, typer.Argument(help="VIP names (default: every VIP).")]
@@ -30,6 +26,7 @@ AllowOpt = Annotated[
     bool,
     typer.Option("--allow-collisions", help="Proceed although another VPC routes the same VIP (it is not touched)."),
 ]
+
 
 def _load(inventory: Path) -> LoadedInventory:
     # load_inventory runs the checks across `vips:` entries too, as for every command.

@@ -124,7 +124,10 @@ def test_elsewhere_bad_input_exits_2(bad_inventory: str) -> None:
     assert env.command == ("plan",) and "bad.yaml" in env.err
     assert run(app, ["plan", "-i", str(REFERENCE), "--layer", "nonsense"], Captured()) == 2
     assert run(app, ["up", "-i", bad_inventory, "--yes"], Captured()) == 2
-    assert run(app, ["budget", "status", "-i", bad_inventory], Captured()) == 2
+    for words in (["budget", "status"], ["vip", "status"], ["doctor"]):
+        env = Captured()
+        assert run(app, [*words, "-i", bad_inventory], env) == 2, env.err
+        assert env.command == tuple(words)
 
 
 def test_plan_prints_to_the_environment_only(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,9 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from hybridctl.features.budget.diff import BudgetChange, BudgetState, Contacts, Notice, Target
+from hybridctl.features.budget.diff import BudgetChange, BudgetState, Contacts, Notice, Target, number
 from hybridctl.features.budget.service import Crossing, StatusRow, TargetPlan, summary
-from hybridctl.features.budget.validation import number
 
 # -- the objects every budget document is made of ------------------------------------------------
 

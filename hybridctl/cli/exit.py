@@ -67,7 +67,8 @@ def _result_code(result: Any, command: Sequence[str]) -> int:
     if isinstance(result, ExitStatus):
         return exit_code(result, command)
     if isinstance(result, int):
-        # typer.Exit(n) from --help (0) and the OCF agent, whose codes are the OCF protocol's own.
+        # Passed through: typer.Exit(n) (--help: 0; the lab's commands) and `vip agent`, whose codes
+        # are the OCF protocol's own.
         return result
     raise TypeError(f"command returned {result!r}, not an ExitStatus")
 

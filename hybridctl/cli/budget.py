@@ -1,27 +1,25 @@
 """`hybridctl budget set | list | show | status | delete`: parse, call hybridctl.features.budget, render.
 
-Exit codes: 0 ok, 1 error (a cloud refused, a target failed), 2 bad input (nothing called) or,
-for ``status``, a declared budget missing in its cloud or a NAME that matches no budget;
-``status`` exits 3 when any threshold is crossed (that wins over a missing budget), so cron or
-CI can alarm on it. docs/budgets.md has the details.
+Exit codes (hybridctl.cli.exit): 0 ok, 1 error (a cloud refused, a target failed), 2 bad input
+(nothing called) or, for ``status``, a NAME that matches no budget (BAD_INPUT) or a declared
+budget missing in its cloud (DRIFT); ``status`` exits 3 (THRESHOLD) when any threshold is
+crossed (that wins over a missing budget), so cron or CI can alarm on it. docs/budgets.md has
+the details.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from hybridctl.cli.common import Output, OutputOpt, print_json, stderr, stdout
-from hybridctl.core.errors import EXIT_BAD_INPUT, EXIT_ERROR, InputError, Problem
+from hybridctl.cli.common import Output, OutputOpt
+from hybridctl.cli.environment import Environment
+from hybridctl.core.errors import ExitStatus, InputError, Problem
 from hybridctl.core.inventory.budget_rules import SCOPE_PATTERN
 from hybridctl.core.inventory.budgets import Budget
 from hybridctl.core.inventory.load import load_inventory
@@ -38,21 +36,19 @@ from hybridctl.features.budget.service import (
     plan_set,
     read_targets,
     status_rows,
-    summary,
 )
 from hybridctl.features.budget.validation import budget_from_flags
-
-EXIT_THRESHOLD = 3  # `budget status`: a threshold is crossed
-STYLE_OF = {
-    "create-budget": "green",
-    "create-notification": "green",
-    "update-budget": "yellow",
-    "update-notification": "yellow",
-    "update-contacts": "yellow",
-    "delete-notification": "red",
-    "delete-budget": "red",
-    "blocked": "magenta",
-}
+from hybridctl.render.base import print_json
+from hybridctl.render.budget import (
+    list_document,
+    plans_document,
+    render_list,
+    render_plans,
+    render_show,
+    render_status,
+    show_document,
+    status_document,
+)
 
 budget_app = typer.Typer(
     help="Spend alarms in AWS and Azure, declared once, applied idempotently (docs/budgets.md).",
@@ -136,135 +132,17 @@ def _select(declared: Sequence[Budget], name: str, file: str) -> list[Budget]:
     return chosen
 
 
-# -- rendering ------------------------------------------------------------------------------------
+# -- output ---------------------------------------------------------------------------------------
 
 
-def _changes_table(plans: Sequence[TargetPlan], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("", no_wrap=True)
-    table.add_column("budget")
-    table.add_column("change")
-    table.add_column("detail")
-    table.add_column("result", no_wrap=True)
-    for plan in plans:
-        if not plan.changes:
-            table.add_row("", escape(plan.target.label()), "", "", f"[dim]{plan.result}[/]")
-            continue
-        for index, change in enumerate(plan.changes):
-            style = STYLE_OF[change.action]
-            result = plan.result if index == 0 else ""
-            result_style = {"failed": "red", "ok": "green"}.get(result, "dim")
-            table.add_row(
-                f"[{style}]{change.symbol}[/]",
-                escape(plan.target.label()) if index == 0 else "",
-                change.action,
-                escape(change.text()),
-                f"[{result_style}]{result}[/]" if result else "",
-            )
-    return table
-
-
-def _report(plans: Sequence[TargetPlan], clouds: Clouds, output: Output, dry_run: bool, title: str) -> None:
-    failed = [p for p in plans if p.result == "failed"]
+def _report(
+    env: Environment, plans: Sequence[TargetPlan], clouds: Clouds, output: Output, dry_run: bool, title: str
+) -> ExitStatus:
     if output is Output.json:
-        print_json(
-            {
-                "dry_run": dry_run,
-                "targets": [p.as_dict() for p in plans],
-                "summary": summary(plans),
-                "calls": clouds.calls(),
-                "ok": not failed,
-            }
-        )
+        print_json(env.stdout, plans_document(plans, clouds.calls(), dry_run))
     else:
-        stdout.print(_changes_table(plans, title))
-        counts = summary(plans)
-        missing = [p for p in plans if p.result == "not found"]
-        for plan in missing:
-            stderr.print(
-                f"[yellow]note[/]: {escape(plan.target.label())}: no budget of that name "
-                f"(scope {escape(plan.target.scope)}); nothing to delete",
-                soft_wrap=True,
-            )
-        if not counts and missing:
-            stdout.print("Nothing deleted: no budget of that name was found.")
-        elif not counts:
-            stdout.print("[green]Nothing to do: every budget is as declared.[/]")
-        else:
-            done = "would change" if dry_run else "changed"
-            parts = ", ".join(f"{n} {action}" for action, n in counts.items())
-            changed = sum(1 for p in plans if p.changes)
-            stdout.print(f"{changed} budget(s) {done}: {parts}")
-        for plan in failed:
-            stderr.print(f"[red]error[/]: {escape(plan.target.label())}: {escape(plan.error or '')}", soft_wrap=True)
-    if failed:
-        raise typer.Exit(EXIT_ERROR)
-
-
-def _bar(row: StatusRow, width: int = 16) -> Text:
-    state = row.state
-    text = Text()
-    if state is None or state.spend is None or state.amount <= 0:
-        text.append("·" * width, style="dim")
-        return text
-    actual = min(float(state.spend.actual / state.amount), 1.0)
-    forecast = min(float((state.spend.forecast or Decimal(0)) / state.amount), 1.0)
-    filled = round(actual * width)
-    ahead = max(round(forecast * width) - filled, 0)
-    kinds = {c.notice.alarm.kind for c in row.crossed}
-    style = "red" if "actual" in kinds else "yellow" if kinds else "green"
-    text.append("█" * filled, style=style)
-    text.append("░" * ahead, style=style)
-    text.append("·" * (width - filled - ahead), style="dim")
-    return text
-
-
-def _status_table(rows: Sequence[StatusRow]) -> Table:
-    table = Table(title="budget status", title_justify="left", caption="bar: █ actual, ░ forecast, of the amount")
-    table.add_column("budget", overflow="fold")
-    table.add_column("spend", justify="right")
-    table.add_column("", no_wrap=True)
-    table.add_column("crossed", min_width=10)
-    for row in rows:
-        data = row.as_dict()
-        if row.state is None:
-            table.add_row(escape(row.target.label()), "", _bar(row), "[red]missing in the cloud[/]")
-            continue
-        unit = data.get("spend_unit") or data.get("currency") or ""
-        crossed = " ".join(c["alert"].replace(" ", "") for c in data["crossed"])
-        actual = data["actual"] if data.get("actual") is not None else "-"
-        lines = [f"{actual} / {data['amount']} {unit}".strip()]
-        if data.get("percent_used") is not None:
-            lines.append(f"{data['percent_used']:g}%")
-        if data.get("forecast") is not None:
-            lines[-1] += f" fc {data['forecast']}"
-        table.add_row(
-            escape(row.target.label()),
-            "\n".join(lines),
-            _bar(row),
-            f"[red]{escape(crossed)}[/]" if crossed else "[green]none[/]",
-        )
-    return table
-
-
-def _state_table(rows: Sequence[Any], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("budget", "amount", "period", "start", "alerts", "declared"):
-        table.add_column(column)
-    for state, declared in rows:
-        data = state.as_dict()
-        alerts = "\n".join(
-            f"{a['type']} > {a['threshold']}{'%' if a['unit'] == 'percent' else ''}" for a in data["alerts"]
-        )
-        table.add_row(
-            escape(state.target.label()),
-            f"{data['amount']} {data['currency'] or ''}".strip(),
-            data["period"],
-            data["start"] or "",
-            escape(alerts),
-            "yes" if declared else "no",
-        )
-    return table
+        render_plans(env.stdout, env.stderr, plans, dry_run, title)
+    return ExitStatus.ERROR if any(p.result == "failed" for p in plans) else ExitStatus.OK
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -272,6 +150,7 @@ def _state_table(rows: Sequence[Any], title: str) -> Table:
 
 @budget_app.command("set")
 def set_budget(
+    ctx: typer.Context,
     name: NameArg = None,
     inventory: InventoryOpt = None,
     amount: Annotated[str | None, typer.Option("--amount", help="Amount per period.", show_default=False)] = None,
@@ -296,7 +175,7 @@ def set_budget(
     idle: Annotated[str | None, typer.Option("--idle", help="guard: the 'nothing should be running' amount.")] = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.table,
-) -> None:
+) -> ExitStatus:
     """Create or update budgets so they match the declaration: the inventory's, or the flags'."""
     flags: dict[str, Any] = {
         "amount": amount,
@@ -339,18 +218,21 @@ def set_budget(
         check_plans(plans)
         if not dry_run:
             apply_plans(plans, clouds)
-        _report(plans, clouds, output, dry_run, "budget changes" + (" (dry run)" if dry_run else ""))
+        return _report(
+            Environment.of(ctx), plans, clouds, output, dry_run, "budget changes" + (" (dry run)" if dry_run else "")
+        )
     finally:
         clouds.close()
 
 
 @budget_app.command("list")
 def list_budgets(
+    ctx: typer.Context,
     inventory: InventoryOpt = None,
     cloud: CloudOpt = None,
     scope: ScopeOpt = None,
     output: OutputOpt = Output.table,
-) -> None:
+) -> ExitStatus:
     """Every budget in the AWS account and the Azure scopes (subscription, declared resource groups, --scope)."""
     clouds, declared, _ = _open(inventory, scope)
     try:
@@ -358,25 +240,25 @@ def list_budgets(
         found = discover(clouds, which, _scopes(scope, declared))
         names = {(t.cloud, t.scope.lower(), t.name.lower()) for b in declared or [] for t in targets_of(b)}
         rows = [(s, (s.target.cloud, s.target.scope.lower(), s.target.name.lower()) in names) for s in found]
+        env = Environment.of(ctx)
         if output is Output.json:
-            print_json({"budgets": [{**s.as_dict(), "declared": d} for s, d in rows], "calls": clouds.calls()})
-            return
-        if not rows:
-            stdout.print("No budgets found.")
-            return
-        stdout.print(_state_table(rows, "budgets"))
+            print_json(env.stdout, list_document(rows, clouds.calls()))
+        else:
+            render_list(env.stdout, rows)
+        return ExitStatus.OK
     finally:
         clouds.close()
 
 
 @budget_app.command("show")
 def show_budget(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Budget name.")],
     inventory: InventoryOpt = None,
     cloud: CloudOpt = None,
     scope: ScopeOpt = None,
     output: OutputOpt = Output.table,
-) -> None:
+) -> ExitStatus:
     """One budget in each cloud: limit, alerts with their contacts, spend, and what `set` would change."""
     clouds, declared, loaded = _open(inventory, scope)
     try:
@@ -393,48 +275,12 @@ def show_budget(
                 targets.append(Target("azure", scope or "subscription", name))
             found = read_targets(targets, clouds)
             plans = [TargetPlan(t, None, found.get(t), [], "undeclared") for t in targets]
-        document = {
-            "budgets": [
-                {
-                    **p.target.as_dict(),
-                    "exists": p.actual is not None,
-                    "declared": p.desired is not None,
-                    "cloud_state": p.actual.as_dict() if p.actual else None,
-                    "changes": [c.as_dict() for c in p.changes],
-                }
-                for p in plans
-            ]
-        }
+        env = Environment.of(ctx)
         if output is Output.json:
-            print_json(document)
-            return
-        for plan in plans:
-            stdout.print(f"[bold]{escape(plan.target.label())}[/]")
-            if plan.actual is None:
-                stdout.print("  [red]not found[/]")
-            else:
-                data = plan.actual.as_dict()
-                stdout.print(
-                    f"  amount {data['amount']}{' ' + data['currency'] if data['currency'] else ''}, {data['period']}, "
-                    f"start {data['start']}"
-                )
-                spend = data.get("spend")
-                if spend:
-                    stdout.print(f"  spend: actual {spend['actual']} {spend['unit']}, forecast {spend['forecast']}")
-                for item in data["alerts"]:
-                    contacts = ", ".join(item["emails"] + item["sns_topics"] + item["roles"] + item["action_groups"])
-                    suffix = "%" if item["unit"] == "percent" else ""
-                    state = f" [{item['state']}]" if item.get("state") else ""
-                    stdout.print(
-                        f"  alert {item['type']} > {item['threshold']}{suffix}{state} -> {escape(contacts)}",
-                        highlight=False,
-                    )
-            if plan.desired is not None:
-                if plan.changes:
-                    for change in plan.changes:
-                        stdout.print(f"  [yellow]{change.symbol} {change.action}[/] {escape(change.text())}")
-                else:
-                    stdout.print("  [green]as declared[/]")
+            print_json(env.stdout, show_document(plans))
+        else:
+            render_show(env.stdout, plans)
+        return ExitStatus.OK
     finally:
         clouds.close()
 
@@ -460,12 +306,13 @@ def _check_found(names: Sequence[str], rows: Sequence[StatusRow], which: Sequenc
 
 @budget_app.command("status")
 def status(
+    ctx: typer.Context,
     names: Annotated[list[str] | None, typer.Argument(help="Only these budgets.", show_default=False)] = None,
     inventory: InventoryOpt = None,
     cloud: CloudOpt = None,
     scope: ScopeOpt = None,
     output: OutputOpt = Output.table,
-) -> None:
+) -> ExitStatus:
     """Actual and forecast spend against each budget; exit 3 when any alert threshold is crossed."""
     clouds, declared, loaded = _open(inventory, scope)
     try:
@@ -479,34 +326,29 @@ def status(
             which = _which(cloud, clouds)
         rows = status_rows(clouds, chosen, which, _scopes(scope, declared), names or ())
         _check_found(names or [], rows, [c for c in which if c != "azure" or clouds.has_azure])
-        crossed = any(r.crossed for r in rows)
-        missing = any(r.missing for r in rows)
+        env = Environment.of(ctx)
         if output is Output.json:
-            print_json({"budgets": [r.as_dict() for r in rows], "crossed": crossed, "missing": missing})
-        elif not rows:
-            stdout.print("No budgets found.")
+            print_json(env.stdout, status_document(rows))
         else:
-            stdout.print(_status_table(rows))
-            for row in rows:
-                for note in row.notes:
-                    stderr.print(f"[yellow]note[/]: {escape(row.target.label())}: {escape(note)}", soft_wrap=True)
-        if crossed:
-            raise typer.Exit(EXIT_THRESHOLD)
-        if missing:
-            raise typer.Exit(EXIT_BAD_INPUT)
+            render_status(env.stdout, env.stderr, rows)
+        if any(r.crossed for r in rows):
+            return ExitStatus.THRESHOLD
+        # A declared budget missing in its cloud: the account has drifted from the declaration.
+        return ExitStatus.DRIFT if any(r.missing for r in rows) else ExitStatus.OK
     finally:
         clouds.close()
 
 
 @budget_app.command("delete")
 def delete_budget(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Budget name.")],
     inventory: InventoryOpt = None,
     cloud: CloudOpt = None,
     scope: ScopeOpt = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.table,
-) -> None:
+) -> ExitStatus:
     """Delete the named budget (and its alerts) in each cloud; nothing else is touched."""
     clouds, declared, _ = _open(inventory, scope)
     try:
@@ -528,7 +370,9 @@ def delete_budget(
         plans = plan_delete(targets, clouds)
         if not dry_run:
             apply_plans(plans, clouds)
-        _report(plans, clouds, output, dry_run, "budget deletions" + (" (dry run)" if dry_run else ""))
+        return _report(
+            Environment.of(ctx), plans, clouds, output, dry_run, "budget deletions" + (" (dry run)" if dry_run else "")
+        )
     finally:
         clouds.close()
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from hybridctl.cli.common import InventoryOpt, print_json, stderr
-from hybridctl.core.errors import EXIT_OK, InputError, PreconditionError, Problem
+from hybridctl.cli.common import InventoryOpt
+from hybridctl.cli.environment import Environment
+from hybridctl.core.errors import ExitStatus, InputError, PreconditionError, Problem
 from hybridctl.core.inventory.load import load_inventory
 from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.features.graph import apply_results, build, load_results, to_dot
+from hybridctl.render.base import dump_json, print_json
+from hybridctl.render.graph import graph_document
 
 
 class GraphFormat(StrEnum):
@@ -25,10 +27,19 @@ class GraphFormat(StrEnum):
     json = "json"
 
 
+def _record_output(ctx: typer.Context, value: GraphFormat) -> GraphFormat:
+    """``-o json``: an error that ends the command is a JSON document on stdout too."""
+    if not ctx.resilient_parsing:
+        Environment.of(ctx).json_errors = value is GraphFormat.json
+    return value
+
+
 def graph(
+    ctx: typer.Context,
     inventory: InventoryOpt,
     output: Annotated[
-        GraphFormat, typer.Option("--output", "-o", help="svg, png, dot (graphviz source) or json.")
+        GraphFormat,
+        typer.Option("--output", "-o", help="svg, png, dot (graphviz source) or json.", callback=_record_output),
     ] = GraphFormat.svg,
     from_check: Annotated[
         list[Path] | None,
@@ -38,8 +49,9 @@ def graph(
         Path | None,
         typer.Option("--file", "-f", help="Where to write (default: INVENTORY-NAME.svg/png; dot/json: stdout)."),
     ] = None,
-) -> None:
+) -> ExitStatus:
     """Draw sites, networks, gateways, the transit, cascades and route tables (graphviz)."""
+    env = Environment.of(ctx)
     loaded = load_inventory(inventory)
     documents = load_results(from_check or [])
     if output in (GraphFormat.svg, GraphFormat.png, GraphFormat.dot) and importlib.util.find_spec("graphviz") is None:
@@ -51,23 +63,21 @@ def graph(
     model = apply_results(build(loaded.inventory, plan_loaded(loaded)), documents)
     if output is GraphFormat.json:
         if file is not None:
-            import json
-
-            file.write_text(json.dumps(model.as_dict(), indent=2) + "\n")
+            file.write_text(dump_json(graph_document(model)) + "\n")
         else:
-            print_json(model.as_dict())
-        raise typer.Exit(EXIT_OK)
+            print_json(env.stdout, graph_document(model))
+        return ExitStatus.OK
     dot = to_dot(model)
     if output is GraphFormat.dot:
         if file is not None:
             file.write_text(dot.source)
         else:
-            sys.stdout.write(dot.source)
-        raise typer.Exit(EXIT_OK)
+            env.stdout.file.write(dot.source)
+        return ExitStatus.OK
     target = file or Path(f"{loaded.inventory.name}.{output.value}")
     target.write_bytes(dot.pipe(format=output.value))
-    stderr.print(f"wrote {target}")
-    raise typer.Exit(EXIT_OK)
+    env.stderr.print(f"wrote {target}")
+    return ExitStatus.OK
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,6 @@ import ipaddress
 import os
 import re
 import shlex
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,11 +13,14 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from hybridctl.cli.common import Output, OutputOpt, print_json, stderr
-from hybridctl.core.errors import InputError, Problem
+from hybridctl.cli.common import Output, OutputOpt
+from hybridctl.cli.environment import Environment
+from hybridctl.core.errors import ExitStatus, InputError, Problem
 from hybridctl.core.inventory.models import NAME_PATTERN, AwsSettings, AzureSettings
 from hybridctl.core.secrets import SecretStore
 from hybridctl.features import draft as draft_mod
+from hybridctl.render.base import print_json
+from hybridctl.render.init import init_document, render_init
 
 
 def _problem(flag: str, message: str, fix: str) -> Problem:
@@ -61,6 +63,7 @@ def _model(
 
 
 def init(
+    ctx: typer.Context,
     aws: Annotated[str | None, typer.Option("--aws", help="AWS VPC (Name tag or vpc-id) to read.")] = None,
     azure: Annotated[str | None, typer.Option("--azure", help="Azure RESOURCE_GROUP/VNET to read.")] = None,
     onprem: Annotated[list[str] | None, typer.Option("--onprem", help="On-prem LAN CIDR (repeatable).")] = None,
@@ -88,8 +91,9 @@ def init(
         Path | None, typer.Option("--output-file", "-f", help="Write the draft here (refuses an existing file).")
     ] = None,
     output: OutputOpt = Output.table,
-) -> None:
+) -> ExitStatus:
     """Write a draft inventory from an existing VPC / VNet and the on-prem LAN; placeholders for the rest."""
+    env = Environment.of(ctx)
     problems: list[Problem] = []
     if not aws and not azure:
         problems.append(_problem("--aws/--azure", "nothing to read", "pass --aws VPC and/or --azure RG/VNET"))
@@ -151,7 +155,7 @@ def init(
         aws=aws_settings,
         azure_settings=azure_settings,
         azure_route_table=azure_route_table,
-        command="hybridctl init " + shlex.join(a for a in sys.argv[2:] if a) if len(sys.argv) > 2 else "",
+        command="hybridctl init " + shlex.join(a for a in env.argv[1:] if a) if len(env.argv) > 1 else "",
     )
     secrets = SecretStore.for_inventory(name, None)
     sites = draft_mod.discover(request, secrets)
@@ -172,36 +176,10 @@ def init(
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
     if output is Output.json:
-        print_json(
-            {
-                "file": str(output_file) if output_file else None,
-                "draft": text if output_file is None else None,
-                "sites": [
-                    {
-                        "name": s.name,
-                        "kind": s.kind,
-                        "ref": s.ref,
-                        "subnets": len(s.subnets),
-                        "bridge": s.bridge.nic_ref if s.bridge else None,
-                        "bridge_candidates": s.candidates if s.bridge is None else [],
-                    }
-                    for s in sites
-                ],
-                "placeholders": [{"field": ".".join(str(p) for p in loc), "what": what} for loc, what in left],
-            }
-        )
-        return
-    if output_file is None:
-        sys.stdout.write(text)
-    for site in sites:
-        chosen = f"bridge {site.bridge.nic_ref} ({site.bridge.why})" if site.bridge else "no bridge chosen"
-        stderr.print(f"[bold]{site.name}[/]: {site.ref}: {len(site.subnets)} subnet(s), {chosen}", highlight=False)
-    stderr.print(
-        f"{len(left)} placeholder(s) to fill"
-        + (f" in {output_file}" if output_file else "")
-        + "; then `hybridctl doctor -i FILE` and `hybridctl plan -i FILE`",
-        highlight=False,
-    )
+        print_json(env.stdout, init_document(output_file, text, sites, left))
+    else:
+        render_init(env.stdout, env.stderr, output_file, text, sites, left)
+    return ExitStatus.OK
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,5 @@
-"""Command line: parse, call the core, render. The only place that prints or exits."""
+"""Command line: parse, call the core, render (hybridctl.render); hybridctl.cli.exit maps the outcome to
+the exit code."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ import sys
 
 import typer
 
-from hybridctl.cli.common import InventoryOpt, LayerOpt, Output, OutputOpt, check_layers, stderr, stdout
+from hybridctl.cli.common import InventoryOpt, LayerOpt, Output, OutputOpt, check_layers
+from hybridctl.cli.environment import Environment
+from hybridctl.cli.exit import run
 from hybridctl.core.diff import diff
-from hybridctl.core.errors import EXIT_ERROR, HybridctlError, exit_code_for
+from hybridctl.core.errors import ExitStatus
 from hybridctl.core.hostfiles import all_resources
 from hybridctl.core.inventory.load import load_inventory
 from hybridctl.core.inventory.models import Inventory
 from hybridctl.core.planner.loaded import plan_loaded
-from hybridctl.render import dump_json, plan_document, render_changes, render_error, render_plan_extras
+from hybridctl.render.base import print_json
+from hybridctl.render.plan import plan_document, render_plan
 
 app = typer.Typer(
     name="hybridctl",
@@ -28,26 +32,30 @@ app = typer.Typer(
 
 
 @app.command()
-def plan(inventory: InventoryOpt, output: OutputOpt = Output.table, layer: LayerOpt = None) -> None:
+def plan(
+    ctx: typer.Context, inventory: InventoryOpt, output: OutputOpt = Output.table, layer: LayerOpt = None
+) -> ExitStatus:
     """Show every change `up` would make, derived from the inventory (against nothing existing yet)."""
+    env = Environment.of(ctx)
     layers = check_layers(layer)
     loaded = load_inventory(inventory)
     desired = plan_loaded(loaded)
     changes = diff(all_resources(desired), [], layers)
     if output is Output.json:
-        stdout.print_json(dump_json(plan_document(desired, changes)))
-        return
-    render_changes(stdout, changes)
-    render_plan_extras(stdout, desired)
+        print_json(env.stdout, plan_document(desired, changes))
+    else:
+        render_plan(env.stdout, desired, changes)
+    return ExitStatus.OK
 
 
 @app.command()
-def schema() -> None:
+def schema(ctx: typer.Context) -> ExitStatus:
     """Print the inventory's JSON Schema (point your editor's YAML language server at it)."""
     document = Inventory.model_json_schema()
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "hybridctl inventory"
-    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    Environment.of(ctx).stdout.file.write(json.dumps(document, indent=2) + "\n")
+    return ExitStatus.OK
 
 
 # Feature command groups live in their own modules, each exposing ``register(app)``.
@@ -66,42 +74,10 @@ for _module_name in _FEATURE_MODULES:
         importlib.import_module(_module_name).register(app)
 
 
-def _wants_json(argv: list[str]) -> bool:
-    for index, arg in enumerate(argv):
-        if arg in ("-o", "--output") and index + 1 < len(argv) and argv[index + 1] == "json":
-            return True
-        if arg in ("--output=json", "-ojson"):
-            return True
-    return False
-
-
-def _command_of(argv: list[str]) -> tuple[str, ...]:
-    """The command's words (``routes diff``): the arguments before the first option."""
-    words: list[str] = []
-    for arg in argv:
-        if arg.startswith("-"):
-            break
-        words.append(arg)
-    return tuple(words)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app and map every error to its exit code in one place."""
+def main(argv: list[str] | None = None, env: Environment | None = None) -> None:
+    """Entry point: run the app (hybridctl.cli.exit maps every result and error to its exit code)."""
     args = sys.argv[1:] if argv is None else argv
-    try:
-        # Standalone mode: typer handles --help, usage errors (exit 2) and normal exits itself.
-        app(args=args)
-    except HybridctlError as error:
-        render_error(stdout if _wants_json(args) else stderr, error, _wants_json(args))
-        sys.exit(exit_code_for(error, _command_of(args)))
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as error:  # a bug: say so plainly, keep the traceback for reports
-        import traceback
-
-        stderr.print(f"[red]internal error[/]: {error!r}")
-        stderr.print(traceback.format_exc(), markup=False, highlight=False)
-        sys.exit(EXIT_ERROR)
+    sys.exit(run(app, args, env or Environment()))
 
 
 if __name__ == "__main__":

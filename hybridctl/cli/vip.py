@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from hybridctl.cli.common import InventoryOpt, Output, OutputOpt, print_json, stderr, stdout
-from hybridctl.core.errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK
+from hybridctl.cli.common import InventoryOpt, Output, OutputOpt
+from hybridctl.cli.environment import Environment
+from hybridctl.core.errors import ExitStatus
 from hybridctl.core.inventory.load import LoadedInventory, load_inventory
 from hybridctl.features.vip.checks import Check, Status, UnsafeError
 from hybridctl.features.vip.ocf import DEFAULT_AGENT_DIR
+from hybridctl.render import vip as render
+from hybridctl.render.base import print_json
 
 vip_app = typer.Typer(help="HA virtual IPs moved by route table (reference sections 4 and 5).", no_args_is_help=True)
 endpoint_app = typer.Typer(help="The private EC2 API endpoint of the VIPs' VPCs.", no_args_is_help=True)
@@ -27,8 +26,6 @@ AllowOpt = Annotated[
     bool,
     typer.Option("--allow-collisions", help="Proceed although another VPC routes the same VIP (it is not touched)."),
 ]
-
-_STYLE = {Status.ok: "[green]ok[/]", Status.warn: "[yellow]warn[/]", Status.fail: "[red]fail[/]"}
 
 
 def _load(inventory: Path) -> LoadedInventory:
@@ -42,122 +39,72 @@ def _api(loaded: LoadedInventory) -> Any:
     return AwsApi(AwsConfig.from_settings(loaded.inventory.aws))
 
 
-def _checks_table(checks: Sequence[Check], title: str | None = None) -> Table:
-    table = Table(title=title, show_lines=False)
-    for column in ("check", "on", "", "what", "fix"):
-        table.add_column(column, overflow="fold")
-    for check in checks:
-        what = escape(check.message) + "".join(f"\n  {escape(d)}" for d in check.details)
-        table.add_row(check.id, escape(check.subject), _STYLE[check.status], what, escape(check.fix))
-    return table
-
-
-def _refused(error: UnsafeError, output: Output) -> NoReturn:
+def _refused(env: Environment, error: UnsafeError, output: Output) -> ExitStatus:
     if output is Output.json:
-        print_json({"error": "refused", "vip": error.vip, "checks": [c.as_dict() for c in error.checks]})
+        print_json(env.stdout, render.refused_document(error))
     else:
-        # Plain lines, not a table: ids of offending route tables must survive any terminal width.
-        stderr.print(f"[red]refused[/]: {escape(str(error))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_ERROR)
+        render.render_refused(env.stderr, error)
+    return ExitStatus.ERROR
 
 
-def _render_move(result: Any, output: Output, verb: str) -> None:
+def _moved(env: Environment, result: Any, output: Output, verb: str) -> None:
     if output is Output.json:
-        print_json(result.as_dict())
-        return
-    rows = result.tables + result.onprem
-    if rows:
-        table = Table(title=f"vip {result.vip}: {verb} -> {result.node} ({result.eni_id})")
-        for column in ("route table", "destination", "was", "now", "", "s"):
-            table.add_column(column)
-        for row in rows:
-            mark = f"[green]{row.op}d[/]" if row.ok else f"[red]failed[/] {escape(row.error)}"
-            table.add_row(
-                escape(row.label), row.destination, row.before or "-", row.after or "-", mark, f"{row.seconds:.3f}"
-            )
-        stdout.print(table)
+        print_json(env.stdout, render.move_document(result))
     else:
-        stdout.print(f"vip {result.vip}: every route table already points at {result.node} ({result.eni_id})")
-    if result.tgw is not None:
-        tgw = result.tgw
-        state = "[green]ok[/]" if tgw.ok else f"[red]failed[/] {escape(tgw.error)}"
-        stdout.print(f"transit gateway {tgw.route_table_id}: {result.vip} -> {tgw.attachment_id} ({tgw.op}) {state}")
-    for eni, outcome in result.source_dest_check.items():
-        stdout.print(f"{eni}: source/dest check {escape(outcome)}")
-    notes = [c for c in result.checks if c.status is not Status.ok]
-    if notes:
-        stdout.print(_checks_table(notes))
-    stdout.print(
-        f"[dim]reads {result.read_seconds:.3f}s, writes+read-back {result.write_seconds:.3f}s, "
-        f"calls {sum(result.calls.values())}[/]"
-    )
+        render.render_move(env.stdout, result, verb)
 
 
 @vip_app.command("status")
-def vip_status(inventory: InventoryOpt, names: VipsArg = None, output: OutputOpt = Output.table) -> None:
+def vip_status(
+    ctx: typer.Context, inventory: InventoryOpt, names: VipsArg = None, output: OutputOpt = Output.table
+) -> ExitStatus:
     """Where each VIP is routed, table by table, and the safety checks. Exit 2 when not in sync."""
     from hybridctl.features.vip import ops
     from hybridctl.features.vip.validate import select
 
+    env = Environment.of(ctx)
     loaded = _load(inventory)
     with _api(loaded) as api:
         results = [ops.status(api, vip) for vip in select(loaded, names)]
-    bad = any(not r.in_sync or any(c.status is Status.fail for c in r.checks) for r in results)
     if output is Output.json:
-        print_json({"vips": [r.as_dict() for r in results]})
+        print_json(env.stdout, render.vips_document(results))
     else:
-        for result in results:
-            table = Table(
-                title=f"vip {result.vip} {result.address} in {result.vpc_id} ({result.region}): "
-                + (f"active on {result.active_node}" if result.active_node else "on no node")
-                + ("" if result.in_sync else " [red]not in sync[/]")
-            )
-            for column in ("route table", "name", "main", "declared", "VIP ->", "node", "state"):
-                table.add_column(column)
-            for row in result.tables:
-                table.add_row(
-                    row.table_id,
-                    escape(row.name or ""),
-                    "yes" if row.main else "",
-                    "yes" if row.wanted else "",
-                    row.target or "[red]missing[/]" if row.wanted else row.target or "-",
-                    row.node or "",
-                    row.state,
-                )
-            stdout.print(table)
-            if result.tgw is not None:
-                stdout.print(f"transit gateway: {escape(json.dumps(result.tgw))}")
-            stdout.print(_checks_table(result.checks))
-    raise typer.Exit(EXIT_DRIFT if bad else EXIT_OK)
+        render.render_status(env.stdout, results)
+    bad = any(not r.in_sync or any(c.status is Status.fail for c in r.checks) for r in results)
+    return ExitStatus.DRIFT if bad else ExitStatus.OK
 
 
 @vip_app.command("move")
 def vip_move(
+    ctx: typer.Context,
     name: VipArg,
     inventory: InventoryOpt,
     to: Annotated[str, typer.Option("--to", help="The node to move the VIP to.")],
     allow_collisions: AllowOpt = False,
     output: OutputOpt = Output.table,
-) -> None:
+) -> ExitStatus:
     """Repoint every table holding the VIP (and every declared one) to NODE, in parallel; verify."""
     from hybridctl.features.vip import ops
     from hybridctl.features.vip.validate import select
 
+    env = Environment.of(ctx)
     loaded = _load(inventory)
     vip = select(loaded, [name])[0]
     try:
         with _api(loaded) as api:
             result = ops.move(api, vip, to, allow_collisions=allow_collisions)
     except UnsafeError as error:
-        _refused(error, output)
+        return _refused(env, error, output)
     except ops.VipPartialFailure as error:
-        _render_move(error.result, output, "move")
+        _moved(env, error.result, output, "move")
         raise
-    _render_move(result, output, "move")
+    _moved(env, result, output, "move")
+    return ExitStatus.OK
 
 
 @vip_app.command("ensure")
 def vip_ensure(
+    ctx: typer.Context,
     inventory: InventoryOpt,
     names: VipsArg = None,
     to: Annotated[
@@ -165,11 +112,12 @@ def vip_ensure(
     ] = None,
     allow_collisions: AllowOpt = False,
     output: OutputOpt = Output.table,
-) -> None:
+) -> ExitStatus:
     """Idempotent setup: source/dest check off, VIP/32 in every declared table, TGW and on-prem routes."""
     from hybridctl.features.vip import ops
     from hybridctl.features.vip.validate import select
 
+    env = Environment.of(ctx)
     loaded = _load(inventory)
     results = []
     try:
@@ -177,15 +125,16 @@ def vip_ensure(
             for vip in select(loaded, names):
                 results.append(ops.ensure(api, vip, to, allow_collisions=allow_collisions))
     except UnsafeError as error:
-        _refused(error, output)
+        return _refused(env, error, output)
     except ops.VipPartialFailure as error:
-        _render_move(error.result, output, "ensure")
+        _moved(env, error.result, output, "ensure")
         raise
     if output is Output.json:
-        print_json({"vips": [r.as_dict() for r in results]})
+        print_json(env.stdout, render.vips_document(results))
     else:
         for result in results:
-            _render_move(result, output, "ensure")
+            render.render_move(env.stdout, result, "ensure")
+    return ExitStatus.OK
 
 
 @vip_app.command(
@@ -193,22 +142,26 @@ def vip_ensure(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 def vip_agent(
+    ctx: typer.Context,
     action: Annotated[str | None, typer.Argument(help="start | stop | monitor | meta-data | validate-all")] = None,
-) -> None:
+) -> int:
     """OCF resource agent (parameters in OCF_RESKEY_*; exit codes per the OCF API). See docs/vip.md."""
     from hybridctl.features.vip.ocf import run_agent
 
+    env = Environment.of(ctx)
     result = run_agent(action)
     if result.stdout:
-        sys.stdout.write(result.stdout)
-        sys.stdout.flush()
+        env.stdout.file.write(result.stdout)
+        env.stdout.file.flush()
     for line in result.log:
-        sys.stderr.write(f"{line}\n")
-    raise typer.Exit(result.code)
+        env.stderr.file.write(f"{line}\n")
+    # The OCF API's own codes (0 success, 7 not running, ...): the runner passes a plain int through.
+    return int(result.code)
 
 
 @vip_app.command("install-agent")
 def vip_install_agent(
+    ctx: typer.Context,
     directory: Annotated[
         Path, typer.Option("--dir", help="Provider directory: the agent becomes ocf:PROVIDER:vip.")
     ] = DEFAULT_AGENT_DIR,
@@ -216,20 +169,24 @@ def vip_install_agent(
         Path | None, typer.Option("--hybridctl", help="Absolute path of hybridctl (default: this installation's).")
     ] = None,
     output: OutputOpt = Output.table,
-) -> None:
+) -> ExitStatus:
     """Write the OCF wrapper DIR/vip (mode 755) that runs `hybridctl vip agent`. See docs/vip.md."""
     from hybridctl.features.vip.ocf import install_wrapper
 
     path = install_wrapper(directory, executable)
     command = path.read_text(encoding="utf-8").splitlines()[-1]
+    env = Environment.of(ctx)
     if output is Output.json:
-        print_json({"agent": str(path), "exec": command})
+        print_json(env.stdout, render.agent_document(path, command))
     else:
-        stdout.print(f"{escape(str(path))}: {escape(command)}")
+        render.render_agent(env.stdout, path, command)
+    return ExitStatus.OK
 
 
 @endpoint_app.command("ensure")
-def endpoint_ensure(inventory: InventoryOpt, names: VipsArg = None, output: OutputOpt = Output.table) -> None:
+def endpoint_ensure(
+    ctx: typer.Context, inventory: InventoryOpt, names: VipsArg = None, output: OutputOpt = Output.table
+) -> ExitStatus:
     """Interface endpoint com.amazonaws.REGION.ec2 in the nodes' subnets, SG 443 from the VPC, DNS on."""
     from hybridctl.features.vip import endpoint
     from hybridctl.features.vip.validate import select
@@ -240,24 +197,18 @@ def endpoint_ensure(inventory: InventoryOpt, names: VipsArg = None, output: Outp
         by_vpc.setdefault((vip.region, vip.vpc), []).append(vip)
     with _api(loaded) as api:
         results = [endpoint.ensure(api, vips) for vips in by_vpc.values()]
+    env = Environment.of(ctx)
     if output is Output.json:
-        print_json({"endpoints": [r.as_dict() for r in results]})
-        return
-    for result in results:
-        stdout.print(
-            f"{result.vpc_id} ({result.region}): endpoint {result.endpoint_id}, "
-            f"security group {result.security_group_id}"
-        )
-        for change in result.changes or ["nothing to change"]:
-            stdout.print(f"  {escape(change)}")
-        for note in result.notes:
-            stdout.print(f"  [yellow]note[/]: {escape(note)}")
-        for dns in result.dns_names:
-            stdout.print(f"  [dim]{escape(dns)}[/]")
+        print_json(env.stdout, render.endpoints_document(results))
+    else:
+        render.render_endpoints(env.stdout, results)
+    return ExitStatus.OK
 
 
 @endpoint_app.command("status")
-def endpoint_status(inventory: InventoryOpt, names: VipsArg = None, output: OutputOpt = Output.table) -> None:
+def endpoint_status(
+    ctx: typer.Context, inventory: InventoryOpt, names: VipsArg = None, output: OutputOpt = Output.table
+) -> ExitStatus:
     """The endpoint's state as checks (reads only). Exit 2 when a check fails."""
     from hybridctl.features.vip import endpoint
     from hybridctl.features.vip.validate import select
@@ -270,14 +221,16 @@ def endpoint_status(inventory: InventoryOpt, names: VipsArg = None, output: Outp
     with _api(loaded) as api:
         for vips in by_vpc.values():
             checks += endpoint.endpoint_checks(endpoint.read_state(api, vips))
+    env = Environment.of(ctx)
     if output is Output.json:
-        print_json({"checks": [c.as_dict() for c in checks]})
+        print_json(env.stdout, render.checks_document(checks))
     else:
-        stdout.print(_checks_table(checks))
-    raise typer.Exit(EXIT_DRIFT if any(c.status is Status.fail for c in checks) else EXIT_OK)
+        env.stdout.print(render.checks_table(checks))
+    return ExitStatus.DRIFT if any(c.status is Status.fail for c in checks) else ExitStatus.OK
 
 
 def doctor(
+    ctx: typer.Context,
     inventory: InventoryOpt,
     output: OutputOpt = Output.table,
     bound: Annotated[
@@ -287,7 +240,7 @@ def doctor(
         bool, typer.Option("--overlay/--no-overlay", help="Check the overlay's sites (clouds and hosts).")
     ] = True,
     hosts: Annotated[bool, typer.Option("--hosts/--no-hosts", help="Check the overlay's hosts over SSH.")] = True,
-) -> None:
+) -> ExitStatus:
     """Check what `up` and every feature need, changing nothing: names resolve, bridges' NICs sit where the
     inventory says, IAM / Azure permissions, route quotas, SSH, host keys, sudo, distribution, packages,
     each bridge's path to the server's port; VIP nodes.
@@ -305,16 +258,16 @@ def doctor(
     store = SecretStore.for_inventory(loaded.inventory.name, loaded.inventory.secrets.store)
     if overlay:
         report.checks.extend(preflight.run(loaded.inventory, desired, store, timeout=min(bound, 15.0), hosts=hosts))
+    env = Environment.of(ctx)
     if output is Output.json:
-        print_json(report.as_dict())
+        print_json(env.stdout, render.doctor_document(report))
     else:
-        stdout.print(_checks_table(report.checks, title="hybridctl doctor"))
-        counts = report.as_dict()["counts"]
-        stdout.print(f"{_STYLE[report.status]}: {counts}")
-    raise typer.Exit(EXIT_ERROR if report.status is Status.fail else EXIT_OK)
+        render.render_doctor(env.stdout, report)
+    return ExitStatus.ERROR if report.status is Status.fail else ExitStatus.OK
 
 
 def iam_policy(
+    ctx: typer.Context,
     inventory: InventoryOpt,
     role: Annotated[
         str, typer.Option("--role", help="operator (who runs hybridctl) or node (a VIP node's instance role).")
@@ -323,7 +276,7 @@ def iam_policy(
     cloud: Annotated[
         str, typer.Option("--cloud", help="aws: the IAM policy; azure: the custom role `up` needs on each group.")
     ] = "aws",
-) -> None:
+) -> ExitStatus:
     """Print the least-privilege IAM policy (JSON) for the features the inventory uses, or the Azure role."""
     from hybridctl.features.vip import iam
 
@@ -335,9 +288,12 @@ def iam_policy(
     if cloud == "azure":
         from hybridctl.features.preflight import azure_role
 
-        sys.stdout.write(json.dumps(azure_role(loaded.inventory), indent=2) + "\n")
-        return
-    sys.stdout.write(json.dumps(iam.policy(loaded.inventory, role, account), indent=2) + "\n")
+        document = azure_role(loaded.inventory)
+    else:
+        document = iam.policy(loaded.inventory, role, account)
+    # Plain JSON, as IAM and `az role definition create` take it (no console styling).
+    Environment.of(ctx).stdout.file.write(json.dumps(document, indent=2) + "\n")
+    return ExitStatus.OK
 
 
 def register(app: typer.Typer) -> None:

@@ -49,16 +49,6 @@ class Change:
         names = sorted((set(want) | set(have)) - UNREADABLE) if self.action == "update" else sorted(want)
         return {n: (want.get(n), have.get(n)) for n in names if want.get(n) != have.get(n)}
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "action": self.action,
-            "layer": self.layer,
-            "key": list(self.key),
-            "expected": dict(self.desired) if self.desired is not None else None,
-            "actual": dict(self.actual) if self.actual is not None else None,
-            "why": self.why,
-        }
-
 
 def _same(desired: Resource, actual: Resource) -> bool:
     want = {k: v for k, v in desired.attrs if k not in UNREADABLE}

@@ -1,18 +1,31 @@
-"""Every error hybridctl raises, and the one place that maps them to exit codes.
+"""Every error hybridctl raises, and :class:`ExitStatus`, how a command ended.
 
-The core raises these; only ``hybridctl.cli.main`` catches them, renders them and exits
-with :func:`exit_code_for`. Exit codes follow ``terraform plan -detailed-exitcode``:
-0 success / in sync, 1 error, 2 bad input (nothing remote touched) or drift.
+The core raises these; only the CLI's runner (``hybridctl.cli.exit``) catches them, renders
+them and turns the :class:`ExitStatus` of each into a process exit code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_BAD_INPUT = 2
-EXIT_DRIFT = 2
+
+class ExitStatus(IntEnum):
+    """How a command ended: what commands return and what each error stands for.
+
+    One member per outcome, so a script-facing distinction never depends on a number: bad input
+    and drift are different members although most commands exit 2 for both. The value only
+    identifies the member; the process exit code of each, per command, is chosen in one place,
+    ``hybridctl.cli.exit.exit_code`` (``routes diff`` exits 1 on bad input, so 2 there always
+    means drift, as ``terraform plan -detailed-exitcode`` does).
+    """
+
+    OK = 0
+    ERROR = 1  # a cloud, host or VPN server refused or failed; a target unreachable
+    BAD_INPUT = 2  # inventory or flags wrong: nothing remote was touched
+    DRIFT = 3  # what runs differs from the plan (routes diff, vip status, endpoint status)
+    THRESHOLD = 4  # budget status: an alert threshold is crossed
+    INTERRUPTED = 5  # Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -40,9 +53,9 @@ class Problem:
 
 
 class HybridctlError(Exception):
-    """Base class; ``exit_code`` says how the CLI ends when this escapes."""
+    """Base class; ``status`` says how the command ended when this escapes."""
 
-    exit_code: int = EXIT_ERROR
+    status: ExitStatus = ExitStatus.ERROR
 
 
 @dataclass
@@ -50,7 +63,7 @@ class InputError(HybridctlError):
     """Bad input (inventory, flags). Raised before anything remote is touched."""
 
     problems: list[Problem] = field(default_factory=list)
-    exit_code: int = EXIT_BAD_INPUT
+    status: ExitStatus = ExitStatus.BAD_INPUT
 
     def __post_init__(self) -> None:
         super().__init__(self.__str__())
@@ -98,22 +111,3 @@ class PartialFailure(HybridctlError):
     def __init__(self, message: str, results: dict[str, str]) -> None:
         self.results = results
         super().__init__(message)
-
-
-# Commands whose exit 2 means drift (terraform's -detailed-exitcode): bad input is an error there.
-DRIFT_COMMANDS = (("routes", "diff"),)
-
-
-def exit_code_for(error: BaseException, command: tuple[str, ...] = ()) -> int:
-    """The single mapping from an exception to a process exit code.
-
-    ``command`` is the command's words (``("routes", "diff")``): where 2 means drift, bad input
-    exits 1 so a script never mistakes a broken inventory for drift.
-    """
-    if isinstance(error, InputError) and command[:2] in DRIFT_COMMANDS:
-        return EXIT_ERROR
-    if isinstance(error, HybridctlError):
-        return error.exit_code
-    if isinstance(error, KeyboardInterrupt):
-        return 130
-    return EXIT_ERROR

@@ -5,11 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from hybridctl.backends.base import Progress
 from hybridctl.backends.ssh import SshSession, connect_all
@@ -38,94 +33,6 @@ class CheckResult:
     @property
     def ok(self) -> bool:
         return bool(self.results) and all(r.ok for r in self.results) and not self.unreachable_probers
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "probes": [
-                {
-                    "source": r.probe.source,
-                    "source_site": r.probe.source_site,
-                    "target": r.probe.target,
-                    "target_site": r.probe.target_site,
-                    "address": str(r.probe.address),
-                    "kind": r.probe.kind,
-                    "port": r.probe.port,
-                    "ok": r.ok,
-                    "rtt_ms": r.rtt_ms,
-                    "detail": r.detail,
-                    "suspect": r.suspect,
-                    "size": r.size,
-                }
-                for r in self.results
-            ],
-            "unreachable_probers": self.unreachable_probers,
-        }
-
-    def render(self, console: Console) -> None:
-        pings = [r for r in self.results if r.probe.kind == "ping"]
-        sources = sorted({(r.probe.source_site, r.probe.source) for r in pings})
-        targets = sorted({(r.probe.target_site, r.probe.target) for r in pings})
-        cell = {(r.probe.source, r.probe.target): r for r in pings}
-        table = Table(title="ping matrix (rows ping columns)", title_justify="left")
-        table.add_column("from \\ to")
-        for site, name in targets:
-            table.add_column(f"{name}\n[dim]{site}[/]", justify="center")
-        for site, name in sources:
-            row = [f"{escape(name)} [dim]{escape(site)}[/]"]
-            for _, target in targets:
-                result = cell.get((name, target))
-                if result is None:
-                    row.append("[dim]·[/]")
-                elif result.ok:
-                    row.append(f"[green]ok[/] {result.rtt_ms:.1f}ms" if result.rtt_ms is not None else "[green]ok[/]")
-                else:
-                    row.append("[red]FAIL[/]")
-            table.add_row(*row)
-        console.print(table)
-        deep = {(r.probe.source, r.probe.target, r.probe.kind): r for r in self.results if r.probe.check}
-        if deep:
-            paths = Table(title="path MTU (don't-fragment ping) and bulk TCP", title_justify="left")
-            for column in ("from", "to", "largest DF packet", "bulk TCP"):
-                paths.add_column(column)
-            for _site, name in sources:
-                for _, target in targets:
-                    mtu, bulk = deep.get((name, target, "mtu")), deep.get((name, target, "bulk"))
-                    if mtu is None and bulk is None:
-                        continue
-                    paths.add_row(escape(name), escape(target), _cell(mtu, "bytes"), _cell(bulk, "ms"))
-            console.print(paths)
-        tcp = [r for r in self.results if r.probe.kind == "tcp"]
-        if tcp:
-            services = Table(title="services", title_justify="left")
-            for column in ("from", "service", "result"):
-                services.add_column(column)
-            for r in tcp:
-                services.add_row(
-                    escape(r.probe.source), escape(r.probe.label), "[green]ok[/]" if r.ok else "[red]FAIL[/]"
-                )
-            console.print(services)
-        failed = [r for r in self.results if not r.ok]
-        for r in failed:
-            console.print(
-                f"[red]FAIL[/] {escape(r.probe.source)} -> {escape(r.probe.label)} ({r.probe.address}): "
-                f"{escape(r.detail)}; most likely: [bold]{escape(r.suspect)}[/]"
-            )
-        for prober, error in sorted(self.unreachable_probers.items()):
-            console.print(f"[red]cannot probe from[/] {escape(prober)}: {escape(error)}")
-        if self.ok:
-            console.print(f"[green]All {len(self.results)} probes passed across every pair of sites.[/]")
-        elif not self.results:
-            console.print("[yellow]Nothing to probe: declare test_hosts (with ssh) or services in the inventory.[/]")
-
-
-def _cell(result: ProbeResult | None, unit: str) -> str:
-    if result is None:
-        return "[dim]·[/]"
-    if not result.ok:
-        return f"[red]FAIL[/] {result.size}" if result.probe.kind == "mtu" and result.size else "[red]FAIL[/]"
-    value = result.size if unit == "bytes" else result.rtt_ms
-    return f"[green]ok[/] {value:.0f} {unit}" if value is not None else "[green]ok[/]"
 
 
 def _run_prober(session: SshSession, items: list[Probe], mtu: int, ports: dict[str, int]) -> list[ProbeResult]:

@@ -50,16 +50,6 @@ class Graph:
     edges: list[Edge] = field(default_factory=list)
     site_status: dict[str, str] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "sites": [
-                {"name": s, "kind": k, "status": self.site_status.get(s, UNKNOWN)} for s, k in self.sites.items()
-            ],
-            "nodes": [n.__dict__ for n in self.nodes.values()],
-            "edges": [e.__dict__ for e in self.edges],
-        }
-
 
 def _gw(site: str) -> str:
     return f"gw:{site}"

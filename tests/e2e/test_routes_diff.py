@@ -1,6 +1,6 @@
 """`hybridctl routes diff` on the lab (issue 5): in sync after `up`; each kind of drift, injected by
 hand through the real APIs / on the hosts, is named exactly (layer, object, expected, actual) with
-exit 2; the next `up` repairs it and the diff is clean again."""
+exit 2; the next `up` repairs it and the diff is clean again. A broken inventory exits 1, never 2."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from azure.mgmt.network import models as nm
 
 from hybridctl.core.softether.vpncmd import check_transcript, parse_transcript, read_invocation
@@ -204,6 +205,22 @@ def test_in_sync_after_up(overlay: tuple[manager.LabUpResult, dict[str, str]]) -
     assert code == 0, document
     assert document["in_sync"] is True
     assert document["drift"] == []
+
+
+def test_bad_inventory_exits_1_not_2(overlay: tuple[manager.LabUpResult, dict[str, str]], tmp_path: Path) -> None:
+    """terraform plan -detailed-exitcode: 2 is drift and nothing else, so a broken inventory is 1."""
+    lab, env = overlay
+    broken = inventory_of(lab) | {"no_such_section": 1}
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    done = hybridctl("routes", "diff", "-i", str(path), "-o", "json", env=env, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    (problem,) = json.loads(done.stdout)["problems"]
+    assert problem["file"] == str(path) and problem["field"] == "no_such_section"
+    missing = hybridctl("routes", "diff", "-i", str(tmp_path / "missing.yaml"), env=env, timeout=120)
+    assert missing.returncode == 1 and "not found" in missing.stderr, missing.stderr
+    code, document = diff(lab, env)  # the real inventory still diffs clean
+    assert code == 0 and document["in_sync"] is True, document
 
 
 @pytest.mark.parametrize(

@@ -309,6 +309,7 @@ def test_leaks_delete_refuses_what_it_cannot_show_unused(world: World) -> None:
 
 def test_down_leftovers_list_what_hybridctl_created_that_still_bills(world: World) -> None:
     from hybridctl.cli.cost import billing_leftovers
+    from hybridctl.cli.environment import Environment
     from hybridctl.features.vip.endpoint import ENDPOINT_NAME
 
     subnet = world.ids.subnet_ids["Hybrid-Subnet"]
@@ -326,7 +327,7 @@ def test_down_leftovers_list_what_hybridctl_created_that_still_bills(world: Worl
         TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "managed-by", "Value": "hybridctl"}]}],
     )["VolumeId"]
     world.aws.reset_call_counts()
-    found = billing_leftovers(world.inventory, table=False)["billing_leftovers"]
+    found = billing_leftovers(Environment(), world.inventory, table=False)["billing_leftovers"]
     assert isinstance(found, list)
     assert {(leak["kind"], leak["id"]) for leak in found} == {("vpc-endpoint", endpoint), ("volume", tagged)}
     assert all(leak["managed"] and leak["monthly_cost"] > 0 for leak in found)

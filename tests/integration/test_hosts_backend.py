@@ -207,8 +207,10 @@ def test_cli_up_lists_unmanaged_clients_and_counts_calls(site: Site) -> None:
     document = json.loads(run.stdout)
     assert document["changes"] == [] and set(document["unreachable"]) == {"brg"}
     assert document["calls"]["hosts"] == {"reads": 2, "mutations": 0}
-    printer = next(c for c in document["manual_clients"] if c["client"] == "printer")
-    assert printer["routes"] == ["192.168.10.0/24 via 192.168.1.249", "192.168.50.0/24 via 192.168.1.249"]
+    # The plan document's clients (docs/output.md): managed false means routes to add by hand.
+    printer = next(c for c in document["clients"] if c["client"] == "printer")
+    assert printer["managed"] is False and printer["via"] == "192.168.1.249"
+    assert printer["routes"] == ["192.168.10.0/24", "192.168.50.0/24"]
     # RFC 3442: /24 192.168.10 via 192.168.1.249, /24 192.168.50 via 192.168.1.249
     assert printer["dhcp_option_121"] == "18:c0:a8:0a:c0:a8:01:f9:18:c0:a8:32:c0:a8:01:f9"
     assert not any(s in run.stdout or s in run.stderr for s in secret_values(site))

@@ -58,15 +58,3 @@ def test_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert schema["title"] == "hybridctl inventory"
     assert "Site" in schema["$defs"] and "Gateway" in schema["$defs"]
     assert schema["$defs"]["Gateway"]["additionalProperties"] is False
-
-
-def test_bad_input_exit_code_is_1_only_where_2_means_drift() -> None:
-    from hybridctl.cli.main import _command_of
-    from hybridctl.core.errors import EXIT_BAD_INPUT, EXIT_ERROR, InputError, Problem, RemoteError, exit_code_for
-
-    bad = InputError([Problem("inv.yaml", "vips[x].address", "inside the VPC", "move it", 3)])
-    assert _command_of(["routes", "diff", "-i", "inv.yaml", "-o", "json"]) == ("routes", "diff")
-    assert exit_code_for(bad, _command_of(["routes", "diff", "-i", "inv.yaml"])) == EXIT_ERROR
-    for argv in (["plan", "-i", "inv.yaml"], ["up", "--yes", "-i", "x"], ["budget", "status"], []):
-        assert exit_code_for(bad, _command_of(argv)) == EXIT_BAD_INPUT
-    assert exit_code_for(RemoteError("aws", "refused"), ("routes", "diff")) == EXIT_ERROR

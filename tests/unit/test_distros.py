@@ -12,7 +12,7 @@ from hybridctl.backends.base import Outcome, Progress, ReadResult
 from hybridctl.backends.calls import CallCounter
 from hybridctl.backends.hostscript import ReadRequest, parse_read, render_read
 from hybridctl.core.diff import Change
-from hybridctl.core.errors import UnsupportedTargets, exit_code_for
+from hybridctl.core.errors import ExitStatus, UnsupportedTargets
 from hybridctl.core.hostfiles import all_resources
 from hybridctl.core.inventory.load import load_inventory
 from hybridctl.core.planner.desired import DesiredState, Resource
@@ -111,4 +111,4 @@ def test_an_unsupported_host_means_nothing_is_planned_anywhere() -> None:
     text = str(error.value)
     assert text.startswith("aws-bridge: CentOS Linux 7 (Core) is not a supported distribution")
     assert "nothing was changed on any host" in text
-    assert exit_code_for(error.value) == 1
+    assert error.value.status is ExitStatus.ERROR

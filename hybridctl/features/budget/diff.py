@@ -66,9 +66,6 @@ class Target:
         kind, _, rg = self.scope.partition(":")
         return f"azure/rg:{rg}/{self.name}" if kind == "resource-group" else f"azure/{self.name}"
 
-    def as_dict(self) -> dict[str, str]:
-        return {"cloud": self.cloud, "scope": self.scope, "name": self.name}
-
 
 @dataclass(frozen=True)
 class Alarm:
@@ -136,14 +133,6 @@ class Contacts:
             out += [f"-{v}" for v in theirs if (v.lower() if fold else v) not in want]
         return out
 
-    def as_dict(self) -> dict[str, list[str]]:
-        return {
-            "emails": list(self.emails),
-            "sns_topics": list(self.sns_topics),
-            "roles": list(self.roles),
-            "action_groups": list(self.action_groups),
-        }
-
 
 @dataclass(frozen=True)
 class Notice:
@@ -157,21 +146,6 @@ class Notice:
 
     def same(self, other: Notice) -> bool:
         return self.alarm == other.alarm and self.enabled == other.enabled and self.contacts.same(other.contacts)
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "type": self.alarm.kind,
-            "threshold": number(self.alarm.threshold),
-            "unit": self.alarm.unit,
-            "operator": self.alarm.operator,
-            "enabled": self.enabled,
-            **self.contacts.as_dict(),
-        }
-        if self.key:
-            out["key"] = self.key
-        if self.state:
-            out["state"] = self.state
-        return out
 
 
 @dataclass(frozen=True)
@@ -197,25 +171,6 @@ class BudgetState:
     spend: Spend | None = field(default=None, compare=False)
     etag: str | None = field(default=None, compare=False)
     raw: dict[str, Any] | None = field(default=None, compare=False, repr=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            **self.target.as_dict(),
-            "amount": number(self.amount),
-            "currency": self.currency,
-            "period": self.period,
-            "start": self.start.isoformat() if self.start else None,
-            "alerts": [n.as_dict() for n in self.notices],
-        }
-        if self.kind != "COST":
-            out["budget_type"] = self.kind
-        if self.spend is not None:
-            out["spend"] = {
-                "actual": number(self.spend.actual),
-                "forecast": number(self.spend.forecast) if self.spend.forecast is not None else None,
-                "unit": self.spend.unit,
-            }
-        return out
 
 
 @dataclass(frozen=True)
@@ -249,18 +204,6 @@ class BudgetChange:
         if notice is not None:
             return notice.alarm.label()
         return self.why
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"action": self.action, **self.target.as_dict(), "change": self.text()}
-        if self.fields:
-            out["fields"] = [{"field": f, "cloud": old, "declared": new} for f, old, new in self.fields]
-        if self.before is not None:
-            out["before"] = self.before.as_dict()
-        if self.after is not None:
-            out["after"] = self.after.as_dict()
-        if self.why:
-            out["why"] = self.why
-        return out
 
 
 # -- declared -> state ----------------------------------------------------------------------------

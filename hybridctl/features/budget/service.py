@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from hybridctl.backends.calls import CallCounter
 from hybridctl.core.errors import HybridctlError, InputError, Problem
-from hybridctl.core.inventory.budget_rules import number, today_utc
+from hybridctl.core.inventory.budget_rules import today_utc
 from hybridctl.core.inventory.budgets import Budget
 from hybridctl.core.inventory.models import AwsSettings, AzureSettings
 from hybridctl.core.secrets import SecretStore
@@ -164,16 +164,6 @@ class TargetPlan:
     changes: list[BudgetChange]
     result: str = "planned"  # planned | in sync | ok | failed | not found
     error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            **self.target.as_dict(),
-            "result": self.result,
-            "changes": [c.as_dict() for c in self.changes],
-        }
-        if self.error:
-            out["error"] = self.error
-        return out
 
 
 def _ordered(changes: Iterable[BudgetChange]) -> list[BudgetChange]:
@@ -324,14 +314,6 @@ class Crossing:
     limit: Decimal
     spend: Decimal
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alert": self.notice.alarm.label(),
-            "type": self.notice.alarm.kind,
-            "limit": number(self.limit),
-            "spend": number(self.spend),
-        }
-
 
 @dataclass
 class StatusRow:
@@ -344,32 +326,6 @@ class StatusRow:
     @property
     def missing(self) -> bool:
         return self.state is None
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {**self.target.as_dict(), "declared": self.declared is not None}
-        state = self.state
-        if state is None:
-            out.update(state="missing")
-            return out
-        spend = state.spend
-        percent = None
-        if spend is not None and state.amount > 0:
-            percent = float((spend.actual * 100 / state.amount).quantize(Decimal("0.1")))
-        out.update(
-            state="alarm" if self.crossed else "ok",
-            amount=number(state.amount),
-            currency=state.currency or (spend.unit if spend else None),
-            period=state.period,
-            actual=number(spend.actual) if spend else None,
-            forecast=number(spend.forecast) if spend and spend.forecast is not None else None,
-            spend_unit=spend.unit if spend else None,
-            percent_used=percent,
-            alerts=[n.as_dict() for n in state.notices],
-            crossed=[c.as_dict() for c in self.crossed],
-        )
-        if self.notes:
-            out["notes"] = self.notes
-        return out
 
 
 def crossings(state: BudgetState) -> list[Crossing]:

@@ -1,11 +1,10 @@
-"""What `hybridctl cost` and `hybridctl leaks` report: plain values, JSON-ready with ``as_dict``."""
+"""What `hybridctl cost` and `hybridctl leaks` report: plain values (hybridctl.render.cost renders them)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 GROUP_BYS = ("service", "resource", "tag")
 DEFAULT_TAG = "managed-by"  # hybridctl tags what it creates managed-by=hybridctl
@@ -36,9 +35,6 @@ class GroupCost:
     def total(self) -> Decimal:
         return self.managed + self.other
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "managed": money(self.managed), "other": money(self.other), "total": money(self.total)}
-
 
 @dataclass(frozen=True)
 class Threshold:
@@ -46,9 +42,6 @@ class Threshold:
     kind: str  # actual | forecast
     amount: Decimal
     label: str  # actual:25%
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"budget": self.budget, "type": self.kind, "amount": money(self.amount), "label": self.label}
 
 
 @dataclass
@@ -74,28 +67,6 @@ class CloudCost:
     def other(self) -> Decimal:
         return self.actual - self.managed
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "cloud": self.cloud,
-            "scope": self.scope,
-            "currency": self.currency,
-            "period": {"from": self.since.isoformat(), "to": self.until.isoformat()},
-            "actual": money(self.actual),
-            "managed": money(self.managed),
-            "other": money(self.other),
-            "month_to_date": money(self.month_to_date),
-            "forecast_month": money(self.forecast),
-            "group_by": self.group_by,
-            "groups": [g.as_dict() for g in self.groups],
-            "daily": [{"date": d.isoformat(), "amount": money(v)} for d, v in sorted(self.daily.items())],
-            "forecast_daily": [
-                {"date": d.isoformat(), "amount": money(v)} for d, v in sorted(self.forecast_daily.items())
-            ],
-            "budgets": [{"name": n, "amount": money(a)} for n, a in sorted(self.budget_amounts.items())],
-            "thresholds": [t.as_dict() for t in self.thresholds],
-            "notes": list(self.notes),
-        }
-
 
 @dataclass(frozen=True)
 class Leak:
@@ -116,21 +87,6 @@ class Leak:
     @property
     def label(self) -> str:
         return self.name or self.id
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "cloud": self.cloud,
-            "kind": self.kind,
-            "id": self.id,
-            "name": self.name,
-            "where": self.where,
-            "monthly_cost": money(self.monthly),
-            "currency": self.currency,
-            "price_source": self.price_source,
-            "why": self.why,
-            "remove": self.remove,
-            "managed": self.managed,
-        }
 
 
 __all__ = ["DEFAULT_TAG", "GROUP_BYS", "CloudCost", "CostRow", "GroupCost", "Leak", "Threshold", "money"]

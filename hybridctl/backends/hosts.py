@@ -484,7 +484,8 @@ class HostsBackend:
                 if file is None:
                     raise RemoteError(name, f"{change.key[1]} is not a file hybridctl renders for this host")
                 body += put_file(file.path, file.content, file.mode)
-            body += "if hctl_systemd; then systemctl daemon-reload; fi\n"
+            if hs.daemon_reload_needed(hc.files_put):
+                body += "hctl_reload\n"
             script.add("files", "files", body)
         for change in hc.ip_forward:
             value = dict(change.desired or ()).get("value", "")
@@ -547,7 +548,7 @@ class HostsBackend:
                     self._reconnected.add(name)
                 script.add("restart", "softether", f"hctl_restart {q(service.name)} {q(service.binary)} {q(ports)}\n")
                 if plan.addresses or plan.routes:
-                    script.add("overlay-again", "softether", "hctl_overlay\n")
+                    script.add("overlay-again", "softether", "hctl_overlay_again\n")
                 if plan.softether is not None and plan.softether.cascades:
                     wait = f"hctl_wait_ping {self.desired.switch_address} {PING_TRIES}\n"
                     script.add("wait-link", "softether", wait, False)
@@ -579,7 +580,8 @@ class HostsBackend:
             for change in hc.files_remove:
                 if change.key[1].startswith("/etc/systemd/system/") and change.key[1].endswith(".service"):
                     body += f"rmdir {q(change.key[1] + '.wants')} 2>/dev/null || true\n"
-            body += "if hctl_systemd; then systemctl daemon-reload; fi\n"
+            if hs.daemon_reload_needed(hc.files_remove):
+                body += "hctl_reload\n"
             script.add("files-remove", "files-remove", body)
         for change in hc.package_remove:
             script.add("package-remove", "package-remove", f"hctl_remove {q(change.key[1])}\n")

@@ -159,6 +159,7 @@ class HostsBackend:
         *,
         accept_new_host_keys: bool = False,
         purge: bool = False,
+        timeline: Timeline | None = None,
     ) -> None:
         self.desired = desired
         self.journal = journal
@@ -183,7 +184,7 @@ class HostsBackend:
         self._server_done.set()
         # Where each host's time went (connect, read, every apply step, waits, verify): data for
         # `up --timings` and `up -o json`. Reads after an apply in this run are the verification.
-        self.timeline = Timeline()
+        self.timeline = timeline if timeline is not None else Timeline()
         self._phase = "read"
         # Optional observer of every exec's output (host, "read" | "apply", stdout): the fixture
         # capture script records real outputs with it. Outputs never hold a secret.
@@ -617,11 +618,10 @@ class HostsBackend:
             script.add_vpncmd("softether", invocation, invocation.port)
         asked_after = asked or any(s.command == "ServerPasswordSet" for s in steps.before_network)
         online = [s for s in steps.after_network if s.kind == "vpncmd"]
-        restart = any(s.kind == "restart" for s in steps.after_network)
+        stuck = []
         if state.softether is not None:
             stuck = hs.stuck_cascades(state.softether.config, state.softether.facts, planned)
-            touched = {(c.key[2], c.key[3]) for c in hc.softether if c.key[1] == "cascade"}
-            restart = restart or any((c.hub, c.name) in touched for c in stuck)
+        restart = hs.restart_needed(steps.after_network, stuck, hc.softether)
         if restart:
             # The restart terminates the process (a graceful stop waits ~10 s on an online
             # cascade): write the configuration to disk first.
@@ -675,6 +675,7 @@ def backend_for(context: Context) -> HostsBackend | None:
         context.secrets,
         accept_new_host_keys=context.options.accept_new_host_keys,
         purge=context.options.purge,
+        timeline=context.timeline,
     )
 
 

@@ -30,7 +30,7 @@ from hybridctl.backends.hostscript import RawRead
 from hybridctl.core.diff import Change
 from hybridctl.core.hostfiles import OVERLAY_SCRIPT, OVERLAY_UNIT, ROUTE_PROTO, SYSCTL_FILE, unit_path
 from hybridctl.core.planner.desired import ClientRoutes, HostPlan, Resource, softether_resources
-from hybridctl.core.softether.commands import BRIDGE_HUB, FACTORY_HUBS
+from hybridctl.core.softether.commands import BRIDGE_HUB, FACTORY_HUBS, Step
 from hybridctl.core.softether.model import Cascade, Hub, HubUser, L3Switch, SoftEtherConfig, SoftEtherRole
 from hybridctl.core.softether.parse import ReadResult as SoftEtherReadResult
 from hybridctl.core.softether.parse import SoftEtherFacts
@@ -418,6 +418,18 @@ _KIND_ORDER = {
     "l3-route": 5,
     "cascade": 6,
 }
+
+
+def restart_needed(after_network: Iterable[Step], stuck: Iterable[Cascade], changes: Iterable[Change]) -> bool:
+    """Whether SoftEther must restart in this run. Only for a cascade: one going online (the
+    restart brings it up on clean threads, the 5.01 / OpenSSL 3 bug, docs/softether.md) or one
+    the diff touches that is configured online but stuck. Any other setting applies live."""
+    if any(step.kind == "restart" for step in after_network):
+        return True
+    touched = {
+        (c.key[2], c.key[3]) for c in changes if c.layer == "softether" and len(c.key) >= 4 and c.key[1] == "cascade"
+    }
+    return any((c.hub, c.name) in touched for c in stuck)
 
 
 def deleted_names(changes: Iterable[Change], kind: str) -> set[str]:

@@ -47,7 +47,8 @@ def render_timeline(console: Console, spans: Sequence[Span]) -> None:
     if not spans:
         console.print("timeline: no host was connected to")
         return
-    console.print("timeline (seconds from the start of the host backend)", highlight=False)
+    # Rows named after a backend (aws, azure, hosts) are its whole read / apply / verify.
+    console.print("timeline (seconds from the start of the backends)", highlight=False)
     for line in timeline_lines(spans, console.width):
         console.print(escape(line), highlight=False, soft_wrap=True)
     totals = host_totals(spans)

@@ -49,7 +49,7 @@ from hybridctl.backends.hostscript import (
     render_read,
 )
 from hybridctl.backends.journal import Journal
-from hybridctl.backends.ssh import SshSession, connect_all
+from hybridctl.backends.ssh import SshSession, connect_one
 from hybridctl.backends.timeline import Timeline
 from hybridctl.core.diff import Change
 from hybridctl.core.errors import HybridctlError, RemoteError
@@ -204,18 +204,18 @@ class HostsBackend:
             self._sessions.clear()
 
     def read(self, desired: DesiredState) -> ReadResult:
-        self._connect()
         result = ReadResult()
+        names = [n for n, p in self._plans.items() if p.ssh is not None and n not in self._connect_errors]
+        if names:
+            # Each host is read as soon as its own connection is up (a jump host's, the slowest,
+            # no longer holds back every other host's read).
+            with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                for name, state, error in pool.map(self._connect_and_read, names):
+                    if state is not None:
+                        result.resources.extend(state.resources)
+                    elif name not in self._connect_errors:
+                        result.unreachable[name] = error
         result.unreachable.update(self._connect_errors)
-        names = [n for n in self._plans if n in self._sessions]
-        if not names:
-            return result
-        with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            for name, state, error in pool.map(self._read_safely, names):
-                if state is not None:
-                    result.resources.extend(state.resources)
-                else:
-                    result.unreachable[name] = error
         with self._lock:
             result.blocking.update({n: why for n, why in self._unsupported.items() if n in names})
         return result
@@ -267,23 +267,22 @@ class HostsBackend:
 
     # -- connecting and reading ------------------------------------------------------------------
 
-    def _connect(self) -> None:
-        wanted = [
-            (name, plan.ssh)
-            for name, plan in self._plans.items()
-            if plan.ssh is not None and name not in self._sessions and name not in self._connect_errors
-        ]
-        if not wanted:
-            return
-        sessions, errors = connect_all(
-            [(n, s) for n, s in wanted if s is not None], accept_new_host_keys=self.accept_new_host_keys
-        )
-        for name, session in sessions.items():
-            self.timeline.add(name, "connect", "connect", self.timeline.since(session.connect_started),
-                              session.connect_seconds)
-        with self._lock:
-            self._sessions.update(sessions)
-            self._connect_errors.update(errors)
+    def _connect_and_read(self, name: str) -> tuple[str, _HostState | None, str]:
+        """Connect to one host (once per run: the session is kept), then read it."""
+        if name not in self._sessions:
+            endpoint = self._plans[name].ssh
+            assert endpoint is not None  # read() picks hosts with ssh
+            session, error = connect_one(name, endpoint, accept_new_host_keys=self.accept_new_host_keys)
+            if session is None:
+                with self._lock:
+                    self._connect_errors[name] = error
+                return name, None, error
+            self.timeline.add(
+                name, "connect", "connect", self.timeline.since(session.connect_started), session.connect_seconds
+            )
+            with self._lock:
+                self._sessions[name] = session
+        return self._read_safely(name)
 
     def _read_safely(self, name: str) -> tuple[str, _HostState | None, str]:
         try:

@@ -310,9 +310,10 @@ hctl_overlay() {  # addresses and routes, now (and, with systemd, at every boot/
   fi
 }
 hctl_overlay_again() {  # after hctl_restart: the tap came back bare
-  # With systemd the restart re-ran the overlay unit (PartOf=): `start` waits for that job (or
-  # starts a unit that was not active) instead of running the script a second time.
-  if hctl_systemd; then systemctl start hybridctl-overlay.service; else sh /etc/hybridctl/overlay.sh; fi
+  # With systemd the restart re-runs the overlay unit (PartOf=): `start --no-block` joins that
+  # job (or starts a unit that was not active) without waiting for it; the link wait that
+  # follows needs the tap's address anyway, so the two overlap instead of adding up.
+  if hctl_systemd; then systemctl start --no-block hybridctl-overlay.service; else sh /etc/hybridctl/overlay.sh; fi
 }
 hctl_overlay_off() {
   if hctl_systemd; then systemctl disable --now hybridctl-overlay.service 2>/dev/null || true; fi

@@ -529,7 +529,8 @@ class HostsBackend:
             else:
                 script.add("network-del", "network", hs.route_removal(change))
         if hc.network_add:
-            script.add("overlay", "network", "hctl_overlay\n")
+            unit = f"{service.name}.service" if service is not None else ""
+            script.add("overlay", "network", f"hctl_overlay {q(unit)}\n")
 
         if after or restart:
             if not self._server_done.is_set():

@@ -297,16 +297,22 @@ hctl_restart() {  # service binary "ports"; the caller ran vpncmd Flush just bef
   fi
   hctl_wait_started "$1" "$2" "$3"
 }
-hctl_overlay() {  # addresses and routes, now (and, with systemd, at every boot/service start)
-  if hctl_systemd; then
-    # restart when enabled, not start: a changed overlay.sh must run again although the unit is active.
+hctl_overlay() {  # [softether unit]: addresses and routes, now (with systemd, also at every boot/service start)
+  if hctl_systemd && [ -n "${1:-}" ]; then
+    # A gateway: the unit must be active, so that every (re)start of SoftEther re-runs it
+    # (PartOf=). restart when enabled, not start: a changed overlay.sh must run again.
     if systemctl is-enabled --quiet hybridctl-overlay.service 2>/dev/null; then
       systemctl restart hybridctl-overlay.service
     else
       hctl_enable_now hybridctl-overlay.service
     fi
   else
+    # A LAN client (or no systemd): the script itself, now; with systemd the unit is enabled for
+    # the next boot, without a systemd job per run (one systemctl call on the first run only).
     sh /etc/hybridctl/overlay.sh
+    if hctl_systemd && [ ! -e /etc/systemd/system/multi-user.target.wants/hybridctl-overlay.service ]; then
+      systemctl enable --no-reload hybridctl-overlay.service
+    fi
   fi
 }
 hctl_overlay_again() {  # after hctl_restart: the tap came back bare

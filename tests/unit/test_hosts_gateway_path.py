@@ -119,15 +119,16 @@ class RecordingSession:
         return None
 
 
-def cold_bridge_script(desired: DesiredState, tmp_path: Path) -> str:
+def cold_bridge_script(desired: DesiredState, tmp_path: Path, host: str = "aws-bridge") -> str:
     backend = HostsBackend(desired, Journal(tmp_path / "journal.json"), SecretStore(tmp_path / "secrets.json"))
-    plan = desired.host("aws-bridge")
-    raw = parse_read((HOSTREAD / "read_bare_aws-bridge.txt").read_text())
-    resources = hs.host_resources(plan, raw, None, None, hs.Ownership(), never)
-    backend._state["aws-bridge"] = _HostState(plan, raw, None, resources)
+    plan = desired.host(host)
+    raw = parse_read((HOSTREAD / f"read_bare_{host}.txt").read_text())
+    client = next((c for c in desired.clients if c.client == host and c.managed), None)
+    resources = hs.host_resources(plan, raw, None, client, hs.Ownership(), never)
+    backend._state[host] = _HostState(plan, raw, None, resources)
     session = RecordingSession()
-    backend._sessions["aws-bridge"] = session  # type: ignore[assignment]
-    wanted = [r for r in all_resources(desired) if "aws-bridge" in r.key and r.layer != "cloud-route"]
+    backend._sessions[host] = session  # type: ignore[assignment]
+    wanted = [r for r in all_resources(desired) if host in r.key and r.layer not in ("cloud-route", "security-rule")]
     backend.apply(diff(wanted, resources), desired, NoProgress())
     assert len(session.execs) == 1
     command, stdin = session.execs[0]
@@ -154,6 +155,18 @@ def test_a_cold_bridge_has_one_vpncmd_per_phase_and_no_reload(desired: DesiredSt
     assert "hctl_reload" not in script.split("hctl_mark 'step:files'", 1)[1]
     assert bodies["service"].startswith("hctl_start ")
     assert bodies["overlay-again"] == "hctl_overlay_again\n"
+    # The gateway's overlay unit follows its SoftEther unit (re-run at every SoftEther start).
+    assert bodies["overlay"] == "hctl_overlay softether-vpnbridge.service\n"
+
+
+def test_a_cold_lan_client_runs_its_overlay_script_without_a_systemd_job(desired: DesiredState, tmp_path: Path) -> None:
+    script = cold_bridge_script(desired, tmp_path, "hl-home-c1")
+    bodies = step_bodies(script)
+    assert list(bodies) == ["files", "overlay"]
+    assert bodies["overlay"] == "hctl_overlay ''\n"
+    assert "hctl_reload" not in bodies["files"]
+    overlay = re.search(r"hctl_overlay\(\) \{.*?\n\}", script, re.S)
+    assert overlay is not None and "systemctl enable --no-reload hybridctl-overlay.service" in overlay.group(0)
 
 
 def test_apply_functions_batch_systemctl(desired: DesiredState, tmp_path: Path) -> None:

@@ -434,7 +434,8 @@ def render_read(request: ReadRequest) -> Wire:
         ports = " ".join(str(p) for p in request.vpncmd_ports) or str(inv.port)
         parts.append(_heredoc('cat > "$HCTL_DIR/read.in"', inv.batch))
         parts.append(
-            f"if hctl_running {q(s.name)} {q(s.binary)}; then\n"
+            # The service section just asked systemd (or /proc): no second systemctl call.
+            'if [ "$hctl_st" = running ]; then\n'
             "  hctl_port=''\n"
             f'  for hctl_p in {ports}; do if hctl_listening "$hctl_p"; then hctl_port=$hctl_p; break; fi; done\n'
             '  if [ -n "$hctl_port" ]; then\n'

@@ -38,7 +38,9 @@ SOFTETHER_CONFIGS = (f"{SOFTETHER_STATE}/vpn_server.config", f"{SOFTETHER_STATE}
 # told from one somebody else wrote there.
 MANAGED_MARK = "Managed by hybridctl"
 HEREDOC_END = "HYBRIDCTL_EOF_7f3a"
-PING_TRIES = 80  # x (0.3 s + 0.05 s): how long an after-network phase waits for the L3 switch
+# x (0.2 s + 0.02 s), ~30 s: how long an after-network phase waits for the L3 switch. Short
+# polls: the link comes up 0.2-1.3 s after the start, and each miss delays noticing it.
+PING_TRIES = 140
 
 
 def marker(name: str) -> str:
@@ -328,10 +330,10 @@ hctl_wait_ping() {  # address tries: wait (bounded) until it answers; never fail
   command -v ping >/dev/null 2>&1 || return 0
   hctl_i=0
   # Short waits: the link comes up 0.2-1.3 s after the start, a 1 s ping timeout would add up to 1 s.
-  until ping -n -c 1 -W 0.3 "$1" >/dev/null 2>&1; do
+  until ping -n -c 1 -W 0.2 "$1" >/dev/null 2>&1; do
     hctl_i=$((hctl_i + 1))
     [ "$hctl_i" -lt "$2" ] || { echo "no answer from $1 yet"; return 0; }
-    sleep 0.05
+    sleep 0.02
   done
 }
 hctl_vpncmd() {  # index answer-bytes port timeout: batch in $HCTL_DIR/vpncmd-N.in, answers on fd 3

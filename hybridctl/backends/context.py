@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from hybridctl.backends.base import Backend
 from hybridctl.backends.journal import Journal
+from hybridctl.backends.timeline import Timeline
 from hybridctl.core.inventory.load import LoadedInventory
 from hybridctl.core.planner.desired import DesiredState
 from hybridctl.core.secrets import SecretStore
@@ -32,6 +33,10 @@ class Context:
     secrets: SecretStore
     options: Options
     backends: list[Backend] = field(default_factory=list)
+    # Where the run's time went: each backend's read / apply / verify, and (the SSH host
+    # backend records into the same timeline) every host's steps. `up --timings` renders it.
+    timeline: Timeline = field(default_factory=Timeline)
+    phase: str = "read"  # "verify" once changes were applied
 
     def close(self) -> None:
         for backend in self.backends:

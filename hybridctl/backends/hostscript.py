@@ -15,6 +15,8 @@ Output is line-oriented with markers ``@@hybridctl:NAME@@`` on their own lines:
   ``addr``, ``route``, ``config``, ``vpncmd``), then ``end``;
 * apply: ``step:NAME`` before each step, ``fail:NAME:RC`` if it failed (the script stops
   there), ``vpncmd:N`` / ``vpncmd-end:N`` around each vpncmd transcript, ``done`` at the end.
+* both: ``t:SECONDS`` (the host's clock) at the start and after each step / the vpncmd read,
+  for the timeline (``up --timings``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ SOFTETHER_CONFIGS = (f"{SOFTETHER_STATE}/vpn_server.config", f"{SOFTETHER_STATE}
 # told from one somebody else wrote there.
 MANAGED_MARK = "Managed by hybridctl"
 HEREDOC_END = "HYBRIDCTL_EOF_7f3a"
-PING_TRIES = 80  # x (0.3 s + 0.05 s): how long an after-network phase waits for the L3 switch
+# x (0.2 s + 0.02 s), ~30 s: how long an after-network phase waits for the L3 switch. Short
+# polls: the link comes up 0.2-1.3 s after the start, and each miss delays noticing it.
+PING_TRIES = 140
 
 
 def marker(name: str) -> str:
@@ -147,6 +151,8 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
 export PATH LC_ALL
 hctl_mark() { printf '\n@@hybridctl:%s@@\n' "$1"; }
+# The host's clock between steps: where the time went (hybridctl/backends/timeline.py).
+hctl_t() { hctl_mark "t:$(date +%s.%N 2>/dev/null)"; }
 hctl_systemd() { [ -d /run/systemd/system ]; }
 # PIDs of live processes running exactly executable $1 on this host: same mount namespace as
 # this shell (on a normal host, every process; in the lab, where hosts share one PID namespace,
@@ -205,8 +211,8 @@ hctl_wait_started() {  # service binary "ports": running, and listening on one o
   hctl_i=0
   until hctl_running "$1" "$2" && hctl_any_listening "$3"; do
     hctl_i=$((hctl_i + 1))
-    [ "$hctl_i" -le 300 ] || { echo "$1 is not listening on any of ports $3 after 30 s"; return 1; }
-    sleep 0.1
+    [ "$hctl_i" -le 1500 ] || { echo "$1 is not listening on any of ports $3 after 30 s"; return 1; }
+    sleep 0.02
   done
 }
 hctl_launch() {  # binary: no systemd (e.g. a container): run it as its unit would, detached
@@ -215,11 +221,17 @@ hctl_launch() {  # binary: no systemd (e.g. a container): run it as its unit wou
   if command -v setsid >/dev/null 2>&1; then setsid "$1" start </dev/null >/dev/null 2>&1 3<&-
   else "$1" start </dev/null >/dev/null 2>&1 3<&-; fi
 }
+hctl_reload() {  # systemd re-reads unit files (~0.3 s on a busy host): only after one was replaced or removed
+  if hctl_systemd; then systemctl daemon-reload; fi
+}
+hctl_enable_now() {  # units...: enabled at boot and started, in one systemctl call
+  # --no-reload: systemd loads a unit it never saw when it is first named, and the symlinks only
+  # matter at boot. If it still does not know the unit (it cached it as missing), reload once.
+  systemctl enable --no-reload --now "$@" 2>/dev/null || { systemctl daemon-reload && systemctl enable --now "$@"; }
+}
 hctl_start() {  # service binary "ports"
   if hctl_systemd; then
-    systemctl daemon-reload
-    systemctl enable "$1.service"
-    systemctl start "$1.service"
+    hctl_enable_now "$1.service"
   elif ! hctl_running "$1" "$2"; then
     hctl_launch "$2" || { echo "$2 start failed"; return 1; }
   fi
@@ -259,35 +271,57 @@ hctl_kill_wait() {  # service binary: terminate now (its configuration was flush
   done
 }
 hctl_restart() {  # service binary "ports"; the caller ran vpncmd Flush just before
-  # A graceful `vpnbridge stop` waits ~10 s for an online cascade; the configuration is already
-  # on disk (Flush), so terminate and start again.
+  # A graceful `vpnbridge stop` waits ~10 s for an online cascade, and SoftEther's worker often
+  # ignores SIGTERM for seconds; the configuration is already on disk (Flush): SIGKILL, wait
+  # until the processes are gone (ms), start again.
   if hctl_systemd; then
-    # Wait for the processes to go before `restart`: a restart of a unit still running would
-    # run its ExecStop= (`vpnbridge stop`), the very 10 s wait this avoids. SIGTERM is a clean
-    # exit for Restart=on-failure; SIGKILL after 2 s (a failure: restart then replaces the
-    # pending automatic restart).
-    systemctl kill --signal=SIGTERM "$1.service" 2>/dev/null || true
+    # Gone before `restart`: a restart of a unit still running would run its ExecStop=
+    # (`vpnbridge stop`), the very wait this avoids. SIGKILL is a failure for
+    # Restart=on-failure: `restart` replaces the pending automatic restart. The overlay unit is
+    # PartOf= this one: the restart re-runs it (the tap comes back bare).
+    systemctl kill --signal=SIGKILL "$1.service" 2>/dev/null || true
     hctl_i=0
     while [ -n "$(hctl_pids "$2")" ]; do
       hctl_i=$((hctl_i + 1))
-      [ "$hctl_i" -ne 40 ] || systemctl kill --signal=SIGKILL "$1.service" 2>/dev/null || true
-      [ "$hctl_i" -le 100 ] || { echo "$1 did not exit"; return 1; }
-      sleep 0.05
+      [ "$hctl_i" -le 200 ] || { echo "$1 did not exit"; return 1; }
+      sleep 0.01
     done
     systemctl restart "$1.service"
   else
-    hctl_kill_wait "$1" "$2" && hctl_launch "$2"
+    hctl_kill "$2" KILL
+    hctl_i=0
+    while hctl_running "$1" "$2"; do
+      hctl_i=$((hctl_i + 1))
+      [ "$hctl_i" -le 200 ] || { echo "$1 did not exit"; return 1; }
+      sleep 0.01
+    done
+    hctl_launch "$2"
   fi
   hctl_wait_started "$1" "$2" "$3"
 }
-hctl_overlay() {  # addresses and routes, now (and, with systemd, at every boot/service start)
-  if hctl_systemd; then
-    systemctl daemon-reload
-    systemctl enable hybridctl-overlay.service
-    systemctl restart hybridctl-overlay.service
+hctl_overlay() {  # [softether unit]: addresses and routes, now (with systemd, also at every boot/service start)
+  if hctl_systemd && [ -n "${1:-}" ]; then
+    # A gateway: the unit must be active, so that every (re)start of SoftEther re-runs it
+    # (PartOf=). restart when enabled, not start: a changed overlay.sh must run again.
+    if systemctl is-enabled --quiet hybridctl-overlay.service 2>/dev/null; then
+      systemctl restart hybridctl-overlay.service
+    else
+      hctl_enable_now hybridctl-overlay.service
+    fi
   else
+    # A LAN client (or no systemd): the script itself, now; with systemd the unit is enabled for
+    # the next boot, without a systemd job per run (one systemctl call on the first run only).
     sh /etc/hybridctl/overlay.sh
+    if hctl_systemd && [ ! -e /etc/systemd/system/multi-user.target.wants/hybridctl-overlay.service ]; then
+      systemctl enable --no-reload hybridctl-overlay.service
+    fi
   fi
+}
+hctl_overlay_again() {  # after hctl_restart: the tap came back bare
+  # With systemd the restart re-runs the overlay unit (PartOf=): `start --no-block` joins that
+  # job (or starts a unit that was not active) without waiting for it; the link wait that
+  # follows needs the tap's address anyway, so the two overlap instead of adding up.
+  if hctl_systemd; then systemctl start --no-block hybridctl-overlay.service; else sh /etc/hybridctl/overlay.sh; fi
 }
 hctl_overlay_off() {
   if hctl_systemd; then systemctl disable --now hybridctl-overlay.service 2>/dev/null || true; fi
@@ -296,10 +330,10 @@ hctl_wait_ping() {  # address tries: wait (bounded) until it answers; never fail
   command -v ping >/dev/null 2>&1 || return 0
   hctl_i=0
   # Short waits: the link comes up 0.2-1.3 s after the start, a 1 s ping timeout would add up to 1 s.
-  until ping -n -c 1 -W 0.3 "$1" >/dev/null 2>&1; do
+  until ping -n -c 1 -W 0.2 "$1" >/dev/null 2>&1; do
     hctl_i=$((hctl_i + 1))
     [ "$hctl_i" -lt "$2" ] || { echo "no answer from $1 yet"; return 0; }
-    sleep 0.05
+    sleep 0.02
   done
 }
 hctl_vpncmd() {  # index answer-bytes port timeout: batch in $HCTL_DIR/vpncmd-N.in, answers on fd 3
@@ -354,7 +388,7 @@ class ReadRequest:
 def render_read(request: ReadRequest) -> Wire:
     """The read script: every fact in one exec. SoftEther is read only if its service runs."""
     q = shlex.quote
-    parts = [PRELUDE]
+    parts = [PRELUDE, "hctl_t\n"]
     # The distribution (adapters/distros.py decides whether it is supported).
     parts.append("hctl_mark os\ncat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true\n")
     parts.append("hctl_mark pkg\n")
@@ -402,17 +436,20 @@ def render_read(request: ReadRequest) -> Wire:
         ports = " ".join(str(p) for p in request.vpncmd_ports) or str(inv.port)
         parts.append(_heredoc('cat > "$HCTL_DIR/read.in"', inv.batch))
         parts.append(
-            f"if hctl_running {q(s.name)} {q(s.binary)}; then\n"
+            # The service section just asked systemd (or /proc): no second systemctl call.
+            'if [ "$hctl_st" = running ]; then\n'
             "  hctl_port=''\n"
             f'  for hctl_p in {ports}; do if hctl_listening "$hctl_p"; then hctl_port=$hctl_p; break; fi; done\n'
             '  if [ -n "$hctl_port" ]; then\n'
+            "    hctl_t\n"
             '    hctl_mark "vpncmd:$hctl_port"\n'
             f"    head -c {len(secrets)} <&3 | timeout -k 5 {int(inv.timeout_s)} {q(inv.vpncmd)} "
             '"localhost:$hctl_port" /SERVER /CSV "/IN:$HCTL_DIR/read.in" || true\n'
+            "    hctl_t\n"
             "  fi\n"
             "fi\n"
         )
-    parts.append("hctl_mark end\n")
+    parts.append("hctl_t\nhctl_mark end\n")
     return wire("".join(parts), secrets)
 
 
@@ -439,6 +476,9 @@ class RawRead:
     vpncmd_port: int | None  # the port vpncmd read through; None when SoftEther was not read
     vpncmd_output: str
     os_release: str = ""  # /etc/os-release as printed
+    # The host's clock: the script's start and end, and the vpncmd read's (None if not read).
+    clock: tuple[float, float] | None = None
+    vpncmd_clock: tuple[float, float] | None = None
 
     @property
     def config_exists(self) -> bool:
@@ -474,6 +514,16 @@ class ScriptOutputError(ValueError):
     """The host printed something the parser does not understand (e.g. the script was cut off)."""
 
 
+def clock_mark(name: str) -> float | None:
+    """The host clock of a ``t:SECONDS`` marker (None for other markers, or a clock without %N)."""
+    if not name.startswith("t:"):
+        return None
+    try:
+        return float(name[2:])
+    except ValueError:
+        return None
+
+
 def parse_read(text: str) -> RawRead:
     sections = split_sections(text)
     names = [n for n, _ in sections]
@@ -499,10 +549,23 @@ def parse_read(text: str) -> RawRead:
             enabled = fields[2]
     port: int | None = None
     output = ""
-    for name, body in sections:
+    stamps: list[tuple[int, float]] = []  # (section index, host clock)
+    vpncmd_at: int | None = None
+    for index, (name, body) in enumerate(sections):
         if name.startswith("vpncmd:"):
             port = int(name.split(":", 1)[1])
             output = body
+            vpncmd_at = index
+        stamp = clock_mark(name)
+        if stamp is not None:
+            stamps.append((index, stamp))
+    clock = (stamps[0][1], stamps[-1][1]) if len(stamps) >= 2 else None
+    vpncmd_clock = None
+    if vpncmd_at is not None:
+        before = [t for i, t in stamps if i < vpncmd_at]
+        after = [t for i, t in stamps if i > vpncmd_at]
+        if before and after:
+            vpncmd_clock = (before[-1], after[0])
     return RawRead(
         packages=packages,
         files=files,
@@ -516,6 +579,8 @@ def parse_read(text: str) -> RawRead:
         vpncmd_port=port,
         vpncmd_output=output,
         os_release=found.get("os", ""),
+        clock=clock,
+        vpncmd_clock=vpncmd_clock,
     )
 
 
@@ -556,9 +621,9 @@ class ApplyScript:
         self.add(f"vpncmd-{index}", group, body)
 
     def render(self) -> Wire:
-        parts = [PRELUDE, APPLY_FUNCTIONS]
+        parts = [PRELUDE, APPLY_FUNCTIONS, "hctl_t\n"]
         for step in self.steps:
-            parts.append(f"hctl_mark 'step:{step.name}'\n(\nset -e\n{step.body})\nhctl_rc=$?\n")
+            parts.append(f"hctl_mark 'step:{step.name}'\n(\nset -e\n{step.body})\nhctl_rc=$?\nhctl_t\n")
             if step.fatal:
                 parts.append(
                     f'if [ "$hctl_rc" -ne 0 ]; then hctl_mark "fail:{step.name}:$hctl_rc"; exit "$hctl_rc"; fi\n'
@@ -583,6 +648,9 @@ class ApplyResult:
     outputs: dict[str, str]  # step -> its output (stdout and stderr)
     vpncmd: dict[int, str]  # vpncmd index -> transcript
     finished: bool
+    # Steps timed by the host: (step, start, end) on its clock, and the script's first timestamp.
+    times: tuple[tuple[str, float, float], ...] = ()
+    started: float | None = None
 
 
 def parse_apply(text: str) -> ApplyResult:
@@ -593,12 +661,25 @@ def parse_apply(text: str) -> ApplyResult:
     rc: int | None = None
     finished = False
     current: str | None = None
+    times: list[tuple[str, float, float]] = []
+    started: float | None = None
+    last: float | None = None  # the latest host timestamp
+    timing: tuple[str, float] | None = None  # the step whose end timestamp is due
     for name, body in split_sections(text):
+        stamp = clock_mark(name)
+        if stamp is not None:
+            started = stamp if started is None else started
+            if timing is not None:
+                times.append((timing[0], timing[1], stamp))
+                timing = None
+            last = stamp
+            continue
         if name.startswith("step:"):
             if current is not None:
                 completed.append(current)
             current = name[5:]
             outputs[current] = body
+            timing = (current, last) if last is not None else None
         elif name.startswith("vpncmd:"):
             vpncmd[int(name.split(":", 1)[1])] = body
         elif name.startswith("vpncmd-end:"):
@@ -613,7 +694,7 @@ def parse_apply(text: str) -> ApplyResult:
                 completed.append(current)
                 current = None
             finished = True
-    return ApplyResult(tuple(completed), failed, rc, outputs, vpncmd, finished)
+    return ApplyResult(tuple(completed), failed, rc, outputs, vpncmd, finished, tuple(times), started)
 
 
 def output_tail(text: str, lines: int = 6, width: int = 400) -> str:

@@ -168,8 +168,18 @@ class SshSession:
         self._become_password: str | None = None
         self._jumps: list[paramiko.SSHClient] = []  # connections to jump hosts, first hop first
         self.commands_run = 0
+        # time.monotonic() when connect() started and how long it took (the run's timeline)
+        self.connect_started = 0.0
+        self.connect_seconds = 0.0
 
     def connect(self) -> None:
+        self.connect_started = time.monotonic()
+        try:
+            self._connect()
+        finally:
+            self.connect_seconds = time.monotonic() - self.connect_started
+
+    def _connect(self) -> None:
         resolved = resolve(self.endpoint)
         self.resolved = resolved
         method = self.endpoint.become or ("none" if resolved.user == "root" else "sudo")
@@ -365,6 +375,18 @@ class SshSession:
         self._jumps.clear()
 
 
+def connect_one(
+    name: str, endpoint: SshEndpoint, *, accept_new_host_keys: bool = False
+) -> tuple[SshSession | None, str]:
+    """One verified connection, or why not (never raises for the host's own failure)."""
+    session = SshSession(name, endpoint, accept_new_host_keys=accept_new_host_keys)
+    try:
+        session.connect()
+    except RemoteError as error:
+        return None, str(error)
+    return session, ""
+
+
 def connect_all(
     targets: Iterable[tuple[str, SshEndpoint]],
     *,
@@ -380,12 +402,8 @@ def connect_all(
 
     def one(item: tuple[str, SshEndpoint]) -> tuple[str, SshSession | None, str]:
         name, endpoint = item
-        session = SshSession(name, endpoint, accept_new_host_keys=accept_new_host_keys)
-        try:
-            session.connect()
-        except RemoteError as error:
-            return name, None, str(error)
-        return name, session, ""
+        session, error = connect_one(name, endpoint, accept_new_host_keys=accept_new_host_keys)
+        return name, session, error
 
     with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
         for name, session, error in pool.map(one, items):

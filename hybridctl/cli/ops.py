@@ -17,12 +17,17 @@ from hybridctl.features.engine import Context, Options, down_desired, execute, o
 from hybridctl.render.apply import apply_document, diff_document, render_diff, render_proposed, render_report
 from hybridctl.render.base import print_json
 from hybridctl.render.check import check_document, render_check
+from hybridctl.render.timeline import render_timeline, timeline_document
 
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show the changes and stop.")]
 AcceptOpt = Annotated[
     bool,
     typer.Option("--accept-new-host-keys", help="Trust and record SSH host keys seen for the first time."),
+]
+
+TimingsOpt = Annotated[
+    bool, typer.Option("--timings", help="Print where each host's time went (connect, read, each step, verify).")
 ]
 
 routes_app = typer.Typer(help="Compare routes and forwarding in every layer with the plan.", no_args_is_help=True)
@@ -39,6 +44,11 @@ def _calls(context: Context) -> dict[str, dict[str, int]]:
     return {b.name: {"reads": b.counter.reads, "mutations": b.counter.mutations} for b in context.backends}
 
 
+def _timeline(context: Context) -> list[Any]:
+    """The run's timeline: every backend's read / apply / verify, every host's steps."""
+    return list(context.timeline.spans())
+
+
 def _apply_flow(
     env: Environment,
     context: Context,
@@ -49,6 +59,7 @@ def _apply_flow(
     verb: str,
     desired_for: str = "up",
     finish: Callable[[bool], dict[str, Any]] | None = None,
+    timings: bool = False,
 ) -> ExitStatus:
     """``finish(table)``: runs last; renders itself when ``table``, its result joins the JSON document."""
     progress = ConsoleProgress(enabled=True, console=env.stderr)
@@ -65,7 +76,10 @@ def _apply_flow(
     if dry_run or not changes:
         tail = finish(output is Output.table) if finish is not None else {}
         if output is Output.json:
-            print_json(env.stdout, apply_document(prepared.changes, unreachable, _calls(context), None, plan) | tail)
+            print_json(env.stdout, apply_document(prepared.changes, unreachable, _calls(context), None, plan)
+                       | {"timeline": timeline_document(_timeline(context))} | tail)
+        elif timings:
+            render_timeline(env.stdout, _timeline(context))
         return ExitStatus.ERROR if unreachable else ExitStatus.OK
     if not yes and not env.confirm(f"{verb} these {len(changes)} changes?"):
         env.stderr.print("nothing changed")
@@ -73,11 +87,14 @@ def _apply_flow(
     report = execute(context, prepared, progress, chosen)
     if output is Output.json:
         tail = finish(False) if finish is not None else {}
-        print_json(env.stdout, apply_document(prepared.changes, unreachable, _calls(context), report, plan) | tail)
+        print_json(env.stdout, apply_document(prepared.changes, unreachable, _calls(context), report, plan)
+                   | {"timeline": timeline_document(_timeline(context))} | tail)
     else:
         render_report(env.stdout, report)
         if finish is not None:
             finish(True)
+        if timings:
+            render_timeline(env.stdout, _timeline(context))
     return ExitStatus.OK if report.ok else ExitStatus.ERROR
 
 
@@ -89,12 +106,13 @@ def up(
     accept_new_host_keys: AcceptOpt = False,
     output: OutputOpt = Output.table,
     layer: LayerOpt = None,
+    timings: TimingsOpt = False,
 ) -> ExitStatus:
     """Build or repair the overlay: read every layer, show the changes, apply them, verify."""
     env = Environment.of(ctx)
     context = _open(inventory, Options(accept_new_host_keys=accept_new_host_keys, layers=check_layers(layer)))
     try:
-        return _apply_flow(env, context, yes=yes, dry_run=dry_run, output=output, verb="Apply")
+        return _apply_flow(env, context, yes=yes, dry_run=dry_run, output=output, verb="Apply", timings=timings)
     finally:
         context.close()
 

@@ -59,7 +59,8 @@ def read_actual(context: Context, progress: Progress) -> ReadResult:
 
     def one(backend: Backend) -> ReadResult:
         progress.step(backend.name, "reading actual state")
-        result = backend.read(context.desired)
+        with context.timeline.span(backend.name, context.phase, "backend read"):
+            result = backend.read(context.desired)
         progress.step(backend.name, f"read {len(result.resources)} objects")
         return result
 
@@ -136,12 +137,19 @@ def execute(
         grouped.setdefault(id(owner), []).append(change)
     work = [(b, grouped[id(b)]) for b in context.backends if id(b) in grouped]
     outcomes: list[Outcome] = []
+
+    def apply(item: tuple[Backend, list[Change]]) -> list[Outcome]:
+        backend, changes = item
+        with context.timeline.span(backend.name, "apply", "backend apply"):
+            return backend.apply(changes, context.desired, progress)
+
     if work:
         with ThreadPoolExecutor(max_workers=len(work)) as pool:
-            for result in pool.map(lambda item: item[0].apply(item[1], context.desired, progress), work):
+            for result in pool.map(apply, work):
                 outcomes.extend(result)
     remaining: list[Change] = []
     unreachable = dict(prepared.actual.unreachable)
+    context.phase = "verify"
     if verify and work:
         after = prepare(context, progress, desired)
         remaining = [c for c in after.changes if c.action != "conflict"]

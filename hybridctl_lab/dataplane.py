@@ -45,6 +45,8 @@ from hybridctl_lab.topology import (
     fabric_wan_peer,
 )
 
+BOOT_SECONDS_PER_HOST = 0.5  # wait_hosts' bound for big labs (measured ~0.23 s per host on 2 cores)
+
 REQUIRED_TOOLS = (
     "ip", "nft", "unshare", "nsenter", "setpriv", "sysctl", "nc", "ssh", hosts.SSHD, hosts.SYSTEMD, "mount", "mknod",
     "hostname", "sudo",
@@ -295,7 +297,8 @@ def up(*, extra_clients: int = 0, extra_sites: int = 0, lab_dir: Path | str | No
         pids = hosts.start_hosts(paths, with_sshd)
         spec = fabric.bare_spec(topo)
         fabric.apply(spec)  # runs while the hosts boot
-        hosts.wait_hosts(paths, pids)
+        # 200 systemd boots on two cores take ~45 s: the bound grows with the number of hosts.
+        hosts.wait_hosts(paths, pids, timeout=max(hosts.BOOT_TIMEOUT, BOOT_SECONDS_PER_HOST * len(pids)))
         paths.state.write_text(
             json.dumps(
                 {

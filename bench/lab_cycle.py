@@ -8,10 +8,10 @@ Phases per run:
   the ENI source/dest check, an Azure NIC's IP forwarding through azure-mgmt-network;
 - ``hybridctl up --yes`` on the lab (cold: bare hosts; the clouds carry the API phase's changes,
   which the plan wants too), again (warm, nothing to do), then ``hybridctl check`` (must pass),
-  each as a command (wall time, Python start-up included);
+  then ``hybridctl routes diff`` (in sync), each as a command (wall time, Python start-up included);
 - ``lab down``, and ``lab down`` again.
 
-    python bench/lab_cycle.py [--runs 3] [--extra-clients 0] [--json]
+    python bench/lab_cycle.py [--runs 3] [--extra-clients 0] [--json] [--no-api]
 """
 
 from __future__ import annotations
@@ -59,6 +59,11 @@ def phase_hybridctl_up(lab: manager.LabUpResult) -> float | None:
 def phase_hybridctl_up_warm(lab: manager.LabUpResult) -> float | None:
     """Seconds for a second ``hybridctl up --yes`` (nothing to do)."""
     return _hybridctl(lab, "up", "--yes")
+
+
+def phase_routes_diff(lab: manager.LabUpResult) -> float | None:
+    """Seconds for ``hybridctl routes diff`` after ``up`` (in sync: exit 0)."""
+    return _hybridctl(lab, "routes", "diff")
 
 
 def phase_check(lab: manager.LabUpResult) -> float | None:
@@ -145,7 +150,7 @@ def api_to_fabric(lab: manager.LabUpResult) -> dict[str, float]:
 # --------------------------------------------------------------------------- one cycle
 
 
-def one_cycle(extra_clients: int) -> dict[str, float | None]:
+def one_cycle(extra_clients: int, api: bool = True) -> dict[str, float | None]:
     row: dict[str, float | None] = {}
     t = time.monotonic()
     lab = manager.up(extra_clients=extra_clients, lab_dir=LAB_DIR, aws_port=free_port(), azure_port=free_port())
@@ -156,9 +161,11 @@ def one_cycle(extra_clients: int) -> dict[str, float | None]:
     row["seed_azure_s"] = lab.timings.get("daemon.seed_azure_s")
     row["fabric_synced_s"] = lab.timings["fabric_synced_s"]
     try:
-        row.update(api_to_fabric(lab))
+        if api:
+            row.update(api_to_fabric(lab))
         row["hybridctl_up_s"] = phase_hybridctl_up(lab)
         row["hybridctl_up_warm_s"] = phase_hybridctl_up_warm(lab)
+        row["routes_diff_s"] = phase_routes_diff(lab)
         row["check_s"] = phase_check(lab)
     finally:
         t = time.monotonic()
@@ -183,10 +190,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--extra-clients", type=int, default=0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-api", action="store_true", help="skip the API -> fabric phase (only hybridctl's)")
     args = parser.parse_args()
     manager.require_lab_machine()
     with dataplane.lab_lock():
-        rows = [one_cycle(args.extra_clients) for _ in range(args.runs)]
+        rows = [one_cycle(args.extra_clients, not args.no_api) for _ in range(args.runs)]
     summary = summarize(rows)
     if args.json:
         print(json.dumps({"runs": rows, "summary": summary, "extra_clients": args.extra_clients}, indent=1))

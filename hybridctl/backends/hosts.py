@@ -50,6 +50,7 @@ from hybridctl.backends.hostscript import (
 )
 from hybridctl.backends.journal import Journal
 from hybridctl.backends.ssh import SshSession, connect_all
+from hybridctl.backends.timeline import Timeline
 from hybridctl.core.diff import Change
 from hybridctl.core.errors import HybridctlError, RemoteError
 from hybridctl.core.hostfiles import OVERLAY_UNIT, SOFTETHER_BINARIES, HostFile, host_files
@@ -124,6 +125,12 @@ class _Run:
         return f"not done: {self.stopped}" if self.stopped else "not done"
 
 
+def _batch_detail(commands: Sequence[str]) -> str:
+    """A vpncmd batch for the timeline: how many commands, which (hub selections left out)."""
+    real = [c.split(" ", 1)[0] for c in commands if c != "Hub" and not c.startswith("Hub ")]
+    return f"{len(real)} commands: " + " ".join(real)
+
+
 def _group(change: Change) -> str:
     delete = change.action == "delete"
     if change.layer == "host-package":
@@ -174,6 +181,10 @@ class HostsBackend:
         self._lock = threading.Lock()
         self._server_done = threading.Event()
         self._server_done.set()
+        # Where each host's time went (connect, read, every apply step, waits, verify): data for
+        # `up --timings` and `up -o json`. Reads after an apply in this run are the verification.
+        self.timeline = Timeline()
+        self._phase = "read"
         # Optional observer of every exec's output (host, "read" | "apply", stdout): the fixture
         # capture script records real outputs with it. Outputs never hold a secret.
         self.recorder: Callable[[str, str, str], None] | None = None
@@ -218,6 +229,7 @@ class HostsBackend:
             by_host.setdefault(host, []).append(change)
         if not by_host:
             return []
+        self._phase = "apply"
         servers = [n for n in by_host if self._plans[n].role == "vpn-server"]
         if servers:
             self._server_done.clear()
@@ -234,6 +246,7 @@ class HostsBackend:
             for chunk in pool.map(one, list(by_host)):
                 outcomes.extend(chunk)
         self._server_done.set()
+        self._phase = "verify"
         return outcomes
 
     def down_keep(self, actual: ReadResult) -> list[Resource]:
@@ -264,6 +277,9 @@ class HostsBackend:
         sessions, errors = connect_all(
             [(n, s) for n, s in wanted if s is not None], accept_new_host_keys=self.accept_new_host_keys
         )
+        for name, session in sessions.items():
+            self.timeline.add(name, "connect", "connect", self.timeline.since(session.connect_started),
+                              session.connect_seconds)
         with self._lock:
             self._sessions.update(sessions)
             self._connect_errors.update(errors)
@@ -324,7 +340,8 @@ class HostsBackend:
             ]
             if not settling or time.monotonic() >= deadline:
                 break
-            time.sleep(1.0)  # the session is on its way: wait for it rather than report it down
+            with self.timeline.span(name, self._phase, "wait-cascade"):
+                time.sleep(1.0)  # the session is on its way: wait for it rather than report it down
         verdict = distros.check(distros.parse_os_release(raw.os_release))
         with self._lock:
             if verdict.ok:
@@ -341,15 +358,23 @@ class HostsBackend:
 
     def _read_once(self, name: str, session: SshSession, script: str, secrets: bytes) -> RawRead:
         self._count.read()
-        result = session.run_script(script, secrets, timeout=READ_TIMEOUT_S)
+        phase = self._phase
+        start = self.timeline.now()
+        try:
+            result = session.run_script(script, secrets, timeout=READ_TIMEOUT_S)
+        finally:
+            self.timeline.add(name, phase, "read", start, self.timeline.now() - start)
         if self.recorder is not None:
             self.recorder(name, "read", result.stdout)
         try:
-            return parse_read(result.stdout)
+            raw = parse_read(result.stdout)
         except ScriptOutputError as error:
             raise RemoteError(
                 name, f"read failed (exit {result.rc}): {error}: {output_tail(result.stdout + result.stderr)}"
             ) from None
+        if raw.clock is not None and raw.vpncmd_clock is not None:
+            self.timeline.add_remote(name, phase, start, raw.clock[0], [("vpncmd-read", *raw.vpncmd_clock)])
+        return raw
 
     def _resources(self, plan: HostPlan, raw: RawRead, softether: se_parse.ReadResult | None) -> list[Resource]:
         key = (plan.name, plan.service or "")
@@ -395,10 +420,17 @@ class HostsBackend:
         progress.step(name, "running " + ", ".join(dict.fromkeys(step.name for step in script.steps)))
         wire = script.render()
         self._count.mutate()
-        result = self._sessions[name].run_script(wire.script, wire.secrets, timeout=APPLY_TIMEOUT_S)
+        start = self.timeline.now()
+        try:
+            result = self._sessions[name].run_script(wire.script, wire.secrets, timeout=APPLY_TIMEOUT_S)
+        finally:
+            self.timeline.add(name, "apply", "exec", start, self.timeline.now() - start,
+                              ", ".join(step.name for step in script.steps))
         if self.recorder is not None:
             self.recorder(name, "apply", result.stdout)
         parsed = parse_apply(result.stdout)
+        batches = {f"vpncmd-{i}": _batch_detail(inv.commands) for i, inv in script.vpncmd.items()}
+        self.timeline.add_remote(name, "apply", start, parsed.started, parsed.times, batches)
         groups = {step.name: step.group for step in script.steps}
         vpncmd_failed: dict[str, str] = {}
         for index, invocation in script.vpncmd.items():
@@ -506,7 +538,8 @@ class HostsBackend:
                     return
                 script = ApplyScript()
                 progress.step(name, "waiting for the VPN server's apply before bringing the cascade online")
-                self._server_done.wait(SERVER_WAIT_S)
+                with self.timeline.span(name, "apply", "wait-server"):
+                    self._server_done.wait(SERVER_WAIT_S)
             for invocation in after:
                 script.add_vpncmd("softether", invocation, invocation.port)
             if restart and service is not None:

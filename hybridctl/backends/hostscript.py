@@ -15,6 +15,8 @@ Output is line-oriented with markers ``@@hybridctl:NAME@@`` on their own lines:
   ``addr``, ``route``, ``config``, ``vpncmd``), then ``end``;
 * apply: ``step:NAME`` before each step, ``fail:NAME:RC`` if it failed (the script stops
   there), ``vpncmd:N`` / ``vpncmd-end:N`` around each vpncmd transcript, ``done`` at the end.
+* both: ``t:SECONDS`` (the host's clock) at the start and after each step / the vpncmd read,
+  for the timeline (``up --timings``).
 """
 
 from __future__ import annotations
@@ -147,6 +149,8 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
 export PATH LC_ALL
 hctl_mark() { printf '\n@@hybridctl:%s@@\n' "$1"; }
+# The host's clock between steps: where the time went (hybridctl/backends/timeline.py).
+hctl_t() { hctl_mark "t:$(date +%s.%N 2>/dev/null)"; }
 hctl_systemd() { [ -d /run/systemd/system ]; }
 # PIDs of live processes running exactly executable $1 on this host: same mount namespace as
 # this shell (on a normal host, every process; in the lab, where hosts share one PID namespace,
@@ -354,7 +358,7 @@ class ReadRequest:
 def render_read(request: ReadRequest) -> Wire:
     """The read script: every fact in one exec. SoftEther is read only if its service runs."""
     q = shlex.quote
-    parts = [PRELUDE]
+    parts = [PRELUDE, "hctl_t\n"]
     # The distribution (adapters/distros.py decides whether it is supported).
     parts.append("hctl_mark os\ncat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true\n")
     parts.append("hctl_mark pkg\n")
@@ -406,13 +410,15 @@ def render_read(request: ReadRequest) -> Wire:
             "  hctl_port=''\n"
             f'  for hctl_p in {ports}; do if hctl_listening "$hctl_p"; then hctl_port=$hctl_p; break; fi; done\n'
             '  if [ -n "$hctl_port" ]; then\n'
+            "    hctl_t\n"
             '    hctl_mark "vpncmd:$hctl_port"\n'
             f"    head -c {len(secrets)} <&3 | timeout -k 5 {int(inv.timeout_s)} {q(inv.vpncmd)} "
             '"localhost:$hctl_port" /SERVER /CSV "/IN:$HCTL_DIR/read.in" || true\n'
+            "    hctl_t\n"
             "  fi\n"
             "fi\n"
         )
-    parts.append("hctl_mark end\n")
+    parts.append("hctl_t\nhctl_mark end\n")
     return wire("".join(parts), secrets)
 
 
@@ -439,6 +445,9 @@ class RawRead:
     vpncmd_port: int | None  # the port vpncmd read through; None when SoftEther was not read
     vpncmd_output: str
     os_release: str = ""  # /etc/os-release as printed
+    # The host's clock: the script's start and end, and the vpncmd read's (None if not read).
+    clock: tuple[float, float] | None = None
+    vpncmd_clock: tuple[float, float] | None = None
 
     @property
     def config_exists(self) -> bool:
@@ -474,6 +483,16 @@ class ScriptOutputError(ValueError):
     """The host printed something the parser does not understand (e.g. the script was cut off)."""
 
 
+def clock_mark(name: str) -> float | None:
+    """The host clock of a ``t:SECONDS`` marker (None for other markers, or a clock without %N)."""
+    if not name.startswith("t:"):
+        return None
+    try:
+        return float(name[2:])
+    except ValueError:
+        return None
+
+
 def parse_read(text: str) -> RawRead:
     sections = split_sections(text)
     names = [n for n, _ in sections]
@@ -499,10 +518,23 @@ def parse_read(text: str) -> RawRead:
             enabled = fields[2]
     port: int | None = None
     output = ""
-    for name, body in sections:
+    stamps: list[tuple[int, float]] = []  # (section index, host clock)
+    vpncmd_at: int | None = None
+    for index, (name, body) in enumerate(sections):
         if name.startswith("vpncmd:"):
             port = int(name.split(":", 1)[1])
             output = body
+            vpncmd_at = index
+        stamp = clock_mark(name)
+        if stamp is not None:
+            stamps.append((index, stamp))
+    clock = (stamps[0][1], stamps[-1][1]) if len(stamps) >= 2 else None
+    vpncmd_clock = None
+    if vpncmd_at is not None:
+        before = [t for i, t in stamps if i < vpncmd_at]
+        after = [t for i, t in stamps if i > vpncmd_at]
+        if before and after:
+            vpncmd_clock = (before[-1], after[0])
     return RawRead(
         packages=packages,
         files=files,
@@ -516,6 +548,8 @@ def parse_read(text: str) -> RawRead:
         vpncmd_port=port,
         vpncmd_output=output,
         os_release=found.get("os", ""),
+        clock=clock,
+        vpncmd_clock=vpncmd_clock,
     )
 
 
@@ -556,9 +590,9 @@ class ApplyScript:
         self.add(f"vpncmd-{index}", group, body)
 
     def render(self) -> Wire:
-        parts = [PRELUDE, APPLY_FUNCTIONS]
+        parts = [PRELUDE, APPLY_FUNCTIONS, "hctl_t\n"]
         for step in self.steps:
-            parts.append(f"hctl_mark 'step:{step.name}'\n(\nset -e\n{step.body})\nhctl_rc=$?\n")
+            parts.append(f"hctl_mark 'step:{step.name}'\n(\nset -e\n{step.body})\nhctl_rc=$?\nhctl_t\n")
             if step.fatal:
                 parts.append(
                     f'if [ "$hctl_rc" -ne 0 ]; then hctl_mark "fail:{step.name}:$hctl_rc"; exit "$hctl_rc"; fi\n'
@@ -583,6 +617,9 @@ class ApplyResult:
     outputs: dict[str, str]  # step -> its output (stdout and stderr)
     vpncmd: dict[int, str]  # vpncmd index -> transcript
     finished: bool
+    # Steps timed by the host: (step, start, end) on its clock, and the script's first timestamp.
+    times: tuple[tuple[str, float, float], ...] = ()
+    started: float | None = None
 
 
 def parse_apply(text: str) -> ApplyResult:
@@ -593,12 +630,25 @@ def parse_apply(text: str) -> ApplyResult:
     rc: int | None = None
     finished = False
     current: str | None = None
+    times: list[tuple[str, float, float]] = []
+    started: float | None = None
+    last: float | None = None  # the latest host timestamp
+    timing: tuple[str, float] | None = None  # the step whose end timestamp is due
     for name, body in split_sections(text):
+        stamp = clock_mark(name)
+        if stamp is not None:
+            started = stamp if started is None else started
+            if timing is not None:
+                times.append((timing[0], timing[1], stamp))
+                timing = None
+            last = stamp
+            continue
         if name.startswith("step:"):
             if current is not None:
                 completed.append(current)
             current = name[5:]
             outputs[current] = body
+            timing = (current, last) if last is not None else None
         elif name.startswith("vpncmd:"):
             vpncmd[int(name.split(":", 1)[1])] = body
         elif name.startswith("vpncmd-end:"):
@@ -613,7 +663,7 @@ def parse_apply(text: str) -> ApplyResult:
                 completed.append(current)
                 current = None
             finished = True
-    return ApplyResult(tuple(completed), failed, rc, outputs, vpncmd, finished)
+    return ApplyResult(tuple(completed), failed, rc, outputs, vpncmd, finished, tuple(times), started)
 
 
 def output_tail(text: str, lines: int = 6, width: int = 400) -> str:

@@ -168,8 +168,18 @@ class SshSession:
         self._become_password: str | None = None
         self._jumps: list[paramiko.SSHClient] = []  # connections to jump hosts, first hop first
         self.commands_run = 0
+        # time.monotonic() when connect() started and how long it took (the run's timeline)
+        self.connect_started = 0.0
+        self.connect_seconds = 0.0
 
     def connect(self) -> None:
+        self.connect_started = time.monotonic()
+        try:
+            self._connect()
+        finally:
+            self.connect_seconds = time.monotonic() - self.connect_started
+
+    def _connect(self) -> None:
         resolved = resolve(self.endpoint)
         self.resolved = resolved
         method = self.endpoint.become or ("none" if resolved.user == "root" else "sudo")

@@ -28,12 +28,17 @@ from hybridctl.core.inventory.load import load_inventory, plan_loaded
 from hybridctl.core.planner.desired import ROUTING_LAYERS
 from hybridctl.features.engine import ApplyReport, Context, Options, down_desired, execute, open_context, prepare
 from hybridctl.render import render_changes, render_plan_extras
+from hybridctl.render.timeline import render_timeline, timeline_document
 
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show the changes and stop.")]
 AcceptOpt = Annotated[
     bool,
     typer.Option("--accept-new-host-keys", help="Trust and record SSH host keys seen for the first time."),
+]
+
+TimingsOpt = Annotated[
+    bool, typer.Option("--timings", help="Print where each host's time went (connect, read, each step, verify).")
 ]
 
 routes_app = typer.Typer(help="Compare routes and forwarding in every layer with the plan.", no_args_is_help=True)
@@ -62,6 +67,16 @@ def _outcome_rows(outcomes: Sequence[Outcome]) -> dict[str, dict[str, int]]:
 def _calls(context: Context) -> dict[str, dict[str, int]]:
     """Per backend: API calls / host commands made, reads vs changing ones (idempotency shows here)."""
     return {b.name: {"reads": b.counter.reads, "mutations": b.counter.mutations} for b in context.backends}
+
+
+def _timeline(context: Context) -> list[Any]:
+    """Every backend's timeline spans (the SSH host backend records one)."""
+    spans: list[Any] = []
+    for backend in context.backends:
+        timeline = getattr(backend, "timeline", None)
+        if timeline is not None:
+            spans.extend(timeline.spans())
+    return spans
 
 
 def _manual_clients(context: Context) -> list[dict[str, Any]]:
@@ -125,6 +140,7 @@ def _apply_flow(
     verb: str,
     desired_for: str = "up",
     finish: Callable[[bool], dict[str, Any]] | None = None,
+    timings: bool = False,
 ) -> int:
     """``finish(table)``: runs last; renders itself when ``table``, its result joins the JSON document."""
     progress = ConsoleProgress(enabled=True)
@@ -147,8 +163,11 @@ def _apply_flow(
                 _report_document(prepared.changes, None)
                 | {"unreachable": prepared.actual.unreachable, "calls": _calls(context)}
                 | ({"manual_clients": _manual_clients(context)} if desired_for == "up" else {})
+                | {"timeline": timeline_document(_timeline(context))}
                 | tail
             )
+        elif timings:
+            render_timeline(stdout, _timeline(context))
         return EXIT_ERROR if prepared.actual.unreachable else EXIT_OK
     if not yes and not _confirm(f"{verb} these {len(changes)} changes?"):
         stderr.print("nothing changed")
@@ -157,11 +176,14 @@ def _apply_flow(
     if output is Output.json:
         extra = {"manual_clients": _manual_clients(context)} if desired_for == "up" else {}
         tail = finish(False) if finish is not None else {}
-        print_json(_report_document(prepared.changes, report) | {"calls": _calls(context)} | extra | tail)
+        timeline = {"timeline": timeline_document(_timeline(context))}
+        print_json(_report_document(prepared.changes, report) | {"calls": _calls(context)} | extra | timeline | tail)
     else:
         _render_report(report)
         if finish is not None:
             finish(True)
+        if timings:
+            render_timeline(stdout, _timeline(context))
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
@@ -172,11 +194,12 @@ def up(
     accept_new_host_keys: AcceptOpt = False,
     output: OutputOpt = Output.table,
     layer: LayerOpt = None,
+    timings: TimingsOpt = False,
 ) -> None:
     """Build or repair the overlay: read every layer, show the changes, apply them, verify."""
     context = _open(inventory, Options(accept_new_host_keys=accept_new_host_keys, layers=check_layers(layer)))
     try:
-        code = _apply_flow(context, yes=yes, dry_run=dry_run, output=output, verb="Apply")
+        code = _apply_flow(context, yes=yes, dry_run=dry_run, output=output, verb="Apply", timings=timings)
     finally:
         context.close()
     raise typer.Exit(code)

@@ -52,7 +52,7 @@ import yaml
 
 from hybridctl.backends.ssh import connect_all
 from hybridctl.core.inventory.load import load_inventory, plan_loaded
-from hybridctl_lab import dataplane, manager
+from hybridctl_lab import dataplane, manager, netns
 from hybridctl_lab.daemon import free_port
 from hybridctl_lab.topology import MAX_EXTRA_SITES
 
@@ -60,11 +60,30 @@ LAB_DIR = uva.LAB_DIR  # up_vs_ansible's helpers run their resets and checks the
 REFERENCE_SITES = 2  # the reference lab's cloud sites: AWS and Azure
 
 
-def mem_available_mb() -> float:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no MemAvailable in /proc/meminfo")
+def lab_memory_mb() -> dict[str, float]:
+    """PSS and RSS summed over every process of the lab's namespaces (PSS: shared pages split)."""
+    pss = rss = 0
+    pids = netns.pids_in_namespaces(netns.list_namespaces("hl-"))
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key == "Pss":
+                pss += int(value.split()[0])
+            elif key == "Rss":
+                rss += int(value.split()[0])
+    return {"processes": len(pids), "pss_mb": pss / 1024, "rss_mb": rss / 1024}
+
+
+def host_ends(timeline: list[dict[str, Any]] | None) -> dict[str, float]:
+    """Host -> when its last step ended, in `up`'s own timeline (seconds from the host backend's start)."""
+    ends: dict[str, float] = {}
+    for span in timeline or []:
+        ends[span["host"]] = max(ends.get(span["host"], 0.0), span["start_s"] + span["seconds"])
+    return ends
 
 
 def one_site_inventory(source: Path, target: Path) -> Path:
@@ -122,7 +141,6 @@ def cli_check(inventory: Path) -> dict[str, Any]:
 def one_cell(sites: int, clients: int, work: Path) -> dict[str, Any]:
     os.environ["HYBRIDCTL_STATE_DIR"] = tempfile.mkdtemp(prefix="state-", dir=work)
     extra_sites = max(0, sites - REFERENCE_SITES)
-    mem_before = mem_available_mb()
     t = time.monotonic()
     lab = manager.up(
         extra_clients=clients,
@@ -138,7 +156,6 @@ def one_cell(sites: int, clients: int, work: Path) -> dict[str, Any]:
         "lab_up_s": time.monotonic() - t,
         "lab_timings": lab.timings,
         "lab_hosts": len(lab.topology.ssh_hosts),
-        "lab_mem_mb": mem_before - mem_available_mb(),
         "load_before": os.getloadavg()[0],
     }
     try:
@@ -159,9 +176,15 @@ def one_cell(sites: int, clients: int, work: Path) -> dict[str, Any]:
             return result
 
         row["floor-all"] = floor_all(managed)
-        cold = checked(uva.cli_up(inventory))
-        warm = checked(uva.cli_up(inventory))
+        # -o json: `up`'s own per-host timeline comes along (when this hybridctl records one).
+        cold = checked(uva.cli_up(inventory, "-o", "json"))
+        row["lab_memory"] = lab_memory_mb()  # SoftEther running everywhere
+        warm = checked(uva.cli_up(inventory, "-o", "json"))
         row["hybridctl-up"] = {"cold": cold, "warm": warm}
+        row["gateways"] = {
+            "server": next(h.name for h in desired.hosts if h.role == "vpn-server"),
+            "bridges": sorted(h.name for h in desired.hosts if h.role == "vpn-bridge"),
+        }
         row["check"] = cli_check(inventory)
         for method, run in (
             ("floor", lambda: uva.floor(lan)),
@@ -188,6 +211,17 @@ def _gateways(up: dict[str, Any]) -> tuple[float | None, float | None]:
     return server, (max(bridges) if bridges else None)
 
 
+def _timeline_gateways(row: dict[str, Any], kind: str) -> tuple[float | None, float | None, float | None]:
+    """(server done, last bridge done, last client done) in `up`'s own timeline, if it has one."""
+    ends = host_ends(row["hybridctl-up"][kind].get("host_timeline"))
+    if not ends:
+        return None, None, None
+    gateways = row["gateways"]
+    bridges = [ends[b] for b in gateways["bridges"] if b in ends]
+    clients = [t for host, t in ends.items() if host != gateways["server"] and host not in gateways["bridges"]]
+    return ends.get(gateways["server"]), max(bridges, default=None), max(clients, default=None)
+
+
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_cell: dict[tuple[int, int], list[dict[str, Any]]] = {}
     for row in rows:
@@ -207,7 +241,6 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "managed_hosts": cell[0]["managed_hosts"],
                 "runs": len(cell),
                 "lab_up_s": med([r["lab_up_s"] for r in cell]),
-                "lab_mem_mb": med([r["lab_mem_mb"] for r in cell]),
                 "floor_all_s": med([r["floor-all"]["wall_s"] for r in cell]),
                 "up_cold_s": med([u["cold"]["wall_s"] for u in ups]),
                 "up_warm_s": med([u["warm"]["wall_s"] for u in ups]),
@@ -215,6 +248,11 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "server_done_s": med([_gateways(u["cold"])[0] for u in ups]),
                 "gateway_path_s": med([_gateways(u["cold"])[1] for u in ups]),
                 "clients_done_s": med([u["cold"]["clients_done_s"] for u in ups]),
+                "timeline_server_s": med([_timeline_gateways(r, "cold")[0] for r in cell]),
+                "timeline_gateway_path_s": med([_timeline_gateways(r, "cold")[1] for r in cell]),
+                "timeline_clients_s": med([_timeline_gateways(r, "cold")[2] for r in cell]),
+                "lab_pss_mb": med([r["lab_memory"]["pss_mb"] for r in cell]),
+                "lab_rss_mb": med([r["lab_memory"]["rss_mb"] for r in cell]),
                 "check_s": med([r["check"]["wall_s"] for r in cell]),
                 "check_ok": all(r["check"]["rc"] == 0 for r in cell),
                 "floor_clients_cold_s": med([r["floor"]["cold"]["wall_s"] for r in cell]),
@@ -237,17 +275,20 @@ def _ms_per_client(seconds: float | None, clients: int) -> str:
 
 def markdown(table: list[dict[str, Any]]) -> str:
     head = (
-        "| cloud sites | LAN clients | managed hosts | floor, all hosts s | `up` cold s | `up` warm s "
-        "| VPN server done s | gateway path s | clients done s | clients: floor cold / warm s "
-        "| clients: engine cold / warm s | engine / floor cold, warm | engine cold ms per client | `check` s |\n"
+        "| cloud sites | LAN clients | managed hosts | lab PSS MB | floor, all hosts s | `up` cold s | `up` warm s "
+        "| done: VPN server / last bridge / last client s | last bridge, `up` timeline s "
+        "| clients: floor cold / warm s | clients: engine cold / warm s | engine / floor cold, warm "
+        "| engine cold ms per client | `check` s |\n"
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = []
     for r in table:
         lines.append(
-            f"| {r['sites']} | {r['extra_clients'] + 1} | {r['managed_hosts']} | {r['floor_all_s']} "
-            f"| {r['up_cold_s']} | {r['up_warm_s']} | {r['server_done_s']} | {r['gateway_path_s']} "
-            f"| {r['clients_done_s']} | {r['floor_clients_cold_s']} / {r['floor_clients_warm_s']} "
+            f"| {r['sites']} | {r['extra_clients'] + 1} | {r['managed_hosts']} | {r['lab_pss_mb']:.0f} "
+            f"| {r['floor_all_s']} | {r['up_cold_s']} | {r['up_warm_s']} "
+            f"| {r['server_done_s']} / {r['gateway_path_s']} / {r['clients_done_s']} "
+            f"| {r['timeline_gateway_path_s'] if r['timeline_gateway_path_s'] is not None else ''} "
+            f"| {r['floor_clients_cold_s']} / {r['floor_clients_warm_s']} "
             f"| {r['engine_cold_s']} / {r['engine_warm_s']} "
             f"| {_ratio(r['engine_cold_s'], r['floor_clients_cold_s'])}, "
             f"{_ratio(r['engine_warm_s'], r['floor_clients_warm_s'])} "
@@ -277,29 +318,45 @@ def main() -> int:
     manager.require_lab_machine()
     work = Path(tempfile.mkdtemp(prefix="hybridctl-bench-scale-"))
     rows: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
     try:
-        with dataplane.lab_lock(timeout=3600):
+        # Runs go round the cells (not cell by cell), so a burst of load elsewhere spreads over them.
+        for _ in range(args.runs):
             for sites, clients in cells(args):
-                for _ in range(args.runs):
-                    cell_work = Path(tempfile.mkdtemp(prefix=f"s{sites}-c{clients}-", dir=work))
-                    row = one_cell(sites, clients, cell_work)
-                    rows.append(row)
+                cell_work = Path(tempfile.mkdtemp(prefix=f"s{sites}-c{clients}-", dir=work))
+                try:
+                    # The lock per lab, not for the whole run: other users of the machine's lab
+                    # queue up between cells instead of waiting for every cell.
+                    with dataplane.lab_lock(timeout=3600):
+                        row = one_cell(sites, clients, cell_work)
+                except Exception as exc:  # one failed cell is reported, the others still measured
+                    failures.append({"sites": sites, "extra_clients": clients, "error": f"{type(exc).__name__}: {exc}"})
                     print(
-                        f"sites {sites}, clients {clients + 1}: lab up {row['lab_up_s']:.1f} s "
-                        f"({row['lab_hosts']} hosts, {row['lab_mem_mb']:.0f} MB), `up` cold "
-                        f"{row['hybridctl-up']['cold']['wall_s']:.1f} s, gateways "
-                        f"{row['hybridctl-up']['cold']['gateways_done_s']}",
-                        file=sys.stderr,
-                        flush=True,
+                        f"sites {sites}, clients {clients + 1}: FAILED {failures[-1]['error'][:2000]}", file=sys.stderr
                     )
+                    continue
+                rows.append(row)
+                print(
+                    f"sites {sites}, clients {clients + 1}: lab up {row['lab_up_s']:.1f} s "
+                    f"({row['lab_hosts']} hosts, PSS {row['lab_memory']['pss_mb']:.0f} MB), `up` cold "
+                    f"{row['hybridctl-up']['cold']['wall_s']:.1f} s, gateways "
+                    f"{row['hybridctl-up']['cold']['gateways_done_s']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     table = summarize(rows)
+    text = markdown(table) + "".join(
+        f"\nFAILED: {f['sites']} cloud sites, {f['extra_clients'] + 1} LAN clients: {f['error'][:300]}\n"
+        for f in failures
+    )
     if args.json:
-        print(json.dumps({"table": table, "markdown": markdown(table), "runs": rows}, indent=1, default=str))
+        document = {"table": table, "markdown": text, "runs": rows, "failures": failures}
+        print(json.dumps(document, indent=1, default=str))
     else:
-        print(markdown(table), end="")
-    return 0
+        print(text, end="")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

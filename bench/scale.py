@@ -134,8 +134,18 @@ def cli_check(inventory: Path) -> dict[str, Any]:
         probes = json.loads(proc.stdout)["probes"]
     except (ValueError, KeyError):
         probes = []
-    failed = [f"{p['source']}->{p['target']} {p['kind']}" for p in probes if not p["ok"]]
-    return {"wall_s": wall, "rc": proc.returncode, "probes": len(probes), "failed": failed[:10]}
+    failed = [
+        f"{p['source']}->{p['target']}:{p['port'] or ''} {p['kind']}: {p['detail']}" for p in probes if not p["ok"]
+    ]
+    kinds = sorted({p["kind"] for p in probes if not p["ok"]})
+    return {
+        "wall_s": wall,
+        "rc": proc.returncode,
+        "probes": len(probes),
+        "failed_count": len(failed),
+        "failed_kinds": kinds,
+        "failed": failed[:20],
+    }
 
 
 def one_cell(sites: int, clients: int, work: Path) -> dict[str, Any]:
@@ -311,6 +321,9 @@ def main() -> int:
     parser.add_argument("--default-sites", type=int, default=REFERENCE_SITES, help="cloud sites of the clients rows")
     parser.add_argument("--runs", type=int, default=1, help="fresh labs per cell (medians are reported)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--add", type=Path, action="append", default=[], help="also summarize the runs of an earlier --json output"
+    )
     args = parser.parse_args()
     for s in [*args.sites, args.default_sites]:
         if not 1 <= s <= REFERENCE_SITES + MAX_EXTRA_SITES:
@@ -346,7 +359,8 @@ def main() -> int:
                 )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    table = summarize(rows)
+    earlier = [row for path in args.add for row in json.loads(path.read_text())["runs"]]
+    table = summarize(earlier + rows)
     text = markdown(table) + "".join(
         f"\nFAILED: {f['sites']} cloud sites, {f['extra_clients'] + 1} LAN clients: {f['error'][:300]}\n"
         for f in failures

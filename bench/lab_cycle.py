@@ -11,7 +11,7 @@ Phases per run:
   then ``hybridctl routes diff`` (in sync), each as a command (wall time, Python start-up included);
 - ``lab down``, and ``lab down`` again.
 
-    python bench/lab_cycle.py [--runs 3] [--extra-clients 0] [--json] [--no-api]
+    python bench/lab_cycle.py [--runs 3] [--extra-clients 0] [--json] [--no-api] [--timings]
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ LAB_DIR = Path("/var/lib/hybridctl-lab-bench")
 # --------------------------------------------------------------------------- hybridctl on the lab
 
 
+TIMINGS: list[str] = []  # `up` arguments added with --timings (its timeline goes to stderr)
+
+
 def _hybridctl(lab: manager.LabUpResult, *args: str) -> float:
     """Wall seconds of ``hybridctl ARGS -i <lab.inventory>`` as a user runs it (a fresh process);
     raises if it fails. Its journal goes to a state directory of this lab's own."""
@@ -47,18 +50,21 @@ def _hybridctl(lab: manager.LabUpResult, *args: str) -> float:
     seconds = time.monotonic() - t
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed (exit {proc.returncode}): {(proc.stdout + proc.stderr)[-1500:]}")
+    if "--timings" in args:
+        timeline = proc.stdout[proc.stdout.find("timeline (") :]  # the last table of the output
+        print(f"== hybridctl {' '.join(args)}: {seconds:.2f} s\n{timeline}", file=sys.stderr)
     return seconds
 
 
 def phase_hybridctl_up(lab: manager.LabUpResult) -> float | None:
     """Seconds for ``hybridctl up -i <lab.inventory> --yes`` on the bare lab (cold)."""
     shutil.rmtree(LAB_DIR / "bench-state", ignore_errors=True)  # the lab is new: so is its journal
-    return _hybridctl(lab, "up", "--yes")
+    return _hybridctl(lab, "up", "--yes", *TIMINGS)
 
 
 def phase_hybridctl_up_warm(lab: manager.LabUpResult) -> float | None:
     """Seconds for a second ``hybridctl up --yes`` (nothing to do)."""
-    return _hybridctl(lab, "up", "--yes")
+    return _hybridctl(lab, "up", "--yes", *TIMINGS)
 
 
 def phase_routes_diff(lab: manager.LabUpResult) -> float | None:
@@ -191,7 +197,10 @@ def main() -> None:
     parser.add_argument("--extra-clients", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-api", action="store_true", help="skip the API -> fabric phase (only hybridctl's)")
+    parser.add_argument("--timings", action="store_true", help="print the timeline of each `up` to stderr")
     args = parser.parse_args()
+    if args.timings:
+        TIMINGS.append("--timings")
     manager.require_lab_machine()
     with dataplane.lab_lock():
         rows = [one_cycle(args.extra_clients, not args.no_api) for _ in range(args.runs)]

@@ -28,7 +28,7 @@ Prints a table (N, method, cold s, warm s, ratio to the floor), or everything wi
 Needs root, the lab packages and ``pip install -e '.[bench]'`` (ansible-core). docs/bench.md
 has the results and how to read them.
 
-    python bench/up_vs_ansible.py [--clients 10 40] [--repeat 1] [--json]
+    python bench/up_vs_ansible.py [--clients 10 40] [--repeat 1] [--json] [--no-ansible]
 """
 
 from __future__ import annotations
@@ -363,7 +363,7 @@ def ansible(clients: list[Client], work: Path, *, pipelining: bool, expect_chang
 # --------------------------------------------------------------------------- one lab
 
 
-def one_lab(n: int, work: Path) -> dict[str, Any]:
+def one_lab(n: int, work: Path, methods: tuple[str, ...] = METHODS) -> dict[str, Any]:
     """A fresh lab with N extra clients: every method cold and warm. Returns {method: {cold, warm}}."""
     os.environ["HYBRIDCTL_STATE_DIR"] = tempfile.mkdtemp(prefix="state-", dir=work)
     t = time.monotonic()
@@ -390,6 +390,8 @@ def one_lab(n: int, work: Path) -> dict[str, Any]:
             "ansible-pipelining": lambda cold: ansible(clients, work, pipelining=True, expect_changed=cold),
         }
         for method, run in runs.items():
+            if method not in methods:
+                continue
             reset_clients(clients)
             cold = checked(run(True))
             warm = checked(run(False))
@@ -418,6 +420,8 @@ def summarize(results: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         entries: list[tuple[str, str, str]] = [(m, m, "wall_s") for m in METHODS]
         entries += [("hybridctl-up", "hybridctl-up", "wall_s"), ("hybridctl-up-engine", "hybridctl-up", "engine_s")]
         for label, method, key in entries:
+            if method not in rows[0]:
+                continue  # not run (--no-ansible)
             cold, warm = _median(rows, method, "cold", key), _median(rows, method, "warm", key)
             table.append(
                 {
@@ -467,9 +471,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[10, 40], help="extra LAN clients (N), one lab each")
     parser.add_argument("--repeat", type=int, default=1, help="fresh labs per N (medians are reported)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-ansible", action="store_true", help="only the floor, the engine and `hybridctl up`")
     args = parser.parse_args()
+    methods = tuple(m for m in METHODS if not (args.no_ansible and m.startswith("ansible")))
     manager.require_lab_machine()
-    if not ANSIBLE_PLAYBOOK.exists():
+    if not args.no_ansible and not ANSIBLE_PLAYBOOK.exists():
         print(f"{ANSIBLE_PLAYBOOK} not found: pip install -e '.[bench]'", file=sys.stderr)
         return 1
     work = Path(tempfile.mkdtemp(prefix="hybridctl-bench-ansible-"))
@@ -480,7 +486,7 @@ def main() -> int:
                 results[n] = []
                 for _ in range(args.repeat):
                     lab_work = Path(tempfile.mkdtemp(prefix=f"n{n}-", dir=work))
-                    results[n].append(one_lab(n, lab_work))
+                    results[n].append(one_lab(n, lab_work, methods))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     table = summarize(results)

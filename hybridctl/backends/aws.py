@@ -25,6 +25,7 @@ from hybridctl.backends.cloudcommon import (
     CloudBackend,
     apply_flag,
     apply_site_changes,
+    in_parallel,
     journal_detail,
     network_field,
     resource,
@@ -206,10 +207,13 @@ class AwsBackend(CloudBackend[_Site]):
         if not vpc_ids:
             return
         by_vpc = [{"Name": "vpc-id", "Values": vpc_ids}]
-        subnets = self.pages(region, "describe_subnets", "Subnets", Filters=by_vpc)
-        tables = self.pages(region, "describe_route_tables", "RouteTables", Filters=by_vpc)
-        enis = self.pages(region, "describe_network_interfaces", "NetworkInterfaces", Filters=by_vpc)
-        groups = self.pages(region, "describe_security_groups", "SecurityGroups", Filters=by_vpc)
+        # Four independent round trips: at once (the read is on every command's critical path).
+        subnets, tables, enis, groups = in_parallel(
+            lambda: self.pages(region, "describe_subnets", "Subnets", Filters=by_vpc),
+            lambda: self.pages(region, "describe_route_tables", "RouteTables", Filters=by_vpc),
+            lambda: self.pages(region, "describe_network_interfaces", "NetworkInterfaces", Filters=by_vpc),
+            lambda: self.pages(region, "describe_security_groups", "SecurityGroups", Filters=by_vpc),
+        )
         instance_names = sorted(
             {
                 s.gateway.instance

@@ -25,6 +25,7 @@ from hybridctl.backends.cloudcommon import (
     CloudBackend,
     apply_flag,
     apply_site_changes,
+    in_parallel,
     journal_detail,
     network_field,
     resource,
@@ -226,10 +227,15 @@ class AzureBackend(CloudBackend[_Site]):
     def _read_group(self, rg: str, sites: list[Site], desired: DesiredState, result: ReadResult) -> None:
         client = self.client()
         target = f"azure {rg}"
-        vnets = self.list_all(target, "virtual_networks.list", lambda: client.virtual_networks.list(rg))
-        tables = self.list_all(target, "route_tables.list", lambda: client.route_tables.list(rg))
-        nics = self.list_all(target, "network_interfaces.list", lambda: client.network_interfaces.list(rg))
-        nsgs = self.list_all(target, "network_security_groups.list", lambda: client.network_security_groups.list(rg))
+        # Four independent round trips: at once (the read is on every command's critical path).
+        vnets, tables, nics, nsgs = in_parallel(
+            lambda: self.list_all(target, "virtual_networks.list", lambda: client.virtual_networks.list(rg)),
+            lambda: self.list_all(target, "route_tables.list", lambda: client.route_tables.list(rg)),
+            lambda: self.list_all(target, "network_interfaces.list", lambda: client.network_interfaces.list(rg)),
+            lambda: self.list_all(
+                target, "network_security_groups.list", lambda: client.network_security_groups.list(rg)
+            ),
+        )
         for site in sites:
             try:
                 state = self._resolve_site(site, rg, vnets, tables, nics, nsgs, desired)

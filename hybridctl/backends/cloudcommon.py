@@ -34,6 +34,7 @@ AZURE_NAME_MARK = "hybridctl-"
 MANAGED_TAG = ("managed-by", "hybridctl")
 
 S = TypeVar("S")  # a backend's per-site state as last read
+T = TypeVar("T")
 
 
 # -- inventory field names (as InputError / load.field_name render them) ------------------------
@@ -287,6 +288,16 @@ def read_by_group(
         except RemoteError as error:
             for site in members:
                 failures.setdefault(site.name, str(error))
+
+
+def in_parallel(*calls: Callable[[], T]) -> list[T]:
+    """Run independent read calls at once (each a round trip to the cloud API); results in order.
+    The first failure is raised, as if the calls had run one after the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = [pool.submit(call) for call in calls]
+        return [future.result() for future in futures]
 
 
 def journal_detail(journal: Journal, layer: str, key: tuple[str, ...]) -> dict[str, Any]:

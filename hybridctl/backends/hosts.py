@@ -49,7 +49,7 @@ from hybridctl.backends.hostscript import (
     render_read,
 )
 from hybridctl.backends.journal import Journal
-from hybridctl.backends.ssh import SshSession, connect_all
+from hybridctl.backends.ssh import SshSession, connect_one
 from hybridctl.backends.timeline import Timeline
 from hybridctl.core.diff import Change
 from hybridctl.core.errors import HybridctlError, RemoteError
@@ -159,6 +159,7 @@ class HostsBackend:
         *,
         accept_new_host_keys: bool = False,
         purge: bool = False,
+        timeline: Timeline | None = None,
     ) -> None:
         self.desired = desired
         self.journal = journal
@@ -183,7 +184,7 @@ class HostsBackend:
         self._server_done.set()
         # Where each host's time went (connect, read, every apply step, waits, verify): data for
         # `up --timings` and `up -o json`. Reads after an apply in this run are the verification.
-        self.timeline = Timeline()
+        self.timeline = timeline if timeline is not None else Timeline()
         self._phase = "read"
         # Optional observer of every exec's output (host, "read" | "apply", stdout): the fixture
         # capture script records real outputs with it. Outputs never hold a secret.
@@ -203,18 +204,18 @@ class HostsBackend:
             self._sessions.clear()
 
     def read(self, desired: DesiredState) -> ReadResult:
-        self._connect()
         result = ReadResult()
+        names = [n for n, p in self._plans.items() if p.ssh is not None and n not in self._connect_errors]
+        if names:
+            # Each host is read as soon as its own connection is up (a jump host's, the slowest,
+            # no longer holds back every other host's read).
+            with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                for name, state, error in pool.map(self._connect_and_read, names):
+                    if state is not None:
+                        result.resources.extend(state.resources)
+                    elif name not in self._connect_errors:
+                        result.unreachable[name] = error
         result.unreachable.update(self._connect_errors)
-        names = [n for n in self._plans if n in self._sessions]
-        if not names:
-            return result
-        with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            for name, state, error in pool.map(self._read_safely, names):
-                if state is not None:
-                    result.resources.extend(state.resources)
-                else:
-                    result.unreachable[name] = error
         with self._lock:
             result.blocking.update({n: why for n, why in self._unsupported.items() if n in names})
         return result
@@ -266,23 +267,22 @@ class HostsBackend:
 
     # -- connecting and reading ------------------------------------------------------------------
 
-    def _connect(self) -> None:
-        wanted = [
-            (name, plan.ssh)
-            for name, plan in self._plans.items()
-            if plan.ssh is not None and name not in self._sessions and name not in self._connect_errors
-        ]
-        if not wanted:
-            return
-        sessions, errors = connect_all(
-            [(n, s) for n, s in wanted if s is not None], accept_new_host_keys=self.accept_new_host_keys
-        )
-        for name, session in sessions.items():
-            self.timeline.add(name, "connect", "connect", self.timeline.since(session.connect_started),
-                              session.connect_seconds)
-        with self._lock:
-            self._sessions.update(sessions)
-            self._connect_errors.update(errors)
+    def _connect_and_read(self, name: str) -> tuple[str, _HostState | None, str]:
+        """Connect to one host (once per run: the session is kept), then read it."""
+        if name not in self._sessions:
+            endpoint = self._plans[name].ssh
+            assert endpoint is not None  # read() picks hosts with ssh
+            session, error = connect_one(name, endpoint, accept_new_host_keys=self.accept_new_host_keys)
+            if session is None:
+                with self._lock:
+                    self._connect_errors[name] = error
+                return name, None, error
+            self.timeline.add(
+                name, "connect", "connect", self.timeline.since(session.connect_started), session.connect_seconds
+            )
+            with self._lock:
+                self._sessions[name] = session
+        return self._read_safely(name)
 
     def _read_safely(self, name: str) -> tuple[str, _HostState | None, str]:
         try:
@@ -484,7 +484,8 @@ class HostsBackend:
                 if file is None:
                     raise RemoteError(name, f"{change.key[1]} is not a file hybridctl renders for this host")
                 body += put_file(file.path, file.content, file.mode)
-            body += "if hctl_systemd; then systemctl daemon-reload; fi\n"
+            if hs.daemon_reload_needed(hc.files_put):
+                body += "hctl_reload\n"
             script.add("files", "files", body)
         for change in hc.ip_forward:
             value = dict(change.desired or ()).get("value", "")
@@ -528,7 +529,8 @@ class HostsBackend:
             else:
                 script.add("network-del", "network", hs.route_removal(change))
         if hc.network_add:
-            script.add("overlay", "network", "hctl_overlay\n")
+            unit = f"{service.name}.service" if service is not None else ""
+            script.add("overlay", "network", f"hctl_overlay {q(unit)}\n")
 
         if after or restart:
             if not self._server_done.is_set():
@@ -547,7 +549,7 @@ class HostsBackend:
                     self._reconnected.add(name)
                 script.add("restart", "softether", f"hctl_restart {q(service.name)} {q(service.binary)} {q(ports)}\n")
                 if plan.addresses or plan.routes:
-                    script.add("overlay-again", "softether", "hctl_overlay\n")
+                    script.add("overlay-again", "softether", "hctl_overlay_again\n")
                 if plan.softether is not None and plan.softether.cascades:
                     wait = f"hctl_wait_ping {self.desired.switch_address} {PING_TRIES}\n"
                     script.add("wait-link", "softether", wait, False)
@@ -579,7 +581,8 @@ class HostsBackend:
             for change in hc.files_remove:
                 if change.key[1].startswith("/etc/systemd/system/") and change.key[1].endswith(".service"):
                     body += f"rmdir {q(change.key[1] + '.wants')} 2>/dev/null || true\n"
-            body += "if hctl_systemd; then systemctl daemon-reload; fi\n"
+            if hs.daemon_reload_needed(hc.files_remove):
+                body += "hctl_reload\n"
             script.add("files-remove", "files-remove", body)
         for change in hc.package_remove:
             script.add("package-remove", "package-remove", f"hctl_remove {q(change.key[1])}\n")
@@ -615,11 +618,10 @@ class HostsBackend:
             script.add_vpncmd("softether", invocation, invocation.port)
         asked_after = asked or any(s.command == "ServerPasswordSet" for s in steps.before_network)
         online = [s for s in steps.after_network if s.kind == "vpncmd"]
-        restart = any(s.kind == "restart" for s in steps.after_network)
+        stuck = []
         if state.softether is not None:
             stuck = hs.stuck_cascades(state.softether.config, state.softether.facts, planned)
-            touched = {(c.key[2], c.key[3]) for c in hc.softether if c.key[1] == "cascade"}
-            restart = restart or any((c.hub, c.name) in touched for c in stuck)
+        restart = hs.restart_needed(steps.after_network, stuck, hc.softether)
         if restart:
             # The restart terminates the process (a graceful stop waits ~10 s on an online
             # cascade): write the configuration to disk first.
@@ -673,6 +675,7 @@ def backend_for(context: Context) -> HostsBackend | None:
         context.secrets,
         accept_new_host_keys=context.options.accept_new_host_keys,
         purge=context.options.purge,
+        timeline=context.timeline,
     )
 
 

@@ -38,7 +38,9 @@ SOFTETHER_CONFIGS = (f"{SOFTETHER_STATE}/vpn_server.config", f"{SOFTETHER_STATE}
 # told from one somebody else wrote there.
 MANAGED_MARK = "Managed by hybridctl"
 HEREDOC_END = "HYBRIDCTL_EOF_7f3a"
-PING_TRIES = 80  # x (0.3 s + 0.05 s): how long an after-network phase waits for the L3 switch
+# x (0.2 s + 0.02 s), ~30 s: how long an after-network phase waits for the L3 switch. Short
+# polls: the link comes up 0.2-1.3 s after the start, and each miss delays noticing it.
+PING_TRIES = 140
 
 
 def marker(name: str) -> str:
@@ -209,8 +211,8 @@ hctl_wait_started() {  # service binary "ports": running, and listening on one o
   hctl_i=0
   until hctl_running "$1" "$2" && hctl_any_listening "$3"; do
     hctl_i=$((hctl_i + 1))
-    [ "$hctl_i" -le 300 ] || { echo "$1 is not listening on any of ports $3 after 30 s"; return 1; }
-    sleep 0.1
+    [ "$hctl_i" -le 1500 ] || { echo "$1 is not listening on any of ports $3 after 30 s"; return 1; }
+    sleep 0.02
   done
 }
 hctl_launch() {  # binary: no systemd (e.g. a container): run it as its unit would, detached
@@ -219,11 +221,17 @@ hctl_launch() {  # binary: no systemd (e.g. a container): run it as its unit wou
   if command -v setsid >/dev/null 2>&1; then setsid "$1" start </dev/null >/dev/null 2>&1 3<&-
   else "$1" start </dev/null >/dev/null 2>&1 3<&-; fi
 }
+hctl_reload() {  # systemd re-reads unit files (~0.3 s on a busy host): only after one was replaced or removed
+  if hctl_systemd; then systemctl daemon-reload; fi
+}
+hctl_enable_now() {  # units...: enabled at boot and started, in one systemctl call
+  # --no-reload: systemd loads a unit it never saw when it is first named, and the symlinks only
+  # matter at boot. If it still does not know the unit (it cached it as missing), reload once.
+  systemctl enable --no-reload --now "$@" 2>/dev/null || { systemctl daemon-reload && systemctl enable --now "$@"; }
+}
 hctl_start() {  # service binary "ports"
   if hctl_systemd; then
-    systemctl daemon-reload
-    systemctl enable "$1.service"
-    systemctl start "$1.service"
+    hctl_enable_now "$1.service"
   elif ! hctl_running "$1" "$2"; then
     hctl_launch "$2" || { echo "$2 start failed"; return 1; }
   fi
@@ -263,35 +271,57 @@ hctl_kill_wait() {  # service binary: terminate now (its configuration was flush
   done
 }
 hctl_restart() {  # service binary "ports"; the caller ran vpncmd Flush just before
-  # A graceful `vpnbridge stop` waits ~10 s for an online cascade; the configuration is already
-  # on disk (Flush), so terminate and start again.
+  # A graceful `vpnbridge stop` waits ~10 s for an online cascade, and SoftEther's worker often
+  # ignores SIGTERM for seconds; the configuration is already on disk (Flush): SIGKILL, wait
+  # until the processes are gone (ms), start again.
   if hctl_systemd; then
-    # Wait for the processes to go before `restart`: a restart of a unit still running would
-    # run its ExecStop= (`vpnbridge stop`), the very 10 s wait this avoids. SIGTERM is a clean
-    # exit for Restart=on-failure; SIGKILL after 2 s (a failure: restart then replaces the
-    # pending automatic restart).
-    systemctl kill --signal=SIGTERM "$1.service" 2>/dev/null || true
+    # Gone before `restart`: a restart of a unit still running would run its ExecStop=
+    # (`vpnbridge stop`), the very wait this avoids. SIGKILL is a failure for
+    # Restart=on-failure: `restart` replaces the pending automatic restart. The overlay unit is
+    # PartOf= this one: the restart re-runs it (the tap comes back bare).
+    systemctl kill --signal=SIGKILL "$1.service" 2>/dev/null || true
     hctl_i=0
     while [ -n "$(hctl_pids "$2")" ]; do
       hctl_i=$((hctl_i + 1))
-      [ "$hctl_i" -ne 40 ] || systemctl kill --signal=SIGKILL "$1.service" 2>/dev/null || true
-      [ "$hctl_i" -le 100 ] || { echo "$1 did not exit"; return 1; }
-      sleep 0.05
+      [ "$hctl_i" -le 200 ] || { echo "$1 did not exit"; return 1; }
+      sleep 0.01
     done
     systemctl restart "$1.service"
   else
-    hctl_kill_wait "$1" "$2" && hctl_launch "$2"
+    hctl_kill "$2" KILL
+    hctl_i=0
+    while hctl_running "$1" "$2"; do
+      hctl_i=$((hctl_i + 1))
+      [ "$hctl_i" -le 200 ] || { echo "$1 did not exit"; return 1; }
+      sleep 0.01
+    done
+    hctl_launch "$2"
   fi
   hctl_wait_started "$1" "$2" "$3"
 }
-hctl_overlay() {  # addresses and routes, now (and, with systemd, at every boot/service start)
-  if hctl_systemd; then
-    systemctl daemon-reload
-    systemctl enable hybridctl-overlay.service
-    systemctl restart hybridctl-overlay.service
+hctl_overlay() {  # [softether unit]: addresses and routes, now (with systemd, also at every boot/service start)
+  if hctl_systemd && [ -n "${1:-}" ]; then
+    # A gateway: the unit must be active, so that every (re)start of SoftEther re-runs it
+    # (PartOf=). restart when enabled, not start: a changed overlay.sh must run again.
+    if systemctl is-enabled --quiet hybridctl-overlay.service 2>/dev/null; then
+      systemctl restart hybridctl-overlay.service
+    else
+      hctl_enable_now hybridctl-overlay.service
+    fi
   else
+    # A LAN client (or no systemd): the script itself, now; with systemd the unit is enabled for
+    # the next boot, without a systemd job per run (one systemctl call on the first run only).
     sh /etc/hybridctl/overlay.sh
+    if hctl_systemd && [ ! -e /etc/systemd/system/multi-user.target.wants/hybridctl-overlay.service ]; then
+      systemctl enable --no-reload hybridctl-overlay.service
+    fi
   fi
+}
+hctl_overlay_again() {  # after hctl_restart: the tap came back bare
+  # With systemd the restart re-runs the overlay unit (PartOf=): `start --no-block` joins that
+  # job (or starts a unit that was not active) without waiting for it; the link wait that
+  # follows needs the tap's address anyway, so the two overlap instead of adding up.
+  if hctl_systemd; then systemctl start --no-block hybridctl-overlay.service; else sh /etc/hybridctl/overlay.sh; fi
 }
 hctl_overlay_off() {
   if hctl_systemd; then systemctl disable --now hybridctl-overlay.service 2>/dev/null || true; fi
@@ -300,10 +330,10 @@ hctl_wait_ping() {  # address tries: wait (bounded) until it answers; never fail
   command -v ping >/dev/null 2>&1 || return 0
   hctl_i=0
   # Short waits: the link comes up 0.2-1.3 s after the start, a 1 s ping timeout would add up to 1 s.
-  until ping -n -c 1 -W 0.3 "$1" >/dev/null 2>&1; do
+  until ping -n -c 1 -W 0.2 "$1" >/dev/null 2>&1; do
     hctl_i=$((hctl_i + 1))
     [ "$hctl_i" -lt "$2" ] || { echo "no answer from $1 yet"; return 0; }
-    sleep 0.05
+    sleep 0.02
   done
 }
 hctl_vpncmd() {  # index answer-bytes port timeout: batch in $HCTL_DIR/vpncmd-N.in, answers on fd 3
@@ -406,7 +436,8 @@ def render_read(request: ReadRequest) -> Wire:
         ports = " ".join(str(p) for p in request.vpncmd_ports) or str(inv.port)
         parts.append(_heredoc('cat > "$HCTL_DIR/read.in"', inv.batch))
         parts.append(
-            f"if hctl_running {q(s.name)} {q(s.binary)}; then\n"
+            # The service section just asked systemd (or /proc): no second systemctl call.
+            'if [ "$hctl_st" = running ]; then\n'
             "  hctl_port=''\n"
             f'  for hctl_p in {ports}; do if hctl_listening "$hctl_p"; then hctl_port=$hctl_p; break; fi; done\n'
             '  if [ -n "$hctl_port" ]; then\n'

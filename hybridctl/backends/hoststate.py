@@ -30,7 +30,7 @@ from hybridctl.backends.hostscript import RawRead
 from hybridctl.core.diff import Change
 from hybridctl.core.hostfiles import OVERLAY_SCRIPT, OVERLAY_UNIT, ROUTE_PROTO, SYSCTL_FILE, unit_path
 from hybridctl.core.planner.desired import ClientRoutes, HostPlan, Resource, softether_resources
-from hybridctl.core.softether.commands import BRIDGE_HUB, FACTORY_HUBS
+from hybridctl.core.softether.commands import BRIDGE_HUB, FACTORY_HUBS, Step
 from hybridctl.core.softether.model import Cascade, Hub, HubUser, L3Switch, SoftEtherConfig, SoftEtherRole
 from hybridctl.core.softether.parse import ReadResult as SoftEtherReadResult
 from hybridctl.core.softether.parse import SoftEtherFacts
@@ -50,6 +50,20 @@ FACTORY_LISTENERS = (443, 992, 1194, 5555)
 def managed_paths() -> tuple[str, ...]:
     """Every path hybridctl may have written on any host (stale ones are found and removed)."""
     return (OVERLAY_SCRIPT, OVERLAY_UNIT, SYSCTL_FILE, *(unit_path(s) for s in SERVICES))
+
+
+def is_unit_file(path: str) -> bool:
+    return path.startswith("/etc/systemd/system/") and path.endswith((".service", ".target"))
+
+
+def daemon_reload_needed(changes: Iterable[Change]) -> bool:
+    """Whether systemd must re-read its units (``daemon-reload``, ~0.3 s on a busy host, the
+    cold `up`'s biggest systemd cost) after these host-file changes. Only when a unit file it
+    may have loaded is replaced or removed: a unit file it never saw is loaded when first named
+    (``hctl_enable_now`` reloads if systemd still does not know it)."""
+    return any(
+        c.layer == "host-file" and c.action in ("update", "delete") and is_unit_file(c.key[1]) for c in changes
+    )
 
 
 def factory_config(role: SoftEtherRole) -> SoftEtherConfig:
@@ -404,6 +418,18 @@ _KIND_ORDER = {
     "l3-route": 5,
     "cascade": 6,
 }
+
+
+def restart_needed(after_network: Iterable[Step], stuck: Iterable[Cascade], changes: Iterable[Change]) -> bool:
+    """Whether SoftEther must restart in this run. Only for a cascade: one going online (the
+    restart brings it up on clean threads, the 5.01 / OpenSSL 3 bug, docs/softether.md) or one
+    the diff touches that is configured online but stuck. Any other setting applies live."""
+    if any(step.kind == "restart" for step in after_network):
+        return True
+    touched = {
+        (c.key[2], c.key[3]) for c in changes if c.layer == "softether" and len(c.key) >= 4 and c.key[1] == "cascade"
+    }
+    return any((c.hub, c.name) in touched for c in stuck)
 
 
 def deleted_names(changes: Iterable[Change], kind: str) -> set[str]:

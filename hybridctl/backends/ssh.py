@@ -375,6 +375,18 @@ class SshSession:
         self._jumps.clear()
 
 
+def connect_one(
+    name: str, endpoint: SshEndpoint, *, accept_new_host_keys: bool = False
+) -> tuple[SshSession | None, str]:
+    """One verified connection, or why not (never raises for the host's own failure)."""
+    session = SshSession(name, endpoint, accept_new_host_keys=accept_new_host_keys)
+    try:
+        session.connect()
+    except RemoteError as error:
+        return None, str(error)
+    return session, ""
+
+
 def connect_all(
     targets: Iterable[tuple[str, SshEndpoint]],
     *,
@@ -390,12 +402,8 @@ def connect_all(
 
     def one(item: tuple[str, SshEndpoint]) -> tuple[str, SshSession | None, str]:
         name, endpoint = item
-        session = SshSession(name, endpoint, accept_new_host_keys=accept_new_host_keys)
-        try:
-            session.connect()
-        except RemoteError as error:
-            return name, None, str(error)
-        return name, session, ""
+        session, error = connect_one(name, endpoint, accept_new_host_keys=accept_new_host_keys)
+        return name, session, error
 
     with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
         for name, session, error in pool.map(one, items):

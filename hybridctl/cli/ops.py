@@ -70,13 +70,8 @@ def _calls(context: Context) -> dict[str, dict[str, int]]:
 
 
 def _timeline(context: Context) -> list[Any]:
-    """Every backend's timeline spans (the SSH host backend records one)."""
-    spans: list[Any] = []
-    for backend in context.backends:
-        timeline = getattr(backend, "timeline", None)
-        if timeline is not None:
-            spans.extend(timeline.spans())
-    return spans
+    """The run's timeline: every backend's read / apply / verify, every host's steps."""
+    return list(context.timeline.spans())
 
 
 def _manual_clients(context: Context) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from hybridctl.backends.base import Backend, NoProgress, Outcome, Progress, ReadResult
 from hybridctl.backends.journal import Journal
+from hybridctl.backends.timeline import Timeline
 from hybridctl.core.diff import Change, diff
 from hybridctl.core.errors import UnsupportedTargets
 from hybridctl.core.hostfiles import all_resources
@@ -37,6 +38,10 @@ class Context:
     secrets: SecretStore
     options: Options
     backends: list[Backend] = field(default_factory=list)
+    # Where the run's time went: each backend's read / apply / verify, and (the SSH host
+    # backend records into the same timeline) every host's steps. `up --timings` renders it.
+    timeline: Timeline = field(default_factory=Timeline)
+    phase: str = "read"  # "verify" once changes were applied
 
     def close(self) -> None:
         for backend in self.backends:
@@ -82,7 +87,8 @@ def read_actual(context: Context, progress: Progress) -> ReadResult:
 
     def one(backend: Backend) -> ReadResult:
         progress.step(backend.name, "reading actual state")
-        result = backend.read(context.desired)
+        with context.timeline.span(backend.name, context.phase, "backend read"):
+            result = backend.read(context.desired)
         progress.step(backend.name, f"read {len(result.resources)} objects")
         return result
 
@@ -159,12 +165,19 @@ def execute(
         grouped.setdefault(id(owner), []).append(change)
     work = [(b, grouped[id(b)]) for b in context.backends if id(b) in grouped]
     outcomes: list[Outcome] = []
+
+    def apply(item: tuple[Backend, list[Change]]) -> list[Outcome]:
+        backend, changes = item
+        with context.timeline.span(backend.name, "apply", "backend apply"):
+            return backend.apply(changes, context.desired, progress)
+
     if work:
         with ThreadPoolExecutor(max_workers=len(work)) as pool:
-            for result in pool.map(lambda item: item[0].apply(item[1], context.desired, progress), work):
+            for result in pool.map(apply, work):
                 outcomes.extend(result)
     remaining: list[Change] = []
     unreachable = dict(prepared.actual.unreachable)
+    context.phase = "verify"
     if verify and work:
         after = prepare(context, progress, desired)
         remaining = [c for c in after.changes if c.action != "conflict"]

@@ -1,0 +1,181 @@
+"""The gateway path's decisions (pure): one vpncmd process per host and phase, a SoftEther restart
+only when a cascade needs one, systemd re-reading its units only when one it knows changed.
+
+Real reads of the lab's hosts (tests/fixtures/hostread/, tests/fixtures/softether/) feed them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from hybridctl.backends import hoststate as hs
+from hybridctl.backends.base import NoProgress
+from hybridctl.backends.hosts import HostsBackend, _HostState
+from hybridctl.backends.hostscript import bootstrap, parse_read
+from hybridctl.backends.journal import Journal
+from hybridctl.backends.ssh import CommandResult
+from hybridctl.core.diff import Change, diff
+from hybridctl.core.hostfiles import OVERLAY_SCRIPT, OVERLAY_UNIT, all_resources, unit_path
+from hybridctl.core.inventory.load import load_inventory, plan_loaded
+from hybridctl.core.planner.desired import DesiredState, Resource
+from hybridctl.core.secrets import SecretStore
+from hybridctl.core.softether.commands import Step, plan_steps
+from hybridctl.core.softether.parse import parse_read as parse_softether
+from hybridctl_lab import inventory, seed
+from hybridctl_lab.topology import build_topology
+from tests.conftest import FIXTURES
+
+HOSTREAD = FIXTURES / "hostread"
+
+
+@pytest.fixture(scope="module")
+def desired(tmp_path_factory: pytest.TempPathFactory) -> DesiredState:
+    root = tmp_path_factory.mktemp("lab")
+    (root / "azure").mkdir()
+    (root / seed.AZURE_CLIENT_SECRET).write_text("lab-secret\n")
+    path = inventory.write(root / "lab.yaml", build_topology(0), root, aws_port=5511, azure_port=5512)
+    return plan_loaded(load_inventory(path))
+
+
+def never(layer: str, key: tuple[str, ...]) -> bool:
+    return False
+
+
+def file_change(path: str, action: str) -> Change:
+    """The diff's change of one managed file: created, replaced or removed."""
+    mine = Resource("host-file", ("aws-bridge", path), (("mode", "644"), ("sha256", "new")), "", True)
+    found = Resource("host-file", ("aws-bridge", path), (("mode", "644"), ("sha256", "old")), "", True)
+    wanted, actual = {"create": ([mine], []), "update": ([mine], [found]), "delete": ([], [found])}[action]
+    (change,) = diff(wanted, actual)
+    assert change.action == action
+    return change
+
+
+# -- systemd: daemon-reload only when a unit it may have loaded changes ------------------------------
+
+
+def test_new_unit_files_need_no_reload() -> None:
+    # A bare host: systemd never saw the units; it loads them when they are first named.
+    cold = [file_change(p, "create") for p in (OVERLAY_SCRIPT, OVERLAY_UNIT, unit_path("softether-vpnbridge"))]
+    assert not hs.daemon_reload_needed(cold)
+
+
+@pytest.mark.parametrize("action", ["update", "delete"])
+def test_a_replaced_or_removed_unit_needs_a_reload(action: str) -> None:
+    assert hs.daemon_reload_needed([file_change(OVERLAY_SCRIPT, "update"), file_change(OVERLAY_UNIT, action)])
+
+
+def test_other_files_never_need_a_reload() -> None:
+    assert not hs.daemon_reload_needed([file_change(OVERLAY_SCRIPT, "update"), file_change(OVERLAY_SCRIPT, "delete")])
+
+
+# -- SoftEther restarts ----------------------------------------------------------------------------
+
+
+def test_restart_only_when_a_cascade_goes_online(desired: DesiredState) -> None:
+    plan = desired.host("aws-bridge")
+    assert plan.softether is not None
+    factory = hs.factory_config("vpn-bridge")
+    cold = plan_steps(plan.softether, factory, admin_password_set=False)
+    assert hs.restart_needed(cold.after_network, [], [])
+    # Everything but the cascade's online flag: listeners, bridges, passwords apply live.
+    offline = plan_steps(plan.softether, factory, admin_password_set=False, restart_after_online=False)
+    assert not hs.restart_needed(offline.after_network, [], [])
+    assert not hs.restart_needed((Step("Flush"),), [], [])
+
+
+def test_a_stuck_cascade_restarts_only_when_the_diff_touches_it(desired: DesiredState) -> None:
+    read = parse_softether((FIXTURES / "softether" / "read_bridge_retrying.txt").read_text(), "vpn-bridge")
+    plan = desired.host("aws-bridge")
+    assert plan.softether is not None
+    stuck = hs.stuck_cascades(read.config, read.facts, plan.softether)
+    assert stuck
+    items = hs.softether_actual_resources("aws-bridge", plan.softether, read.config, read.facts, never)
+    wanted = [r for r in desired.resources() if r.key[:2] == ("aws-bridge", "cascade")]
+    changes = diff(wanted, items)
+    assert changes and hs.restart_needed((), stuck, changes)
+    other = [c for c in diff([r for r in desired.resources() if r.key[:1] == ("aws-bridge",)], items)
+             if c.layer == "softether" and c.key[1] != "cascade"]  # fmt: skip
+    assert not hs.restart_needed((), stuck, other)
+
+
+# -- the scripts a cold bridge gets ------------------------------------------------------------------
+
+
+class RecordingSession:
+    """Stands in for one host's SSH session: records each exec, answers like a host that ran nothing."""
+
+    def __init__(self) -> None:
+        self.execs: list[tuple[str, bytes]] = []
+
+    def run_script(self, script: str, secrets: bytes = b"", timeout: float = 0, shell: str = "sh") -> CommandResult:
+        self.execs.append((bootstrap(script, shell=shell), script.encode() + secrets))
+        return CommandResult(0, "", "")
+
+    def close(self) -> None:
+        return None
+
+
+def cold_bridge_script(desired: DesiredState, tmp_path: Path, host: str = "aws-bridge") -> str:
+    backend = HostsBackend(desired, Journal(tmp_path / "journal.json"), SecretStore(tmp_path / "secrets.json"))
+    plan = desired.host(host)
+    raw = parse_read((HOSTREAD / f"read_bare_{host}.txt").read_text())
+    client = next((c for c in desired.clients if c.client == host and c.managed), None)
+    resources = hs.host_resources(plan, raw, None, client, hs.Ownership(), never)
+    backend._state[host] = _HostState(plan, raw, None, resources)
+    session = RecordingSession()
+    backend._sessions[host] = session  # type: ignore[assignment]
+    wanted = [r for r in all_resources(desired) if host in r.key and r.layer not in ("cloud-route", "security-rule")]
+    backend.apply(diff(wanted, resources), desired, NoProgress())
+    assert len(session.execs) == 1
+    command, stdin = session.execs[0]
+    match = re.search(r"head -c (\d+) ", command)
+    assert match is not None
+    return stdin[: int(match.group(1))].decode()
+
+
+def step_bodies(script: str) -> dict[str, str]:
+    return dict(re.findall(r"hctl_mark 'step:([a-z0-9-]+)'\n\(\nset -e\n(.*?)\)\nhctl_rc=", script, re.S))
+
+
+def test_a_cold_bridge_has_one_vpncmd_per_phase_and_no_reload(desired: DesiredState, tmp_path: Path) -> None:
+    script = cold_bridge_script(desired, tmp_path)
+    bodies = step_bodies(script)
+    assert list(bodies) == [
+        "files", "ip-forward", "service", "vpncmd-1", "overlay", "vpncmd-2", "restart", "overlay-again", "wait-link"
+    ]  # fmt: skip
+    # One vpncmd process before the network (everything, Flush last), one after (online, Flush).
+    assert bodies["vpncmd-1"].count("hctl_vpncmd ") == 1 and bodies["vpncmd-2"].count("hctl_vpncmd ") == 1
+    assert "CascadeCreate" in bodies["vpncmd-1"] and "CascadeOnline" not in bodies["vpncmd-1"]
+    assert "CascadeOnline" in bodies["vpncmd-2"]
+    # Bare host: new unit files, so no daemon-reload anywhere; one systemctl call starts the service.
+    assert "hctl_reload" not in script.split("hctl_mark 'step:files'", 1)[1]
+    assert bodies["service"].startswith("hctl_start ")
+    assert bodies["overlay-again"] == "hctl_overlay_again\n"
+    # The gateway's overlay unit follows its SoftEther unit (re-run at every SoftEther start).
+    assert bodies["overlay"] == "hctl_overlay softether-vpnbridge.service\n"
+
+
+def test_a_cold_lan_client_runs_its_overlay_script_without_a_systemd_job(desired: DesiredState, tmp_path: Path) -> None:
+    script = cold_bridge_script(desired, tmp_path, "hl-home-c1")
+    bodies = step_bodies(script)
+    assert list(bodies) == ["files", "overlay"]
+    assert bodies["overlay"] == "hctl_overlay ''\n"
+    assert "hctl_reload" not in bodies["files"]
+    overlay = re.search(r"hctl_overlay\(\) \{.*?\n\}", script, re.S)
+    assert overlay is not None and "systemctl enable --no-reload hybridctl-overlay.service" in overlay.group(0)
+
+
+def test_apply_functions_batch_systemctl(desired: DesiredState, tmp_path: Path) -> None:
+    script = cold_bridge_script(desired, tmp_path)
+    functions = script.split("hctl_mark 'step:files'", 1)[0]
+    start = re.search(r"hctl_start\(\) \{.*?\n\}", functions, re.S)
+    assert start is not None
+    # enable + start in one call, without the reload `enable` does by default.
+    assert "hctl_enable_now" in start.group(0) and "daemon-reload" not in start.group(0)
+    assert "systemctl enable --no-reload --now" in functions
+    restart = re.search(r"hctl_restart\(\) \{.*?\n\}", functions, re.S)
+    assert restart is not None and "--signal=SIGKILL" in restart.group(0) and "--signal=SIGTERM" not in restart.group(0)

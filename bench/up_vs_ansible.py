@@ -154,13 +154,16 @@ def check_clients(clients: list[Client]) -> list[str]:
 # --------------------------------------------------------------------------- 1. hybridctl up (CLI)
 
 
-def cli_up(inventory: Path) -> dict[str, Any]:
-    """``hybridctl up -i INVENTORY --yes`` as a user runs it; progress lines timestamped on arrival."""
+def cli_up(inventory: Path, *extra: str) -> dict[str, Any]:
+    """``hybridctl up -i INVENTORY --yes`` as a user runs it; progress lines timestamped on arrival.
+
+    ``extra``: more arguments; with ``-o json`` the document's per-host timeline is kept
+    (``host_timeline``, the spans of `up -o json`), bench/scale.py uses it."""
     env = dict(os.environ, COLUMNS="400")  # rich must not wrap the progress lines we parse
     lines: list[tuple[float, str]] = []
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [str(HYBRIDCTL), "up", "-i", str(inventory), "--yes"],
+        [str(HYBRIDCTL), "up", "-i", str(inventory), "--yes", *extra],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -190,7 +193,8 @@ def cli_up(inventory: Path) -> dict[str, Any]:
     done = {target: t - first for t, target, message in progress if message == "done"}
     clients = [t for target, t in done.items() if target.startswith("hl-home-c")]
     gateways = {target: round(t, 2) for target, t in done.items() if not target.startswith("hl-home-c")}
-    return {
+    kept = {"host_timeline": json.loads(stdout).get("timeline")} if "json" in extra else {}
+    return kept | {
         "wall_s": wall,
         "startup_s": first,
         "engine_s": last - first,

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from hybridctl.cli.common import ConsoleProgress, Output, OutputOpt, print_json, stderr, stdout
 from hybridctl_lab import manager
-from hybridctl_lab.topology import MAX_EXTRA_CLIENTS
+from hybridctl_lab.topology import MAX_EXTRA_CLIENTS, MAX_EXTRA_SITES
 
 lab_app = typer.Typer(
     name="lab",
@@ -33,6 +33,12 @@ def up(
     extra_clients: Annotated[
         int, typer.Option("--extra-clients", min=0, max=MAX_EXTRA_CLIENTS, help="More home LAN clients (.100+).")
     ] = 0,
+    extra_sites: Annotated[
+        int,
+        typer.Option(
+            "--extra-sites", min=0, max=MAX_EXTRA_SITES, help="More cloud sites: AWS VPCs s1.. with a bridge each."
+        ),
+    ] = 0,
     aws_port: Annotated[int | None, typer.Option("--aws-port", help="AWS emulator port (default 5511).")] = None,
     azure_port: Annotated[int | None, typer.Option("--azure-port", help="Azure emulator port (default 5512).")] = None,
     lab_dir: LabDirOpt = None,
@@ -41,6 +47,7 @@ def up(
     """Build the lab from scratch (clears leftovers first): hosts booting systemd, cloud fabrics, emulators, clouds."""
     result = manager.up(
         extra_clients=extra_clients,
+        extra_sites=extra_sites,
         lab_dir=lab_dir,
         aws_port=aws_port,
         azure_port=azure_port,

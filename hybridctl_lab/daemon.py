@@ -135,6 +135,7 @@ def run(
     azure_port: int = DEFAULT_AZURE_PORT,
     region: str = seed.AWS_REGION,
     do_seed: bool = True,
+    extra_sites: int = 0,
     reconcile: bool = True,
     poll_interval: float = 2.0,
     stop: threading.Event | None = None,
@@ -176,7 +177,8 @@ def run(
         timings["emulators_s"] = time.monotonic() - t0
         info.update(aws_url=aws.endpoint_url, azure_url=azure.base_url)
         log.info("AWS emulator on %s, Azure emulator on %s", aws.endpoint_url, azure.base_url)
-        topology = build_topology(0)  # the clouds do not depend on the number of LAN clients
+        # The clouds do not depend on the number of LAN clients; extra sites are VPCs of their own.
+        topology = build_topology(0, extra_sites)
         if do_seed:
             t = time.monotonic()
             aws.reset()
@@ -189,6 +191,10 @@ def run(
             ec2 = session.client("ec2", endpoint_url=aws.endpoint_url)
             aws_ids = seed.seed_aws(ec2, topology)
             timings["seed_aws_s"] = time.monotonic() - t
+            if extra_sites:
+                t = time.monotonic()
+                seed.seed_extra_sites(ec2, topology)
+                timings["seed_extra_sites_s"] = time.monotonic() - t
             t = time.monotonic()
             # Reference section 4's VPC, next to the overlay's (serial: in a second thread it
             # only competes for the GIL and the emulator, measured slower).
@@ -266,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--azure-port", type=int, default=azure_default)
     parser.add_argument("--region", default=seed.AWS_REGION)
     parser.add_argument("--no-seed", action="store_true", help="keep the clouds as they are (Azure state persists)")
+    parser.add_argument("--extra-sites", type=int, default=0, help="extra AWS sites s1.. to seed and reconcile")
     parser.add_argument("--no-reconciler", action="store_true", help="emulators only")
     parser.add_argument("--poll-interval", type=float, default=2.0, help="reconciler safety poll, seconds")
     args = parser.parse_args(argv)
@@ -282,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         azure_port=args.azure_port,
         region=args.region,
         do_seed=not args.no_seed,
+        extra_sites=args.extra_sites,
         reconcile=not args.no_reconciler,
         poll_interval=args.poll_interval,
         graceful=False,

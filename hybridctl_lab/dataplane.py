@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hybridctl.core.errors import PreconditionError, RemoteError
 from hybridctl_lab import fabric, hosts, netns
@@ -43,6 +44,8 @@ from hybridctl_lab.topology import (
     build_topology,
     fabric_wan_peer,
 )
+
+BOOT_SECONDS_PER_HOST = 0.5  # wait_hosts' bound for big labs (measured ~0.23 s per host on 2 cores)
 
 REQUIRED_TOOLS = (
     "ip", "nft", "unshare", "nsenter", "setpriv", "sysctl", "nc", "ssh", hosts.SSHD, hosts.SYSTEMD, "mount", "mknod",
@@ -239,8 +242,14 @@ def current_topology(lab_dir: Path | str | None = None) -> Topology:
     state = _read_state(_paths(lab_dir))
     if state is None:
         raise PreconditionError("the lab data plane is not up (no dataplane.json); run `hybridctl lab up`")
+    return _state_topology(state)
+
+
+def _state_topology(state: dict[str, Any]) -> Topology:
+    """The topology recorded in dataplane.json (extra clients and extra sites)."""
     extra = state.get("extra_clients", 0)
-    return build_topology(int(extra) if isinstance(extra, int) else 0)
+    sites = state.get("extra_sites", 0)
+    return build_topology(int(extra) if isinstance(extra, int) else 0, int(sites) if isinstance(sites, int) else 0)
 
 
 # --------------------------------------------------------------------------- up / down
@@ -263,7 +272,7 @@ def _prepare_files(paths: LabPaths, topo: Topology, with_sshd: Sequence[Host]) -
     hosts.write_client_files(paths, with_sshd, host_keys, users, bastions)
 
 
-def up(*, extra_clients: int = 0, lab_dir: Path | str | None = None) -> UpResult:
+def up(*, extra_clients: int = 0, extra_sites: int = 0, lab_dir: Path | str | None = None) -> UpResult:
     """Build the data plane from scratch (tearing down leftovers of an earlier one first).
 
     Managed hosts come up bare: no SoftEther config, ip_forward=0, no routes beyond their
@@ -272,7 +281,7 @@ def up(*, extra_clients: int = 0, lab_dir: Path | str | None = None) -> UpResult
     netns.require_root_and_tools(REQUIRED_TOOLS)
     start = time.monotonic()
     paths = _paths(lab_dir)
-    topo = build_topology(extra_clients)
+    topo = build_topology(extra_clients, extra_sites)
     down(lab_dir=paths.root)
     try:
         paths.root.mkdir(parents=True, exist_ok=True)
@@ -288,9 +297,19 @@ def up(*, extra_clients: int = 0, lab_dir: Path | str | None = None) -> UpResult
         pids = hosts.start_hosts(paths, with_sshd)
         spec = fabric.bare_spec(topo)
         fabric.apply(spec)  # runs while the hosts boot
-        hosts.wait_hosts(paths, pids)
+        # 200 systemd boots on two cores take ~45 s: the bound grows with the number of hosts.
+        hosts.wait_hosts(paths, pids, timeout=max(hosts.BOOT_TIMEOUT, BOOT_SECONDS_PER_HOST * len(pids)))
         paths.state.write_text(
-            json.dumps({"version": STATE_VERSION, "extra_clients": extra_clients, "host_pids": pids}, indent=1) + "\n"
+            json.dumps(
+                {
+                    "version": STATE_VERSION,
+                    "extra_clients": extra_clients,
+                    "extra_sites": extra_sites,
+                    "host_pids": pids,
+                },
+                indent=1,
+            )
+            + "\n"
         )
     except BaseException:
         down(lab_dir=paths.root)
@@ -379,8 +398,7 @@ def status(*, lab_dir: Path | str | None = None) -> DataplaneStatus:
     existing = netns.list_namespaces(PREFIX)
     if state is None:
         return DataplaneStatus(paths.root, False, None, [], existing, existing)
-    extra = state.get("extra_clients", 0)
-    topo = build_topology(int(extra) if isinstance(extra, int) else 0)
+    topo = _state_topology(state)
     records = hosts.read_pid_records(paths)
     users = login_users(topo)
     host_status = []

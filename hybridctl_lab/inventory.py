@@ -46,6 +46,7 @@ HOME_USER = "home-user"
 BRIDGE_HUB = "BRIDGE"
 BRIDGE_TAP = "vpntap"
 TRANSIT_ADDRESSES = {"aws": "192.168.10.2", "azure": "192.168.10.3"}
+EXTRA_TRANSIT_BASE = 10  # extra sites' taps: 192.168.10.11, .12, ...
 HOME_NETWORK_NAME = "lan"
 
 # Reference section 3's guard (docs/budgets.md): Azure at the resource group's scope in JPY,
@@ -198,6 +199,8 @@ def inventory_document(
         "services": [f"{az_bridge.primary_ip}:22"],
     }
 
+    extra_docs = [_extra_site(paths, topology, k, name) for k, name in enumerate(seed.extra_site_names(topology), 1)]
+
     return {
         "version": 1,
         "name": INVENTORY_NAME,
@@ -218,8 +221,42 @@ def inventory_document(
             "polling_interval": 0.1,  # the emulator finishes operations at once; no need to wait 2 s
         },
         "secrets": {"store": str(root / "secrets.json")},
-        "sites": [home_site, aws_doc, azure_doc],
+        "sites": [home_site, aws_doc, azure_doc, *extra_docs],
         "budgets": [dict(b) for b in BUDGETS],
+    }
+
+
+def extra_site_transit(k: int) -> str:
+    """Extra site k's (1-based) tap address on the transit: 192.168.10.11, .12, ... (reference: .2, .3)."""
+    return f"192.168.10.{EXTRA_TRANSIT_BASE + k}"
+
+
+def _extra_site(paths: LabPaths, topology: Topology, k: int, name: str) -> dict[str, Any]:
+    """An extra AWS site, shaped as the reference AWS site (same kinds of objects, its own names)."""
+    site = topology.site(name)
+    names = seed.aws_site_names(name)
+    bridge = _bridge(topology, name)
+    return {
+        "name": name,
+        "kind": "aws",
+        "vpc": names.vpc,
+        "workload_security_group": names.workload_sg,
+        "route_tables": [{"name": names.route_table}],
+        "networks": [{"name": s.name, "cidr": str(s.cidr), "route_table": names.route_table} for s in site.subnets],
+        "gateway": {
+            "name": names.bridge_instance,
+            "role": "vpn-bridge",
+            "ssh": _ssh(paths, topology, bridge),
+            "private_ip": str(bridge.primary_ip),
+            "public_address": str(bridge.public_ip),
+            "eni": names.bridge_eni,
+            "security_group": names.bridge_sg,
+            "hub": BRIDGE_HUB,
+            "tap": BRIDGE_TAP,
+            "transit_address": extra_site_transit(k),
+        },
+        "test_hosts": [_test_host(paths, topology, h) for h in topology.hosts_of(name) if h.role == "test-host"],
+        "services": [f"{bridge.primary_ip}:22"],
     }
 
 

@@ -87,7 +87,7 @@ def _daemon_env() -> dict[str, str]:
     return env
 
 
-def start_daemon(paths: LabPaths, aws_port: int, azure_port: int) -> int:
+def start_daemon(paths: LabPaths, aws_port: int, azure_port: int, extra_sites: int = 0) -> int:
     """Start the lab daemon detached; record its PID (with start time) in LAB_DIR/pids/daemon.pid."""
     paths.pids.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -100,6 +100,8 @@ def start_daemon(paths: LabPaths, aws_port: int, azure_port: int) -> int:
         str(aws_port),
         "--azure-port",
         str(azure_port),
+        "--extra-sites",
+        str(extra_sites),
     ]
     with open(paths.root / LOG_FILE, "wb") as log:
         proc = subprocess.Popen(
@@ -281,6 +283,7 @@ class LabUpResult:
             "inventory": str(self.inventory),
             "ssh_config": str(self.ssh_config),
             "extra_clients": self.topology.extra_clients,
+            "extra_sites": self.topology.extra_sites,
             "daemon_pid": self.daemon_pid,
             "aws_url": self.aws_url,
             "azure_url": self.azure_url,
@@ -299,6 +302,7 @@ class LabDownResult:
 def up(
     *,
     extra_clients: int = 0,
+    extra_sites: int = 0,
     lab_dir: Path | str | None = None,
     aws_port: int | None = None,
     azure_port: int | None = None,
@@ -324,10 +328,14 @@ def up(
     check_ports(DEFAULT_HOST, {"AWS emulator": aws_port, "Azure emulator": azure_port})
     try:
         say.step("lab daemon", f"starting (AWS emulator :{aws_port}, Azure emulator :{azure_port})")
-        pid = start_daemon(paths, aws_port, azure_port)
+        pid = start_daemon(paths, aws_port, azure_port, extra_sites)
         t = time.monotonic()
-        say.step("data plane", f"building namespaces, links and hosts booting systemd ({extra_clients} extra clients)")
-        dp = dataplane.up(extra_clients=extra_clients, lab_dir=paths.root)
+        say.step(
+            "data plane",
+            f"building namespaces, links and hosts booting systemd ({extra_clients} extra clients, "
+            f"{extra_sites} extra sites)",
+        )
+        dp = dataplane.up(extra_clients=extra_clients, extra_sites=extra_sites, lab_dir=paths.root)
         timings["dataplane_s"] = time.monotonic() - t
         dataplane_done = time.time()
         say.step("lab daemon", "waiting for the emulators and the seeded clouds")

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 from hybridctl_lab import fabric
 from hybridctl_lab.fabric import CloudFabric, FabricSpec, Route
-from hybridctl_lab.seed import AWS_VPC_NAMES, AZURE_VNET, VPC_NAME
+from hybridctl_lab.seed import AZURE_VNET, VPC_NAME, aws_vpc_name
 from hybridctl_lab.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -260,8 +260,9 @@ def build_spec(topology: Topology, aws_view: Any | None, azure: AzureSnapshot | 
     for cloud in bare.clouds:
         kind = topology.site(cloud.name).kind
         if kind == "aws":
-            # One VPC per AWS fabric, by its Name tag: Hybrid-VPC (overlay), VIP-VPC (section 4).
-            built, why = aws_cloud(cloud, aws_view, AWS_VPC_NAMES.get(cloud.name, VPC_NAME))
+            # One VPC per AWS fabric, by its Name tag: Hybrid-VPC (overlay), VIP-VPC (section 4),
+            # S1-VPC... (extra sites).
+            built, why = aws_cloud(cloud, aws_view, aws_vpc_name(cloud.name))
         elif kind == "azure":
             built, why = azure_cloud(cloud, azure)
         else:  # pragma: no cover - only clouds have fabrics

@@ -58,7 +58,8 @@ AWS_WORKLOAD_SG = "hybrid-workloads"
 AWS_IMAGE_ID = "ami-0d52744d6551d851e"
 AWS_INSTANCE_TYPE = "t3.micro"
 VIP_VPC_NAME = "VIP-VPC"  # reference.md section 4 (inventory/vip-lab.yaml names it)
-# Lab site -> the Name tag of the VPC standing behind its fabric (the reconciler's lookup).
+# Lab site -> the Name tag of the VPC standing behind its fabric (the reconciler's lookup);
+# extra sites (s1, s2, ...) have theirs from :func:`aws_site_names`.
 AWS_VPC_NAMES = {"aws": VPC_NAME, VIP_SITE: VIP_VPC_NAME}
 
 AZURE_RESOURCE_GROUP = "hybrid-rg"
@@ -86,13 +87,50 @@ AZURE_CLIENT_SECRET = "azure/client_secret"
 AZURE_CA_BUNDLE = "azure/tls/ca.pem"
 
 
+@dataclass(frozen=True)
+class AwsSiteNames:
+    """The Name tags of one AWS overlay site's resources (the reference site's, or an extra site's)."""
+
+    vpc: str
+    route_table: str
+    igw: str
+    bridge_eni: str
+    bridge_instance: str
+    bridge_sg: str
+    workload_sg: str
+
+
+def aws_site_names(site: str) -> AwsSiteNames:
+    """``aws``: the reference names (Hybrid-VPC, aws-bridge-eni, ...); an extra site ``s3``:
+    the same pattern under its own name (S3-VPC, s3-bridge-eni, ...), so N sites never share one."""
+    if site == "aws":
+        return AwsSiteNames(
+            VPC_NAME, AWS_ROUTE_TABLE, AWS_IGW_NAME, AWS_BRIDGE_ENI, AWS_BRIDGE_INSTANCE, AWS_BRIDGE_SG, AWS_WORKLOAD_SG
+        )
+    up = site.upper()
+    return AwsSiteNames(
+        f"{up}-VPC",
+        f"{up}-RT",
+        f"{up}-IGW",
+        f"{site}-bridge-eni",
+        f"{site}-bridge",
+        f"{site}-bridge-sg",
+        f"{site}-workloads",
+    )
+
+
+def aws_vpc_name(site: str) -> str:
+    """The Name tag of the VPC behind lab site ``site``'s fabric."""
+    return AWS_VPC_NAMES.get(site) or aws_site_names(site).vpc
+
+
 def short_name(host: Host) -> str:
     """hl-aws-h20 -> aws-h20: the cloud resource / inventory name of a lab host."""
     return host.name.removeprefix("hl-")
 
 
 def aws_instance_name(host: Host) -> str:
-    return AWS_BRIDGE_INSTANCE if host.role == "bridge" else short_name(host)
+    return aws_site_names(host.site).bridge_instance if host.role == "bridge" else short_name(host)
 
 
 def azure_nic_name(host: Host) -> str:
@@ -161,12 +199,16 @@ def _tags(kind: str, name: str) -> list[dict[str, Any]]:
     return [{"ResourceType": kind, "Tags": [{"Key": "Name", "Value": name}]}]
 
 
-def seed_aws(ec2: Any, topology: Topology) -> AwsSeed:
-    """Create the bare reference VPC through the EC2 API (``ec2`` is a boto3 EC2 client)."""
-    site = topology.site("aws")
+def seed_aws(ec2: Any, topology: Topology, site_name: str = "aws") -> AwsSeed:
+    """Create the bare reference VPC through the EC2 API (``ec2`` is a boto3 EC2 client).
+
+    ``site_name``: an extra site (s1, ...) is seeded the same way under its own names
+    (:func:`aws_site_names`), so every site costs hybridctl the same calls."""
+    site = topology.site(site_name)
+    names = aws_site_names(site_name)
     subnets = site.subnets
     out = AwsSeed()
-    vpc = ec2.create_vpc(CidrBlock=str(site.networks[0]), TagSpecifications=_tags("vpc", VPC_NAME))["Vpc"]
+    vpc = ec2.create_vpc(CidrBlock=str(site.networks[0]), TagSpecifications=_tags("vpc", names.vpc))["Vpc"]
     out.vpc_id = vpc["VpcId"]
     for extra in site.networks[1:]:
         ec2.associate_vpc_cidr_block(VpcId=out.vpc_id, CidrBlock=str(extra))
@@ -180,7 +222,7 @@ def seed_aws(ec2: Any, topology: Topology) -> AwsSeed:
         )["Subnet"]
         out.subnet_ids[subnet.name] = created["SubnetId"]
 
-    igw = ec2.create_internet_gateway(TagSpecifications=_tags("internet-gateway", AWS_IGW_NAME))["InternetGateway"]
+    igw = ec2.create_internet_gateway(TagSpecifications=_tags("internet-gateway", names.igw))["InternetGateway"]
     out.igw_id = igw["InternetGatewayId"]
     ec2.attach_internet_gateway(InternetGatewayId=out.igw_id, VpcId=out.vpc_id)
     main = ec2.describe_route_tables(
@@ -188,21 +230,21 @@ def seed_aws(ec2: Any, topology: Topology) -> AwsSeed:
     )["RouteTables"][0]
     out.main_route_table_id = main["RouteTableId"]
     ec2.create_route(RouteTableId=out.main_route_table_id, DestinationCidrBlock="0.0.0.0/0", GatewayId=out.igw_id)
-    table = ec2.create_route_table(VpcId=out.vpc_id, TagSpecifications=_tags("route-table", AWS_ROUTE_TABLE))
+    table = ec2.create_route_table(VpcId=out.vpc_id, TagSpecifications=_tags("route-table", names.route_table))
     out.route_table_id = table["RouteTable"]["RouteTableId"]
     # A foreign route in the table hybridctl manages: it must leave it alone.
     ec2.create_route(RouteTableId=out.route_table_id, DestinationCidrBlock="0.0.0.0/0", GatewayId=out.igw_id)
     # As in the source: only Hybrid-Subnet is associated; Dammy stays on the main table.
     ec2.associate_route_table(RouteTableId=out.route_table_id, SubnetId=out.subnet_ids[subnets[0].name])
 
-    for name, why in ((AWS_BRIDGE_SG, "SoftEther bridge"), (AWS_WORKLOAD_SG, "hybrid workloads")):
+    for name, why in ((names.bridge_sg, "SoftEther bridge"), (names.workload_sg, "hybrid workloads")):
         group = ec2.create_security_group(
             GroupName=name, Description=why, VpcId=out.vpc_id, TagSpecifications=_tags("security-group", name)
         )
         out.security_groups[name] = group["GroupId"]
     # How the user reaches the bridge today (a foreign rule hybridctl leaves alone).
     ec2.authorize_security_group_ingress(
-        GroupId=out.security_groups[AWS_BRIDGE_SG],
+        GroupId=out.security_groups[names.bridge_sg],
         IpPermissions=[
             {
                 "IpProtocol": "tcp",
@@ -214,7 +256,7 @@ def seed_aws(ec2: Any, topology: Topology) -> AwsSeed:
     )
 
     subnet_of = {s.cidr: out.subnet_ids[s.name] for s in subnets}
-    for host in topology.hosts_of("aws"):
+    for host in topology.hosts_of(site_name):
         nic = host.nics[0]
         assert nic.address is not None
         subnet_id = subnet_of[nic.address.network]
@@ -222,9 +264,9 @@ def seed_aws(ec2: Any, topology: Topology) -> AwsSeed:
             eni = ec2.create_network_interface(
                 SubnetId=subnet_id,
                 PrivateIpAddress=str(nic.address.ip),
-                Groups=[out.security_groups[AWS_BRIDGE_SG]],
+                Groups=[out.security_groups[names.bridge_sg]],
                 Description="SoftEther VPN Bridge",
-                TagSpecifications=_tags("network-interface", AWS_BRIDGE_ENI),
+                TagSpecifications=_tags("network-interface", names.bridge_eni),
             )["NetworkInterface"]
             out.bridge_eni_id = eni["NetworkInterfaceId"]
             interfaces: list[dict[str, Any]] = [{"DeviceIndex": 0, "NetworkInterfaceId": out.bridge_eni_id}]
@@ -234,7 +276,7 @@ def seed_aws(ec2: Any, topology: Topology) -> AwsSeed:
                     "DeviceIndex": 0,
                     "SubnetId": subnet_id,
                     "PrivateIpAddress": str(nic.address.ip),
-                    "Groups": [out.security_groups[AWS_WORKLOAD_SG]],
+                    "Groups": [out.security_groups[names.workload_sg]],
                 }
             ]
         name = aws_instance_name(host)
@@ -248,6 +290,17 @@ def seed_aws(ec2: Any, topology: Topology) -> AwsSeed:
         )
         out.instances[name] = reservation["Instances"][0]["InstanceId"]
     return out
+
+
+def extra_site_names(topology: Topology) -> tuple[str, ...]:
+    """The extra AWS sites of ``topology`` (s1, s2, ...): the cloud sites beyond the reference ones."""
+    reference = {"aws", "azure", VIP_SITE}
+    return tuple(s.name for s in topology.cloud_sites if s.name not in reference)
+
+
+def seed_extra_sites(ec2: Any, topology: Topology) -> dict[str, AwsSeed]:
+    """Seed every extra site's VPC bare, as :func:`seed_aws` seeds the reference one."""
+    return {name: seed_aws(ec2, topology, name) for name in extra_site_names(topology)}
 
 
 VIP_NODE_ROLE = "vip-node"  # the role and its instance profile, one name (as the console makes them)

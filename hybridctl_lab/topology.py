@@ -42,8 +42,19 @@ FABRIC_WAN_LINK = "hl-wan"  # a fabric's leg on the internet segment
 HOME_LAN = IPv4Network("192.168.1.0/24")
 HOME_PROBE_CLIENT = "hl-home-c1"  # the LAN client that doubles as the home site's test host
 FIRST_EXTRA_CLIENT = 100  # extra LAN clients are 192.168.1.100, .101, ...
-# .249 is the SoftEther L3 switch's address on the LAN (reference.md), so stop well before it.
-MAX_EXTRA_CLIENTS = 140
+# .249 is the SoftEther L3 switch's address on the LAN and .250 the server's (reference.md):
+# extra clients take .100-.248 first, then .11-.99 (.1-.9 left for the LAN's own router and
+# the like, .10 is hl-home-c1). A client's name carries its last octet (hl-home-c100, hl-home-c11).
+EXTRA_CLIENT_OCTETS = (*range(FIRST_EXTRA_CLIENT, 249), *range(11, FIRST_EXTRA_CLIENT))
+MAX_EXTRA_CLIENTS = len(EXTRA_CLIENT_OCTETS)  # 238
+
+# Extra cloud sites (the scale benchmark's "N cloud sites", docs/lab.md "Extra cloud sites"):
+# all AWS VPCs, site k (1-based) named s<k>, VPC 172.16.<10k>.0/24 + 172.16.<10k+1>.0/24 (a
+# range the reference never uses: it has 192.168.x, 10.0.0.0/16 and 20.0.0.100), bridge at
+# .100 of the first subnet, public IP 203.0.113.<100+k>, transit address 192.168.10.<10+k>.
+EXTRA_SITE_RANGE = IPv4Network("172.16.0.0/16")
+EXTRA_SITE_PUBLIC_BASE = 100
+MAX_EXTRA_SITES = 12
 
 BASTION_SITE = "azure"  # its hosts are reached over SSH through its bastion only
 BASTION_LAST_OCTET = 4  # the bastion's address in the site's first subnet
@@ -131,6 +142,7 @@ class Topology:
     switches: tuple[Switch, ...]
     hosts: tuple[Host, ...]
     extra_clients: int = 0
+    extra_sites: int = 0
     _by_name: dict[str, Host] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -250,10 +262,32 @@ def _vip_vpc() -> tuple[Site, list[Host]]:
     return site, hosts
 
 
-def build_topology(extra_clients: int = 0) -> Topology:
-    """The lab topology; ``extra_clients`` adds managed LAN clients hl-home-c100, -c101, ..."""
+def extra_site_name(k: int) -> str:
+    """The k-th (1-based) extra cloud site: s1, s2, ... (its namespaces are hl-s1-fab, hl-s1-br, ...)."""
+    return f"s{k}"
+
+
+def extra_site_subnets(k: int) -> tuple[Subnet, Subnet]:
+    """The two subnets of extra site k, named as the reference AWS site's (pure)."""
+    base = EXTRA_SITE_RANGE.network_address + (10 * k << 8)
+    name = extra_site_name(k).upper()
+    return (
+        Subnet(f"{name}-Subnet", IPv4Network(f"{base}/24")),
+        Subnet(f"{name}-Subnet-Dammy", IPv4Network(f"{base + 256}/24")),
+    )
+
+
+def extra_site_public_ip(k: int) -> IPv4Address:
+    return INTERNET_CIDR.network_address + EXTRA_SITE_PUBLIC_BASE + k
+
+
+def build_topology(extra_clients: int = 0, extra_sites: int = 0) -> Topology:
+    """The lab topology; ``extra_clients`` adds managed LAN clients hl-home-c100, -c101, ...,
+    ``extra_sites`` adds AWS VPC sites s1, s2, ... (each a fabric, a bridge and a test host per subnet)."""
     if not 0 <= extra_clients <= MAX_EXTRA_CLIENTS:
         raise ValueError(f"extra_clients must be between 0 and {MAX_EXTRA_CLIENTS}, not {extra_clients}")
+    if not 0 <= extra_sites <= MAX_EXTRA_SITES:
+        raise ValueError(f"extra_sites must be between 0 and {MAX_EXTRA_SITES}, not {extra_sites}")
 
     home_srv = Host(
         name="hl-home-srv",
@@ -269,7 +303,7 @@ def build_topology(extra_clients: int = 0) -> Topology:
         public_ip=IPv4Address("203.0.113.10"),
     )
     clients = [(HOME_PROBE_CLIENT, 10)] + [
-        (f"hl-home-c{FIRST_EXTRA_CLIENT + i}", FIRST_EXTRA_CLIENT + i) for i in range(extra_clients)
+        (f"hl-home-c{octet}", octet) for octet in EXTRA_CLIENT_OCTETS[:extra_clients]
     ]
     lan_hosts = [
         Host(
@@ -313,21 +347,34 @@ def build_topology(extra_clients: int = 0) -> Topology:
         100,
         "203.0.113.30",
     )
+    extra: list[tuple[Site, list[Host]]] = [
+        _cloud(
+            extra_site_name(k),
+            "aws",
+            extra_site_name(k),
+            extra_site_subnets(k),
+            100,
+            str(extra_site_public_ip(k)),
+        )
+        for k in range(1, extra_sites + 1)
+    ]
+    extra_hosts = [h for _site, site_hosts in extra for h in site_hosts]
     vip, vip_hosts = _vip_vpc()
-    hosts = (home_srv, *lan_hosts, *aws_hosts, *az_hosts, *vip_hosts)
+    hosts = (home_srv, *lan_hosts, *aws_hosts, *az_hosts, *extra_hosts, *vip_hosts)
 
     def ports(ns: str) -> tuple[str, ...]:
         return tuple(n.peer_link for h in hosts for n in h.nics if n.peer_ns == ns)
 
-    sites = (home, aws, azure, vip)
+    extra_sites_ = tuple(site for site, _hosts in extra)
+    sites = (home, aws, azure, *extra_sites_, vip)
     # Every fabric has a WAN leg (the fabric's reads and nft rules expect one); the VIP VPC's
     # carries nothing: none of its hosts has a public IP, and the fabric drops un-NATed inbound.
-    fabric_wan_ports = tuple(fabric_wan_peer(s) for s in (aws, azure, vip))
+    fabric_wan_ports = tuple(fabric_wan_peer(s) for s in (aws, azure, *extra_sites_, vip))
     switches = (
         Switch(INTERNET_NS, INTERNET_GATEWAY, ports(INTERNET_NS) + fabric_wan_ports),
         Switch("hl-home-sw", None, ports("hl-home-sw")),
     )
-    topo = Topology(sites, switches, hosts, extra_clients)
+    topo = Topology(sites, switches, hosts, extra_clients, extra_sites)
     _check_names(topo)
     return topo
 

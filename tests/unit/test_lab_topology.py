@@ -92,17 +92,21 @@ def test_vip_vpc_is_reference_section_4() -> None:
     assert not any(A("20.0.0.100") in net for net in site.networks)
 
 
-@pytest.mark.parametrize("n", [0, 1, 10, 40, MAX_EXTRA_CLIENTS])
+@pytest.mark.parametrize("n", [0, 1, 10, 40, 149, 150, 200, MAX_EXTRA_CLIENTS])
 def test_extra_clients(n: int) -> None:
     topo = build_topology(n)
     extra = [h for h in topo.hosts if h.role == "lan-client" and h.name != "hl-home-c1"]
     assert len(extra) == n
     for i, h in enumerate(extra):
         assert h.managed
-        assert h.primary_ip == A(f"192.168.1.{100 + i}")
-        assert h.name == f"hl-home-c{100 + i}"
-    # Never the SoftEther L3 switch's LAN address.
-    assert A("192.168.1.249") not in {h.primary_ip for h in topo.hosts}
+        # .100-.248 first, then .11-.99; the name carries the last octet.
+        octet = 100 + i if i < 149 else 11 + i - 149
+        assert h.primary_ip == A(f"192.168.1.{octet}")
+        assert h.name == f"hl-home-c{octet}"
+    # Never the SoftEther L3 switch's or the server's LAN address, nor hl-home-c1's.
+    ips = [h.primary_ip for h in topo.hosts]
+    assert not {A("192.168.1.249"), A("192.168.1.250")} & set(ips)
+    assert len(ips) == len(set(ips))
     home_sw = next(s for s in topo.switches if s.name == "hl-home-sw")
     assert len(home_sw.ports) == n + 2  # VPN server eth1, c1, extras
 

@@ -10,6 +10,7 @@ import sys
 import typer
 
 from hybridctl.cli.common import InventoryOpt, LayerOpt, Output, OutputOpt, check_layers, stderr, stdout
+from hybridctl.cli.plugins import PluginGroup
 from hybridctl.core.diff import diff
 from hybridctl.core.errors import EXIT_ERROR, HybridctlError, exit_code_for
 from hybridctl.core.hostfiles import all_resources
@@ -23,6 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Add-ons (the lab) come from the `hybridctl.plugins` entry points, loaded only when named.
+    cls=PluginGroup,
 )
 
 
@@ -52,7 +55,6 @@ def schema() -> None:
 # Feature command groups live in their own modules, each exposing ``register(app)``.
 # (Resolved at import; a group still being built is simply absent.)
 _FEATURE_MODULES = (
-    "hybridctl_lab.cli",
     "hybridctl.cli.ops",
     "hybridctl.cli.budget",
     "hybridctl.cli.vip",

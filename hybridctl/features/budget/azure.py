@@ -17,8 +17,6 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from azure.core.exceptions import HttpResponseError
-
 from hybridctl.backends.clouds import ArmClient, CallLog, Hints, arm_call, arm_error_code
 from hybridctl.core.inventory.models import AzureSettings
 from hybridctl.core.secrets import SecretStore
@@ -228,6 +226,10 @@ class AzureBudgets:
         client = self.client()
 
         def get() -> Any:
+            # The SDK is imported on first call: the pure helpers here (period_start) serve
+            # AWS-only inventories too, which must not load it.
+            from azure.core.exceptions import HttpResponseError
+
             try:
                 return client.budgets.get(scope, target.name)
             except HttpResponseError as exc:
@@ -267,6 +269,8 @@ class AzureBudgets:
         if any(c.action == "delete-budget" for c in todo):
 
             def delete() -> None:
+                from azure.core.exceptions import HttpResponseError
+
                 try:
                     client.budgets.delete(scope, target.name)
                 except HttpResponseError as exc:

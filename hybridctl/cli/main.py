@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import sys
+from typing import ClassVar
 
 import typer
 
 from hybridctl.cli.common import InventoryOpt, LayerOpt, Output, OutputOpt, check_layers, stderr, stdout
-from hybridctl.cli.plugins import PluginGroup
+from hybridctl.cli.plugins import CommandGroup
 from hybridctl.core.diff import diff
 from hybridctl.core.errors import EXIT_ERROR, HybridctlError, exit_code_for
 from hybridctl.core.hostfiles import all_resources
@@ -18,14 +17,29 @@ from hybridctl.core.inventory.load import load_inventory, plan_loaded
 from hybridctl.core.inventory.models import Inventory
 from hybridctl.render import dump_json, plan_document, render_changes, render_error, render_plan_extras
 
+
+class _Commands(CommandGroup):
+    # Feature command groups live in their own modules, each exposing ``register(app)``: module
+    # -> the names it registers, in help order. A module is imported when one of its commands
+    # runs or the help lists them (`plan` needs none); one still being built is simply absent.
+    modules: ClassVar[dict[str, tuple[str, ...]]] = {
+        "hybridctl.cli.ops": ("up", "down", "check", "routes"),
+        "hybridctl.cli.budget": ("budget",),
+        "hybridctl.cli.vip": ("vip", "endpoint", "doctor", "iam-policy"),
+        "hybridctl.cli.cost": ("cost", "leaks"),
+        "hybridctl.cli.graph": ("graph",),
+        "hybridctl.cli.init": ("init",),
+    }
+
+
 app = typer.Typer(
     name="hybridctl",
     help="Build and guard a private multi-cloud L3 overlay (on-prem + AWS + Azure over SoftEther).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    # Add-ons (the lab) come from the `hybridctl.plugins` entry points, loaded only when named.
-    cls=PluginGroup,
+    # Command modules, and add-ons (the lab) from the `hybridctl.plugins` entry points, load when named.
+    cls=_Commands,
 )
 
 
@@ -50,21 +64,6 @@ def schema() -> None:
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "hybridctl inventory"
     sys.stdout.write(json.dumps(document, indent=2) + "\n")
-
-
-# Feature command groups live in their own modules, each exposing ``register(app)``.
-# (Resolved at import; a group still being built is simply absent.)
-_FEATURE_MODULES = (
-    "hybridctl.cli.ops",
-    "hybridctl.cli.budget",
-    "hybridctl.cli.vip",
-    "hybridctl.cli.cost",
-    "hybridctl.cli.graph",
-    "hybridctl.cli.init",
-)
-for _module_name in _FEATURE_MODULES:
-    if importlib.util.find_spec(_module_name) is not None:
-        importlib.import_module(_module_name).register(app)
 
 
 def _wants_json(argv: list[str]) -> bool:

@@ -22,6 +22,8 @@ def test_plan_loads_no_lab_module_no_moto_and_no_cloud_sdk(tmp_path: Path) -> No
     assert loaded.under(*LAB, *MOTO) == []
     assert loaded.under(*AZURE_SDK) == []
     assert loaded.under(*AWS_SDK) == []
+    # No feature command module either: they load when one of their commands is named.
+    assert loaded.under(*(f"hybridctl.cli.{m}" for m in ("ops", "budget", "vip", "cost", "graph", "init"))) == []
 
 
 def test_plan_json_loads_no_lab_module_no_moto_and_no_cloud_sdk(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""`hybridctl lab` comes from the `hybridctl.plugins` entry point, and says how to install it when absent."""
+"""Commands loaded on first use: the feature command modules, and `hybridctl lab` from the
+`hybridctl.plugins` entry point, which says how to install it when absent."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hybridctl.cli.main import main
+from hybridctl.cli.main import _Commands, main
+from hybridctl.cli.plugins import module_commands
 from tests.support.loaded import LAB, modules_after
 
 
@@ -40,3 +42,15 @@ def test_other_commands_work_without_the_lab_extra(tmp_path: Path) -> None:
     loaded = modules_after(["schema"], tmp_path, absent=["moto"])
     assert loaded.code == 0, loaded.output
     assert '"title": "hybridctl inventory"' in loaded.output
+
+
+@pytest.mark.parametrize("module_name", list(_Commands.modules))
+def test_each_command_module_registers_the_names_main_expects(module_name: str) -> None:
+    assert sorted(module_commands(module_name)) == sorted(_Commands.modules[module_name])
+
+
+def test_a_mistyped_command_is_suggested_from_every_module(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["budgt", "status"])
+    assert exited.value.code == 2
+    assert "Did you mean 'budget'?" in capsys.readouterr().err

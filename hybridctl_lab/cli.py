@@ -1,7 +1,14 @@
-"""``hybridctl lab``: the local lab (network namespaces + cloud emulators), see docs/lab.md."""
+"""``hybridctl lab``: the local lab (network namespaces + cloud emulators), see docs/lab.md.
+
+hybridctl finds this command group through the ``hybridctl.plugins`` entry point ``lab``
+(pyproject.toml), which names :func:`plugin`. The top-level help imports this module to list the
+command, so it stays light: the manager (and with it the emulators, moto and cryptography) is
+imported inside each command.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Annotated
 
@@ -9,13 +16,14 @@ import typer
 from rich.table import Table
 
 from hybridctl.cli.common import ConsoleProgress, Output, OutputOpt, print_json, stderr, stdout
-from hybridctl_lab import manager
+from hybridctl_lab import PYTHON_MODULES
 from hybridctl_lab.topology import MAX_EXTRA_CLIENTS, MAX_EXTRA_SITES
 
 lab_app = typer.Typer(
     name="lab",
     help="The local lab: the reference network in namespaces, with AWS and Azure emulators (root, Linux).",
     no_args_is_help=True,
+    add_completion=False,
 )
 
 LabDirOpt = Annotated[
@@ -45,6 +53,8 @@ def up(
     output: OutputOpt = Output.table,
 ) -> None:
     """Build the lab from scratch (clears leftovers first): hosts booting systemd, cloud fabrics, emulators, clouds."""
+    from hybridctl_lab import manager
+
     result = manager.up(
         extra_clients=extra_clients,
         extra_sites=extra_sites,
@@ -69,6 +79,8 @@ def up(
 @lab_app.command("down")
 def down(lab_dir: LabDirOpt = None) -> None:
     """Tear the lab down: daemon, hosts (poweroff), namespaces, cgroups and everything they started. Safe to repeat."""
+    from hybridctl_lab import manager
+
     result = manager.down(lab_dir=lab_dir)
     stderr.print(
         f"lab down in {result.seconds:.2f}s: {len(result.namespaces)} namespaces removed, "
@@ -79,6 +91,8 @@ def down(lab_dir: LabDirOpt = None) -> None:
 @lab_app.command("status")
 def status(lab_dir: LabDirOpt = None, output: OutputOpt = Output.table) -> None:
     """Namespaces, hosts (systemd, sshd), the lab daemon, the emulators' health and the reconciler. Exit 1 unless up."""
+    from hybridctl_lab import manager
+
     st = manager.status(lab_dir=lab_dir)
     if output is Output.json:
         print_json(st.as_dict())
@@ -124,6 +138,8 @@ def exec_(
     lab_dir: LabDirOpt = None,
 ) -> None:
     """Run a command inside a lab host: hybridctl lab exec HOST -- CMD [ARGS...] (no CMD: a shell)."""
+    from hybridctl_lab import manager
+
     code = manager.exec_command(host, list(ctx.args), lab_dir=lab_dir)
     raise typer.Exit(code)
 
@@ -137,6 +153,8 @@ def pings(
     output: OutputOpt = Output.table,
 ) -> None:
     """Ping matrix between the test hosts, from inside each one. Exit 1 if a cross-site pair fails."""
+    from hybridctl_lab import manager
+
     matrix = manager.ping_matrix(lab_dir=lab_dir)
     if output is Output.json:
         print_json(matrix.as_dict())
@@ -156,5 +174,13 @@ def pings(
         raise typer.Exit(1)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(lab_app, name="lab")
+def plugin() -> typer.Typer:
+    """The ``hybridctl.plugins`` entry point: the ``lab`` group, if the ``lab`` extra is installed.
+
+    Raises :class:`ModuleNotFoundError` naming the first missing package, which hybridctl turns
+    into a message saying how to install the extra.
+    """
+    for module in PYTHON_MODULES:
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"the lab needs {module}", name=module)
+    return lab_app

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_network
 from typing import Literal
 
+from hybridctl.backends import host_facts
 from hybridctl.core.errors import InputError, Problem, RemoteError
 from hybridctl_lab import netns
 from hybridctl_lab.topology import (
@@ -409,22 +410,19 @@ def _net(addr: str, length: int | None = None) -> IPv4Network:
 
 
 def parse_routes(text: str) -> frozenset[KRoute]:
-    """Routes the fabric owns (``proto 77``) from ``ip -j route show table all`` (pure)."""
+    """Routes the fabric owns (``proto 77``) from ``ip -j -4 route show table all`` (pure).
+
+    iproute2's JSON is read by hybridctl's host parser (the one the product reads hosts with);
+    this only keeps the fabric's routes and turns them into kernel objects.
+    """
     routes = set()
-    for r in json.loads(text or "[]"):
-        if str(r.get("protocol")) != RT_PROTO or ":" in r.get("dst", ""):
+    for r in host_facts.parse_routes(text):
+        if r.protocol != RT_PROTO:
             continue
-        kind: Literal["unicast", "blackhole"] = "blackhole" if r.get("type") == "blackhole" else "unicast"
-        gateway = IPv4Address(r["gateway"]) if "gateway" in r else None
-        routes.add(
-            KRoute(
-                _table_id(r.get("table")),
-                _net(r["dst"]),
-                kind,
-                gateway,
-                None if kind == "blackhole" else r.get("dev"),
-            )
-        )
+        if r.type == "blackhole":
+            routes.add(KRoute(_table_id(r.table), r.dst, "blackhole"))
+        else:
+            routes.add(KRoute(_table_id(r.table), r.dst, "unicast", r.gateway, r.dev))
     return frozenset(routes)
 
 
@@ -443,13 +441,8 @@ def parse_rules(text: str) -> frozenset[KRule]:
 
 
 def parse_addresses(text: str) -> frozenset[IPv4Interface]:
-    """IPv4 addresses from ``ip -j addr show dev LINK`` (pure)."""
-    found = set()
-    for link in json.loads(text or "[]"):
-        for a in link.get("addr_info", []):
-            if a.get("family") == "inet":
-                found.add(IPv4Interface(f"{a['local']}/{a['prefixlen']}"))
-    return frozenset(found)
+    """IPv4 addresses from ``ip -j -4 addr show dev LINK`` (pure; hybridctl's host parser)."""
+    return frozenset(a for device in host_facts.parse_addresses(text).values() for a in device.addresses)
 
 
 def _elem_values(entry: object) -> object:
@@ -506,7 +499,7 @@ def parse_ip_state(batch_output: str, nft_output: str) -> FabricState:
 
 
 def read_batch(cloud: CloudFabric) -> str:
-    """The ``ip -j -batch`` input that reads everything :func:`plan` compares."""
+    """The ``ip -4 -j -batch`` input that reads everything :func:`plan` compares."""
     return f"route show table all\nrule show\naddr show dev {cloud.wan_link}\n"
 
 
@@ -563,7 +556,8 @@ def read_state(clouds: Sequence[CloudFabric]) -> dict[str, FabricState]:
     """Read every fabric's current state (two commands per cloud, all in parallel)."""
     jobs = []
     for c in clouds:
-        jobs.append(netns.Job(["ip", "-n", c.namespace, "-j", "-batch", "-"], read_batch(c), c.namespace))
+        # -4: IPv4 only, which is all the fabric routes (and all hybridctl's route parser reads).
+        jobs.append(netns.Job(["ip", "-4", "-n", c.namespace, "-j", "-batch", "-"], read_batch(c), c.namespace))
         jobs.append(
             netns.Job(
                 netns.netns_exec_argv(c.namespace, ["nft", "-j", "list", "table", "inet", NFT_TABLE]),

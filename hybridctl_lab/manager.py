@@ -36,7 +36,7 @@ from typing import Any
 import hybridctl
 from hybridctl.backends.base import NoProgress, Progress
 from hybridctl.core.errors import PreconditionError, RemoteError
-from hybridctl_lab import dataplane, hosts, netns, reconciler, seed
+from hybridctl_lab import PYTHON_MODULES, dataplane, hosts, netns, reconciler, seed
 from hybridctl_lab import inventory as lab_inventory
 from hybridctl_lab.daemon import DEFAULT_HOST, LOG_FILE, PID_FILE, STATE_FILE, DaemonInfo, default_ports
 from hybridctl_lab.hosts import LabPaths, PidRecord
@@ -47,7 +47,6 @@ APT_PACKAGES = (
     "iproute2 nftables openssh-server openssh-client netcat-openbsd util-linux iputils-ping "
     "softether-vpnserver softether-vpnbridge softether-vpncmd"
 )
-PYTHON_MODULES = ("moto", "werkzeug", "cryptography", "boto3")
 DAEMON_MODULE = "hybridctl_lab.daemon"
 # Files that describe a running lab; `down` removes them (credentials and the client key stay).
 RUN_FILES = (STATE_FILE, reconciler.STATUS_FILE, lab_inventory.INVENTORY_FILE, "azure/state.json", "azure/azure.env")

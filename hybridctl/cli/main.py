@@ -3,16 +3,16 @@ the exit code."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import sys
+from typing import ClassVar
 
 import typer
 
 from hybridctl.cli.common import InventoryOpt, LayerOpt, Output, OutputOpt, check_layers
 from hybridctl.cli.environment import Environment
 from hybridctl.cli.exit import run
+from hybridctl.cli.plugins import CommandGroup
 from hybridctl.core.diff import diff
 from hybridctl.core.errors import ExitStatus
 from hybridctl.core.hostfiles import all_resources
@@ -22,12 +22,29 @@ from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.render.base import print_json
 from hybridctl.render.plan import plan_document, render_plan
 
+
+class _Commands(CommandGroup):
+    # Feature command groups live in their own modules, each exposing ``register(app)``: module
+    # -> the names it registers, in help order. A module is imported when one of its commands
+    # runs or the help lists them (`plan` needs none); one still being built is simply absent.
+    modules: ClassVar[dict[str, tuple[str, ...]]] = {
+        "hybridctl.cli.ops": ("up", "down", "check", "routes"),
+        "hybridctl.cli.budget": ("budget",),
+        "hybridctl.cli.vip": ("vip", "endpoint", "doctor", "iam-policy"),
+        "hybridctl.cli.cost": ("cost", "leaks"),
+        "hybridctl.cli.graph": ("graph",),
+        "hybridctl.cli.init": ("init",),
+    }
+
+
 app = typer.Typer(
     name="hybridctl",
     help="Build and guard a private multi-cloud L3 overlay (on-prem + AWS + Azure over SoftEther).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Command modules, and add-ons (the lab) from the `hybridctl.plugins` entry points, load when named.
+    cls=_Commands,
 )
 
 
@@ -56,22 +73,6 @@ def schema(ctx: typer.Context) -> ExitStatus:
     document["title"] = "hybridctl inventory"
     Environment.of(ctx).stdout.file.write(json.dumps(document, indent=2) + "\n")
     return ExitStatus.OK
-
-
-# Feature command groups live in their own modules, each exposing ``register(app)``.
-# (Resolved at import; a group still being built is simply absent.)
-_FEATURE_MODULES = (
-    "hybridctl_lab.cli",
-    "hybridctl.cli.ops",
-    "hybridctl.cli.budget",
-    "hybridctl.cli.vip",
-    "hybridctl.cli.cost",
-    "hybridctl.cli.graph",
-    "hybridctl.cli.init",
-)
-for _module_name in _FEATURE_MODULES:
-    if importlib.util.find_spec(_module_name) is not None:
-        importlib.import_module(_module_name).register(app)
 
 
 def main(argv: list[str] | None = None, env: Environment | None = None) -> None:

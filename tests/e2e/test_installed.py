@@ -6,7 +6,9 @@
 2. the installed `hybridctl plan -i inventory/reference.yaml`, run from a directory outside
    the checkout (with no PYTHONPATH), renders every host file from the package's templates;
 3. on a lab brought up with the test helpers, the installed `hybridctl up --yes` configures it
-   and the installed `hybridctl routes diff` finds every layer in sync.
+   and the installed `hybridctl routes diff` finds every layer in sync;
+4. without the `lab` extra, `hybridctl lab` says how to install it (exit 2); once the wheel's
+   `[lab]` extra is installed, the wheel's `hybridctl.plugins` entry point provides the command.
 """
 
 from __future__ import annotations
@@ -96,3 +98,25 @@ def test_installed_up_and_routes_diff_on_the_lab(installed: Path, tmp_path: Path
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         diff = run(installed, "routes", "diff", "-i", str(lab.inventory), "-o", "json", state_dir=tmp_path)
         assert diff.returncode == 0, diff.stdout[-3000:] + diff.stderr[-3000:]
+
+
+def test_the_lab_command_comes_with_the_lab_extra(installed: Path, tmp_path: Path) -> None:
+    missing = run(installed, "lab", "status", state_dir=tmp_path, timeout=120)
+    assert missing.returncode == 2, missing.stdout + missing.stderr
+    assert "hybridctl lab is not available (missing Python package moto)" in missing.stderr
+    assert "pipx install --force 'hybridctl[lab]'" in missing.stderr
+    listed = run(installed, "--help", state_dir=tmp_path, timeout=120)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "(not installed)" in next(line for line in listed.stdout.splitlines() if " lab " in line)
+
+    root = installed.parent.parent.parent  # ROOT/venv/bin/hybridctl
+    (wheel,) = (root / "dist").glob("hybridctl-*.whl")
+    extra = subprocess.run(
+        [str(installed.parent / "pip"), "install", "-q", f"{wheel}[lab]", "-c", str(REPO / "constraints.txt")],
+        capture_output=True, text=True, timeout=1200, cwd=root,
+    )
+    assert extra.returncode == 0, extra.stdout + extra.stderr
+    present = run(installed, "lab", "--help", state_dir=tmp_path, timeout=120)
+    assert present.returncode == 0, present.stdout + present.stderr
+    for command in ("up", "down", "status", "exec", "pings"):
+        assert f" {command} " in present.stdout, present.stdout

@@ -64,6 +64,26 @@ def test_server_without_default_route(fixtures_dir: Path) -> None:
     assert routes[0].is_kernel
 
 
+def test_router_routes_numbered_tables_onlink_and_blackhole(fixtures_dir: Path) -> None:
+    """A lab fabric namespace's ``table all``: the lab reads its routers with this parser too."""
+    routes = parse_routes(text(fixtures_dir, "fab_route_table_all.json"))
+    assert len(routes) == 17
+    blackhole = Route(IPv4Network("10.9.0.0/16"), protocol="77", table="100", type="blackhole")
+    assert blackhole in routes
+    onlink = Route(IPv4Network("0.0.0.0/0"), IPv4Address("203.0.113.1"), "hl-wan", protocol="77", table="250")
+    assert onlink in routes
+    host = Route(IPv4Network("192.168.20.10/32"), None, "hl-h20", protocol="77", scope="link")
+    assert host in routes
+    assert {r.table for r in routes} == {"100", "250", "main", "local"}
+
+
+def test_addresses_of_one_device(fixtures_dir: Path) -> None:
+    addresses = parse_addresses(text(fixtures_dir, "fab_wan_addr.json"))
+    assert list(addresses) == ["hl-wan"]
+    assert addresses["hl-wan"].addresses == (IPv4Interface("203.0.113.20/24"),)
+    assert addresses["hl-wan"].up
+
+
 def test_addresses_per_device(fixtures_dir: Path) -> None:
     addrs = parse_addresses(text(fixtures_dir, "brg_addr.json"))
     assert addrs["tap_vpntap"].addresses == (IPv4Interface("192.168.10.2/24"),)

@@ -2,7 +2,8 @@
 
 The CAPTURED_* constants are real output, captured from a running lab's ``hl-aws-fab``
 (iproute2 6.1, nftables 1.0.6, Debian 12) after applying :func:`overlay_aws` below:
-``ip -j -batch -`` with :func:`fabric.read_batch`, and ``nft -j list table inet hl_fabric_v1``.
+``ip -j -batch -`` with :func:`fabric.read_batch` (read_state now adds ``-4``; the capture holds no
+IPv6 entry either), and ``nft -j list table inet hl_fabric_v1``.
 """
 
 from __future__ import annotations
@@ -17,32 +18,15 @@ from hybridctl.core.errors import InputError
 from hybridctl_lab import fabric
 from hybridctl_lab.fabric import HostLink, KRoute, KRule, Route
 from hybridctl_lab.topology import build_topology
+from tests.conftest import FIXTURES
 
 A = IPv4Address
 N = IPv4Network
 
-# Captured JSON, one array element per line (same documents).
-CAPTURED_ROUTES = """\
-[
-{"type":"blackhole","dst":"10.9.0.0/16","table":"100","protocol":"77","flags":[]},
-{"dst":"192.168.1.0/24","gateway":"192.168.20.100","dev":"hl-br","table":"100","protocol":"77","flags":["onlink"]},
-{"dst":"192.168.30.0/24","gateway":"192.168.20.100","dev":"hl-br","table":"100","protocol":"77","flags":["onlink"]},
-{"dst":"default","gateway":"203.0.113.1","dev":"hl-wan","table":"250","protocol":"77","flags":["onlink"]},
-{"dst":"203.0.113.0/24","dev":"hl-wan","table":"250","protocol":"77","scope":"link","flags":[]},
-{"dst":"192.168.20.10","dev":"hl-h20","protocol":"77","scope":"link","flags":[]},
-{"dst":"192.168.20.100","dev":"hl-br","protocol":"77","scope":"link","flags":[]},
-{"dst":"192.168.21.10","dev":"hl-h21","protocol":"77","scope":"link","flags":[]},
-{"dst":"203.0.113.0/24","dev":"hl-wan","protocol":"kernel","scope":"link","prefsrc":"203.0.113.20","flags":[]},
-{"type":"local","dst":"127.0.0.0/8","dev":"lo","table":"local","protocol":"kernel","scope":"host","prefsrc":"127.0.0.1","flags":[]},
-{"type":"local","dst":"127.0.0.1","dev":"lo","table":"local","protocol":"kernel","scope":"host","prefsrc":"127.0.0.1","flags":[]},
-{"type":"broadcast","dst":"127.255.255.255","dev":"lo","table":"local","protocol":"kernel","scope":"link","prefsrc":"127.0.0.1","flags":[]},
-{"type":"local","dst":"192.168.20.1","dev":"hl-br","table":"local","protocol":"kernel","scope":"host","prefsrc":"192.168.20.1","flags":[]},
-{"type":"local","dst":"192.168.20.1","dev":"hl-h20","table":"local","protocol":"kernel","scope":"host","prefsrc":"192.168.20.1","flags":[]},
-{"type":"local","dst":"192.168.21.1","dev":"hl-h21","table":"local","protocol":"kernel","scope":"host","prefsrc":"192.168.21.1","flags":[]},
-{"type":"local","dst":"203.0.113.20","dev":"hl-wan","table":"local","protocol":"kernel","scope":"host","prefsrc":"203.0.113.20","flags":[]},
-{"type":"broadcast","dst":"203.0.113.255","dev":"hl-wan","table":"local","protocol":"kernel","scope":"link","prefsrc":"203.0.113.20","flags":[]}
-]
-"""
+# Captured JSON, one array element per line (same documents). The iproute2 documents are
+# tests/fixtures/host/fab_*.json: hybridctl's host parser reads them (tests/unit/test_host_facts.py).
+CAPTURED_ROUTES = (FIXTURES / "host" / "fab_route_table_all.json").read_text()
+CAPTURED_WAN_ADDR = (FIXTURES / "host" / "fab_wan_addr.json").read_text()
 CAPTURED_RULES = """\
 [
 {"priority":0,"src":"all","table":"local"},
@@ -55,11 +39,6 @@ CAPTURED_RULES = """\
 {"priority":32000,"src":"all","action":"unreachable"},
 {"priority":32766,"src":"all","table":"main"},
 {"priority":32767,"src":"all","table":"default"}
-]
-"""
-CAPTURED_WAN_ADDR = """\
-[
-{"ifindex":5,"link_index":3,"ifname":"hl-wan","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"qdisc":"noqueue","operstate":"UP","group":"default","txqlen":1000,"link_type":"ether","address":"4e:8c:37:3b:fd:c2","broadcast":"ff:ff:ff:ff:ff:ff","link_netnsid":0,"addr_info":[{"family":"inet","local":"203.0.113.20","prefixlen":24,"scope":"global","label":"hl-wan","valid_life_time":4294967295,"preferred_life_time":4294967295}]}
 ]
 """
 CAPTURED_NFT = """\

@@ -17,8 +17,6 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from azure.core.exceptions import HttpResponseError
-
 from hybridctl.backends.arm_service import ArmService
 from hybridctl.backends.clouds import Hints, arm_call, arm_error_code
 from hybridctl.core.inventory.budget_rules import to_decimal, today_utc
@@ -202,6 +200,10 @@ class AzureBudgets(ArmService):
         client = self.client()
 
         def get() -> Any:
+            # The SDK is imported on first call: the pure helpers here (period_start) serve
+            # AWS-only inventories too, which must not load it.
+            from azure.core.exceptions import HttpResponseError
+
             try:
                 return client.budgets.get(scope, target.name)
             except HttpResponseError as exc:
@@ -241,6 +243,8 @@ class AzureBudgets(ArmService):
         if any(c.action == "delete-budget" for c in todo):
 
             def delete() -> None:
+                from azure.core.exceptions import HttpResponseError
+
                 try:
                     client.budgets.delete(scope, target.name)
                 except HttpResponseError as exc:

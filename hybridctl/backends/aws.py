@@ -12,7 +12,7 @@ docs/cloud-adapters.md has the rules.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import ip_network
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +25,13 @@ from hybridctl.backends.cloudcommon import (
     CloudBackend,
     apply_flag,
     apply_site_changes,
+    association_resource,
+    cloud_item,
+    flag_resource,
     journal_detail,
     network_field,
-    resource,
+    route_resource,
+    rule_resource,
     site_field,
     table_field,
     unresolved,
@@ -37,7 +41,14 @@ from hybridctl.backends.journal import Journal
 from hybridctl.core.diff import Change
 from hybridctl.core.errors import RemoteError
 from hybridctl.core.inventory.models import AwsSettings, Inventory, Site
-from hybridctl.core.planner.desired import CloudRouteTable, DesiredState, Resource
+from hybridctl.core.planner.desired import (
+    AssociationItem,
+    CloudRouteTable,
+    DesiredState,
+    Resource,
+    RouteItem,
+    RuleItem,
+)
 
 if TYPE_CHECKING:
     from hybridctl.features.engine import Context
@@ -77,7 +88,7 @@ def protocol_port(perm: dict[str, Any]) -> tuple[str, str]:
 
 
 def ip_permission(protocol: str, port: str, peer: str, description: str | None = None) -> dict[str, Any]:
-    """The IpPermission for a rule key (the inverse of :func:`protocol_port` plus the peer)."""
+    """The IpPermission for a rule (the inverse of :func:`protocol_port` plus the peer)."""
     perm: dict[str, Any] = {"IpProtocol": "-1" if protocol == "all" else protocol}
     if protocol != "all":
         if port == "*":
@@ -130,13 +141,6 @@ def route_label(route: dict[str, Any]) -> str:
 
 
 @dataclass
-class _Rule:
-    group_id: str
-    egress: bool
-    description: str
-
-
-@dataclass
 class _Site:
     """One AWS site as last read: resolved ids and what apply needs to act on them."""
 
@@ -149,11 +153,19 @@ class _Site:
     vpc_tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # every table of the VPC by id
     eni: dict[str, Any] | None = None  # the gateway's ENI (primary ENI of its instance)
     instance_id: str | None = None
-    target_label: str = ""  # the planner's label for the gateway ("eni:<as written>")
+    gateway_ref: str = ""  # the gateway's ENI or instance as the inventory writes it (resolved above)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # group as written -> SG
-    rules: dict[tuple[str, ...], _Rule] = field(default_factory=dict)
     # subnet name -> (explicit association id or None, table id it uses)
     assoc: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+
+    @property
+    def gateway_label(self) -> str:
+        """The planner's target label for this site's gateway ("" when no route is planned).
+
+        A route read that targets the gateway is shown with it, so that it compares equal with
+        the planned route; the label is the planner's (CloudRoute.target_label), never rebuilt.
+        """
+        return next((r.target_label for spec in self.specs.values() for r in spec.routes), "")
 
     @property
     def gateway_ids(self) -> set[str]:
@@ -351,7 +363,7 @@ class AwsBackend(CloudBackend[_Site]):
                     "tag the ENI with Name or write its eni-id",
                 )
                 state.instance_id = (state.eni.get("Attachment") or {}).get("InstanceId")
-                state.target_label = f"eni:{gw.eni}"
+                state.gateway_ref = gw.eni
             else:
                 instance_id = str(gw.instance)
                 if not instance_id.startswith("i-"):
@@ -383,7 +395,7 @@ class AwsBackend(CloudBackend[_Site]):
                     )
                 state.eni = primary[0]
                 state.instance_id = instance_id
-                state.target_label = f"instance:{gw.instance}"
+                state.gateway_ref = str(gw.instance)
             addresses = {a.get("PrivateIpAddress") for a in state.eni.get("PrivateIpAddresses") or []}
             addresses.add(state.eni.get("PrivateIpAddress"))
             if str(gw.private_ip) not in addresses:
@@ -455,8 +467,8 @@ class AwsBackend(CloudBackend[_Site]):
         out: list[Resource] = []
         for flag in desired.flags:
             if flag.site == site.name and flag.name == FLAG and state.eni is not None:
-                value = str(bool(state.eni.get("SourceDestCheck", True))).lower()
-                out.append(resource("flag", (site.name, flag.target, FLAG), True, value=value))
+                flag_found = replace(flag, value=bool(state.eni.get("SourceDestCheck", True)), why="")
+                out.append(flag_resource(flag_found, True))
         for group_text, group in state.groups.items():
             for egress, perms in ((False, group.get("IpPermissions")), (True, group.get("IpPermissionsEgress"))):
                 for perm in perms or []:
@@ -468,14 +480,12 @@ class AwsBackend(CloudBackend[_Site]):
                 prefix = route.get("DestinationCidrBlock")
                 if not prefix:
                     continue  # IPv6 and prefix-list destinations never collide with the overlay
-                key = (site.name, name, str(ip_network(prefix)))
+                found = RouteItem(site.name, name, str(ip_network(prefix)), route_label(route))
+                key = (site.name, name, found.destination)
                 targets = {route.get("NetworkInterfaceId"), route.get("InstanceId")} - {None}
-                if targets & state.gateway_ids:
-                    label = state.target_label
-                else:
-                    label = route_label(route)
+                label = (state.gateway_label or found.target) if targets & state.gateway_ids else found.target
                 owned = bool(targets & gateway_ids) or self.journal.was_created("cloud-route", key)
-                out.append(resource("cloud-route", key, owned, target=label))
+                out.append(route_resource(replace(found, target=label), owned, label))
         main = next(
             (t for t in state.vpc_tables.values() if any(a.get("Main") for a in t.get("Associations") or [])), None
         )
@@ -492,13 +502,14 @@ class AwsBackend(CloudBackend[_Site]):
             if explicit:
                 assoc_id, table_id = explicit[0]
                 state.assoc[network] = (assoc_id, table_id)
-                key = (site.name, self._table_label(state, table_id), network)
-                out.append(resource("cloud-association", key, self.journal.was_created("cloud-association", key)))
+                item = AssociationItem(site.name, self._table_label(state, table_id), network)
+                key = (item.site, item.table, item.subnet)
+                out.append(association_resource(item, self.journal.was_created("cloud-association", key)))
             elif main is not None:
                 state.assoc[network] = (None, str(main["RouteTableId"]))
-                key = (site.name, self._table_label(state, str(main["RouteTableId"])), network)
+                item = AssociationItem(site.name, self._table_label(state, str(main["RouteTableId"])), network)
                 # The implicit use of the main table is nobody's creation.
-                out.append(resource("cloud-association", key, False, implicit="true"))
+                out.append(association_resource(item, False, implicit="true"))
         return out
 
     def _rule_items(
@@ -513,11 +524,10 @@ class AwsBackend(CloudBackend[_Site]):
         peers += [(f"pl:{p['PrefixListId']}", str(p.get("Description") or "")) for p in perm.get("PrefixListIds") or []]
         out = []
         for peer, description in peers:
-            key = (state.site.name, group_text, direction, protocol, port, peer)
             owned = description.startswith(AWS_RULE_MARK)
             name = rule_name_of(description) if owned else description
-            state.rules[key] = _Rule(str(group["GroupId"]), egress, description)
-            out.append(resource("security-rule", key, owned, name=name, provider="aws"))
+            item = RuleItem(state.site.name, group_text, direction, protocol, port, peer, name)
+            out.append(rule_resource(item, owned, name, "aws"))
         return out
 
     # -- applying ------------------------------------------------------------------------------
@@ -528,7 +538,7 @@ class AwsBackend(CloudBackend[_Site]):
             self.read(desired)
 
         def apply_one(change: Change) -> None:
-            state = self._state[change.key[0]]
+            state = self._state[cloud_item(change).site]
             if change.layer == "flag":
                 self._apply_flag(state, change)
             elif change.layer == "security-rule":
@@ -541,7 +551,7 @@ class AwsBackend(CloudBackend[_Site]):
                 raise RemoteError(f"aws {state.site.name}", f"layer {change.layer} is not the AWS backend's")
 
         outcomes = apply_site_changes(
-            [c for c in changes if self.owns(c.layer, c.key)],
+            [c for c in changes if self.owns(c)],
             "aws",
             self._state,
             self._failures,
@@ -567,23 +577,23 @@ class AwsBackend(CloudBackend[_Site]):
         )
 
     def _apply_rule(self, state: _Site, change: Change) -> None:
-        _, group_text, direction, protocol, port, peer = change.key
-        egress = direction == "outbound"
-        verb = "egress" if egress else "ingress"
-        group = state.groups.get(group_text)
+        rule = cloud_item(change)
+        assert isinstance(rule, RuleItem)
+        verb = "egress" if rule.direction == "outbound" else "ingress"
+        group = state.groups.get(rule.group)
         if group is None:
-            raise RemoteError(f"aws {state.site.name}", f"security group '{group_text}' was not resolved")
+            raise RemoteError(f"aws {state.site.name}", f"security group '{rule.group}' was not resolved")
         group_id = str(group["GroupId"])
         if change.action == "delete":
             self.call(
                 state.region,
                 f"revoke_security_group_{verb}",
                 GroupId=group_id,
-                IpPermissions=[ip_permission(protocol, port, peer)],
+                IpPermissions=[ip_permission(rule.protocol, rule.port, rule.peer)],
             )
             return
-        description = aws_description(dict(change.desired or ()).get("name", ""), change.why)
-        perm = ip_permission(protocol, port, peer, description)
+        description = aws_description(rule.name, change.why)
+        perm = ip_permission(rule.protocol, rule.port, rule.peer, description)
         if change.action == "create":
             self.call(state.region, f"authorize_security_group_{verb}", GroupId=group_id, IpPermissions=[perm])
         else:  # an owned rule with another name: only its description differs
@@ -594,12 +604,14 @@ class AwsBackend(CloudBackend[_Site]):
                 IpPermissions=[perm],
             )
 
-    def _gateway_target(self, state: _Site, label: str) -> dict[str, str]:
-        if label != state.target_label or state.eni is None:
+    def _gateway_target(self, state: _Site, item: RouteItem) -> dict[str, str]:
+        """The target of a planned route: the site's gateway as resolved, by ENI or instance."""
+        planned = item.route
+        if planned is None or planned.target != state.gateway_ref or state.eni is None:
             raise RemoteError(
-                f"aws {state.site.name}", f"route target {label} is not the site's gateway {state.target_label}"
+                f"aws {state.site.name}", f"route target {item.target} is not the site's gateway {state.gateway_ref}"
             )
-        if label.startswith("instance:") and state.instance_id:
+        if planned.target_kind == "instance" and state.instance_id:
             return {"InstanceId": state.instance_id}
         return {"NetworkInterfaceId": str(state.eni["NetworkInterfaceId"])}
 
@@ -634,22 +646,26 @@ class AwsBackend(CloudBackend[_Site]):
         return str(created["RouteTableId"])
 
     def _apply_route(self, state: _Site, change: Change) -> None:
-        _, table_name, prefix = change.key
+        route = cloud_item(change)
+        assert isinstance(route, RouteItem)
+        prefix = route.destination
         if change.action == "delete":
-            table = state.tables.get(table_name)
+            table = state.tables.get(route.table)
             if table is None:
                 return
             self.call(state.region, "delete_route", RouteTableId=table["RouteTableId"], DestinationCidrBlock=prefix)
             self.journal.forget("cloud-route", change.key)
             return
-        table_id = self._ensure_table(state, table_name)
-        target = self._gateway_target(state, dict(change.desired or ()).get("target", ""))
+        table_id = self._ensure_table(state, route.table)
+        target = self._gateway_target(state, route)
         op = "create_route" if change.action == "create" else "replace_route"
         self.call(state.region, op, RouteTableId=table_id, DestinationCidrBlock=prefix, **target)
         self.journal.created("cloud-route", change.key, {"table": table_id})
 
     def _apply_association(self, state: _Site, change: Change) -> None:
-        _, table_name, network = change.key
+        association = cloud_item(change)
+        assert isinstance(association, AssociationItem)
+        table_name, network = association.table, association.subnet
         subnet = state.subnets.get(network)
         if subnet is None:
             raise RemoteError(f"aws {state.site.name}", f"subnet of network {network} was not resolved")

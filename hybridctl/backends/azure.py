@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import ip_network
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,9 +25,13 @@ from hybridctl.backends.cloudcommon import (
     CloudBackend,
     apply_flag,
     apply_site_changes,
+    association_resource,
+    cloud_item,
+    flag_resource,
     journal_detail,
     network_field,
-    resource,
+    route_resource,
+    rule_resource,
     site_field,
     table_field,
     unresolved,
@@ -37,8 +41,14 @@ from hybridctl.backends.journal import Journal
 from hybridctl.core.diff import Change
 from hybridctl.core.errors import RemoteError
 from hybridctl.core.inventory.models import AzureSettings, Inventory, Site
-from hybridctl.core.planner.desired import CloudRoute, CloudRouteTable, DesiredState, Resource
-from hybridctl.core.planner.names import azure_route_name
+from hybridctl.core.planner.desired import (
+    AssociationItem,
+    CloudRouteTable,
+    DesiredState,
+    Resource,
+    RouteItem,
+    RuleItem,
+)
 from hybridctl.core.secrets import SecretStore
 
 if TYPE_CHECKING:
@@ -141,9 +151,6 @@ class _Site:
     rg_tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # lower-case id -> table
     nic: dict[str, Any] | None = None
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # NSG as written -> NSG
-    route_names: dict[tuple[str, ...], str] = field(default_factory=dict)
-    rule_names: dict[tuple[str, ...], str] = field(default_factory=dict)
-    planned: dict[tuple[str, str], CloudRoute] = field(default_factory=dict)  # (table, prefix) -> route
 
 
 def _failed_mark(obj: dict[str, Any]) -> str:
@@ -154,6 +161,11 @@ def _failed_mark(obj: dict[str, Any]) -> str:
     """
     state = str(_props(obj).get("provisioningState") or "")
     return f" (provisioning {state})" if state.lower() in ("failed", "canceled") else ""
+
+
+def _found_name(change: Change) -> str | None:
+    """The name of the route as read (update, delete); None for a create."""
+    return change.found.name or None if isinstance(change.found, RouteItem) else None
 
 
 def _managed(table: dict[str, Any] | None) -> bool:
@@ -306,8 +318,6 @@ class AzureBackend(CloudBackend[_Site]):
         state.rg_tables = {_lower(t.get("id")): t for t in tables}
         state.specs = {t.name: t for t in desired.route_tables if t.site == site.name}
         for spec in state.specs.values():
-            for route in spec.routes:
-                state.planned[(spec.name, str(route.prefix))] = route
             wanted = (spec.table_id or spec.name).lower()
             match = [t for t in tables if wanted in (_lower(t.get("name")), _lower(t.get("id")))]
             if match:
@@ -359,39 +369,38 @@ class AzureBackend(CloudBackend[_Site]):
         out: list[Resource] = []
         for flag in desired.flags:
             if flag.site == site.name and flag.name == FLAG and state.nic is not None:
-                value = str(bool(_props(state.nic).get("enableIPForwarding", False))).lower()
-                out.append(resource("flag", (site.name, flag.target, FLAG), True, value=value))
+                found = replace(flag, value=bool(_props(state.nic).get("enableIPForwarding", False)), why="")
+                out.append(flag_resource(found, True))
         for group_text, nsg in state.groups.items():
             for rule in _props(nsg).get("securityRules") or []:
                 name = str(rule.get("name"))
                 owned = name.startswith(AZURE_NAME_MARK)
                 shown = name + _failed_mark(rule) if owned else name
                 for direction, protocol, port, peer in rule_items(rule):
-                    key = (site.name, group_text, direction, protocol, port, peer)
-                    state.rule_names[key] = name
-                    out.append(resource("security-rule", key, owned, name=shown, provider="azure"))
+                    rule_item = RuleItem(site.name, group_text, direction, protocol, port, peer, name)
+                    out.append(rule_resource(rule_item, owned, shown, "azure"))
         for table_name, table in state.tables.items():
             if table is None:
                 continue
             for route in _props(table).get("routes") or []:
                 props = _props(route)
-                route_key = (site.name, table_name, normalize_prefix(str(props.get("addressPrefix"))))
                 name = str(route.get("name"))
-                state.route_names[route_key] = name
                 owned = name.startswith(AZURE_NAME_MARK)
-                target = hop_label(props) + (_failed_mark(route) if owned else "")
-                out.append(resource("cloud-route", route_key, owned, target=target))
+                destination = normalize_prefix(str(props.get("addressPrefix")))
+                item = RouteItem(site.name, table_name, destination, hop_label(props), name)
+                out.append(route_resource(item, owned, item.target + (_failed_mark(route) if owned else "")))
         wanted = {s for spec in state.specs.values() for s in spec.subnets}
         for network, subnet in state.subnets.items():
             table_ref = _props(subnet).get("routeTable") or {}
             if network not in wanted or not table_ref.get("id"):
                 continue
             table_id = str(table_ref["id"])
-            assoc_key = (site.name, self._table_label(state, table_id), network)
-            owned = self.journal.was_created("cloud-association", assoc_key) or _managed(
+            association = AssociationItem(site.name, self._table_label(state, table_id), network)
+            key = (association.site, association.table, association.subnet)
+            owned = self.journal.was_created("cloud-association", key) or _managed(
                 state.rg_tables.get(table_id.lower())
             )
-            out.append(resource("cloud-association", assoc_key, owned))
+            out.append(association_resource(association, owned))
         return out
 
     # -- applying ------------------------------------------------------------------------------------
@@ -400,7 +409,7 @@ class AzureBackend(CloudBackend[_Site]):
         progress = progress or NoProgress()
         if not self._read_once:
             self.read(desired)
-        mine = [c for c in changes if self.owns(c.layer, c.key)]
+        mine = [c for c in changes if self.owns(c)]
         # Names a create/update (re)writes in this batch: a delete of the same name is then
         # already done (the object was overwritten in place), not to be undone.
         rewritten: set[tuple[str, str, str]] = set()
@@ -408,25 +417,27 @@ class AzureBackend(CloudBackend[_Site]):
         # Route writes per table: several go out as one table PUT (see _apply_route_batch).
         batches: dict[tuple[str, str], list[Change]] = {}
         for change in mine:
-            if change.layer == "cloud-route" and change.action != "conflict":
-                batches.setdefault((change.key[0], change.key[1]), []).append(change)
+            route = change.subject
+            if isinstance(route, RouteItem) and change.action != "conflict":
+                batches.setdefault((route.site, route.table), []).append(change)
         batch_errors: dict[tuple[str, str], RemoteError | None] = {}
 
         def apply_one(change: Change) -> None:
-            state = self._state[change.key[0]]
+            item = cloud_item(change)
+            state = self._state[item.site]
             if change.layer == "flag":
                 self._apply_flag(state, change)
             elif change.layer == "security-rule":
                 self._apply_rule(state, change, rewritten, priorities)
-            elif change.layer == "cloud-route":
-                batch = batches[(change.key[0], change.key[1])]
+            elif isinstance(item, RouteItem):
+                table_key = (item.site, item.table)
+                batch = batches[table_key]
                 if len(batch) < ROUTE_BATCH_MIN:
                     self._apply_route(state, change, rewritten)
                     return
-                table_key = (change.key[0], change.key[1])
                 if table_key not in batch_errors:
                     try:
-                        self._apply_route_batch(state, change.key[1], batch)
+                        self._apply_route_batch(state, item.table, batch)
                         batch_errors[table_key] = None
                     except RemoteError as error:
                         batch_errors[table_key] = error
@@ -480,13 +491,16 @@ class AzureBackend(CloudBackend[_Site]):
     ) -> None:
         from azure.mgmt.network import models as nm
 
-        _, group_text, direction, protocol, port, peer = change.key
-        nsg = state.groups.get(group_text)
+        rule = cloud_item(change)
+        assert isinstance(rule, RuleItem)
+        direction, protocol, port, peer = rule.direction, rule.protocol, rule.port, rule.peer
+        nsg = state.groups.get(rule.group)
         if nsg is None:
-            raise RemoteError(self._target(state), f"network security group '{group_text}' was not resolved")
+            raise RemoteError(self._target(state), f"network security group '{rule.group}' was not resolved")
         nsg_name = str(nsg["name"])
         client = self.client()
-        old_name = state.rule_names.get(change.key)
+        # The rule as read (delete, update): its name is the one to delete or replace.
+        old_name = change.found.name if isinstance(change.found, RuleItem) else None
         if change.action == "delete":
             if old_name is None or (state.site.name, nsg_name, old_name.lower()) in rewritten:
                 return
@@ -496,7 +510,7 @@ class AzureBackend(CloudBackend[_Site]):
                 lambda: client.security_rules.begin_delete(state.rg, nsg_name, old_name),
             )
             return
-        name = dict(change.desired or ()).get("name") or old_name or ""
+        name = rule.name  # the planner's (names.rule_name): the one function naming rules
         taken = priorities.setdefault(
             (state.site.name, nsg_name, direction),
             {
@@ -572,24 +586,32 @@ class AzureBackend(CloudBackend[_Site]):
         }
 
     def _route_to_write(self, state: _Site, change: Change) -> tuple[str, dict[str, str]]:
-        """(name, properties) of the route a create/update writes: the gateway as virtual appliance."""
-        _, table_name, prefix = change.key
-        label = dict(change.desired or ()).get("target", "")
-        kind, _, address = label.partition(":")
-        if kind != "virtual-appliance" or not address:
+        """(name, properties) of the route a create/update writes: the gateway as virtual appliance.
+
+        The name is the planner's (names.azure_route_name, in CloudRoute.name); an update keeps
+        the name of the route it overwrites in place (a table holds one route per prefix).
+        """
+        item = change.planned
+        planned = item.route if isinstance(item, RouteItem) else None
+        if planned is None or planned.target_kind != "virtual-appliance" or not planned.target:
+            label = item.target if isinstance(item, RouteItem) else "(none)"
             raise RemoteError(self._target(state), f"route target {label} is not a virtual appliance next hop")
-        planned = state.planned.get((table_name, prefix))
-        name = state.route_names.get(change.key) or (
-            planned.name if planned is not None else azure_route_name(ip_network(prefix))
-        )
-        return name, {"addressPrefix": prefix, "nextHopType": "VirtualAppliance", "nextHopIpAddress": address}
+        name = _found_name(change) or planned.name
+        props = {
+            "addressPrefix": str(planned.prefix),
+            "nextHopType": "VirtualAppliance",
+            "nextHopIpAddress": planned.target,
+        }
+        return name, props
 
     def _apply_route(self, state: _Site, change: Change, rewritten: set[tuple[str, str, str]]) -> None:
         from azure.mgmt.network import models as nm
 
-        table_name = change.key[1]
+        route = cloud_item(change)
+        assert isinstance(route, RouteItem)
+        table_name = route.table
         client = self.client()
-        old_name = state.route_names.get(change.key)
+        old_name = _found_name(change)
         if change.action == "delete":
             existing = state.tables.get(table_name)
             if existing is None or old_name is None:
@@ -631,7 +653,7 @@ class AzureBackend(CloudBackend[_Site]):
                 routes[str(route["name"]).lower()] = copy.deepcopy(route)
         for change in changes:
             if change.action == "delete":
-                old_name = state.route_names.get(change.key)
+                old_name = _found_name(change)
                 if old_name is not None:
                     routes.pop(old_name.lower(), None)
         for change in changes:
@@ -671,7 +693,9 @@ class AzureBackend(CloudBackend[_Site]):
         return state.location
 
     def _apply_association(self, state: _Site, change: Change) -> None:
-        _, table_name, network = change.key
+        association = cloud_item(change)
+        assert isinstance(association, AssociationItem)
+        table_name, network = association.table, association.subnet
         subnet = state.subnets.get(network)
         if subnet is None:
             raise RemoteError(self._target(state), f"subnet of network {network} was not resolved")

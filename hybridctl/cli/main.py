@@ -12,7 +12,6 @@ import typer
 from hybridctl.cli.common import InventoryOpt, LayerOpt, Output, OutputOpt, check_layers, stderr, stdout
 from hybridctl.core.diff import diff
 from hybridctl.core.errors import EXIT_ERROR, HybridctlError, exit_code_for
-from hybridctl.core.hostfiles import all_resources
 from hybridctl.core.inventory.load import load_inventory, plan_loaded
 from hybridctl.core.inventory.models import Inventory
 from hybridctl.render import dump_json, plan_document, render_changes, render_error, render_plan_extras
@@ -32,7 +31,7 @@ def plan(inventory: InventoryOpt, output: OutputOpt = Output.table, layer: Layer
     layers = check_layers(layer)
     loaded = load_inventory(inventory)
     desired = plan_loaded(loaded)
-    changes = diff(all_resources(desired), [], layers)
+    changes = diff(desired.resources(), [], layers)
     if output is Output.json:
         stdout.print_json(dump_json(plan_document(desired, changes)))
         return

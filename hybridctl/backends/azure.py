@@ -1,37 +1,42 @@
 """The Azure backend: NIC IP forwarding, NSG rules, route tables, routes and subnet associations.
 
-Reads are four paginated ARM list calls per resource group (virtual networks with their
-subnets, route tables with their routes, network interfaces, network security groups with
-their rules), whatever the number of routes. Every request goes through the management
-client's pipeline, where one policy counts it (before azure-core's retries, which honour
-Retry-After on 429) and one wrapper turns failures into :class:`~hybridctl.core.errors.RemoteError`
-with a hint. docs/cloud-adapters.md has the rules.
+A resource group is read once (:meth:`AzureBackend.read_group`): four paginated ARM list calls
+(virtual networks with their subnets, route tables with their routes, network interfaces,
+network security groups with their rules), whatever the number of routes. What they return goes,
+as it is, to the pure parser (hybridctl/backends/azure_parse.py), which resolves the inventory's
+names and lists the Resources; this module then applies the changes. Every request goes through
+the management client's pipeline, where one policy counts it (before azure-core's retries, which
+honour Retry-After on 429) and one wrapper turns failures into
+:class:`~hybridctl.core.errors.RemoteError` with a hint. docs/cloud-adapters.md has the rules.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from ipaddress import ip_network
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from hybridctl.backends.azure_parse import (
+    AzureRead,
+    AzureSite,
+    arm_props,
+    hop_label,
+    lower_text,
+    managed_table,
+    normalize_prefix,
+    parse_group,
+    rule_items,
+)
 from hybridctl.backends.base import NoProgress, Outcome, Progress, ReadResult
 from hybridctl.backends.cloudcommon import (
-    AZURE_NAME_MARK,
     CLOUD_FLAGS,
     MANAGED_TAG,
     TABLE_LAYER,
     CloudBackend,
     apply_flag,
     apply_site_changes,
-    association_resource,
     cloud_item,
-    flag_resource,
     journal_detail,
-    network_field,
-    route_resource,
-    rule_resource,
     site_field,
     table_field,
     unresolved,
@@ -43,9 +48,7 @@ from hybridctl.core.errors import RemoteError
 from hybridctl.core.inventory.models import AzureSettings, Inventory, Site
 from hybridctl.core.planner.desired import (
     AssociationItem,
-    CloudRouteTable,
     DesiredState,
-    Resource,
     RouteItem,
     RuleItem,
 )
@@ -68,64 +71,7 @@ HINTS = Hints(
     scope="sites[].resource_group",
 )
 
-_PROTOCOLS = {"*": "all", "tcp": "tcp", "udp": "udp", "icmp": "icmp"}
 _TO_AZURE_PROTOCOL = {"all": "*", "tcp": "Tcp", "udp": "Udp", "icmp": "Icmp"}
-_HOP_LABELS = {
-    "virtualappliance": "virtual-appliance",
-    "virtualapplianceecmp": "virtual-appliance-ecmp",
-    "internet": "internet",
-    "vnetlocal": "vnet-local",
-    "virtualnetworkgateway": "virtual-network-gateway",
-    "none": "none",
-}
-
-
-def _lower(text: Any) -> str:
-    return str(text or "").lower()
-
-
-def _props(obj: dict[str, Any]) -> dict[str, Any]:
-    props = obj.get("properties")
-    return props if isinstance(props, dict) else {}
-
-
-def _last(resource_id: str) -> str:
-    return resource_id.rstrip("/").rsplit("/", 1)[-1]
-
-
-def hop_label(route_props: dict[str, Any]) -> str:
-    """``virtual-appliance:<ip>`` / ``internet:`` ... for a route's next hop."""
-    hop = _lower(route_props.get("nextHopType"))
-    label = _HOP_LABELS.get(hop, hop or "unknown")
-    next_hop = route_props.get("nextHop")
-    if hop == "virtualapplianceecmp" and isinstance(next_hop, dict):
-        return f"{label}:{','.join(str(a) for a in next_hop.get('nextHopIpAddresses') or [])}"
-    return f"{label}:{route_props.get('nextHopIpAddress') or ''}"
-
-
-def normalize_prefix(prefix: str) -> str:
-    """CIDRs in canonical form; service tags (``Storage``) as they are."""
-    try:
-        return str(ip_network(prefix, strict=False))
-    except ValueError:
-        return prefix
-
-
-def rule_items(rule: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(direction, protocol, port, peer) for each peer of an NSG rule, in the planner's spelling."""
-    props = _props(rule)
-    direction = _lower(props.get("direction")) or "inbound"
-    protocol = _PROTOCOLS.get(_lower(props.get("protocol")), _lower(props.get("protocol")))
-    ports = [str(props["destinationPortRange"])] if props.get("destinationPortRange") else []
-    ports += [str(p) for p in props.get("destinationPortRanges") or []]
-    port = ",".join(ports) or "*"
-    if port == "0-65535":
-        port = "*"
-    side = "source" if direction == "inbound" else "destination"
-    peers = [str(props[f"{side}AddressPrefix"])] if props.get(f"{side}AddressPrefix") else []
-    peers += [str(p) for p in props.get(f"{side}AddressPrefixes") or []]
-    peers += [f"asg:{_last(str(a.get('id', '')))}" for a in props.get(f"{side}ApplicationSecurityGroups") or []]
-    return [(direction, protocol, port, normalize_prefix(p) if p != "*" else p) for p in peers]
 
 
 def free_priority(taken: Iterable[int]) -> int:
@@ -137,42 +83,12 @@ def free_priority(taken: Iterable[int]) -> int:
     raise RemoteError("azure", "no free NSG priority between 1000 and 4096", "remove unused rules")
 
 
-@dataclass
-class _Site:
-    """One Azure site as last read."""
-
-    site: Site
-    rg: str
-    location: str = ""
-    vnet: dict[str, Any] | None = None
-    subnets: dict[str, dict[str, Any]] = field(default_factory=dict)  # network name -> subnet
-    specs: dict[str, CloudRouteTable] = field(default_factory=dict)
-    tables: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # table name -> table / missing
-    rg_tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # lower-case id -> table
-    nic: dict[str, Any] | None = None
-    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # NSG as written -> NSG
-
-
-def _failed_mark(obj: dict[str, Any]) -> str:
-    """`` (provisioning Failed)`` for an object a failed or canceled operation left behind, else ``""``.
-
-    ARM keeps the goal state of a failed write with provisioningState Failed; the diff must see
-    such an object of hybridctl's as differing so that the next run writes it again.
-    """
-    state = str(_props(obj).get("provisioningState") or "")
-    return f" (provisioning {state})" if state.lower() in ("failed", "canceled") else ""
-
-
 def _found_name(change: Change) -> str | None:
     """The name of the route as read (update, delete); None for a create."""
     return change.found.name or None if isinstance(change.found, RouteItem) else None
 
 
-def _managed(table: dict[str, Any] | None) -> bool:
-    return table is not None and (table.get("tags") or {}).get(MANAGED_TAG[0]) == MANAGED_TAG[1]
-
-
-class AzureBackend(CloudBackend[_Site]):
+class AzureBackend(CloudBackend[AzureSite]):
     """:class:`~hybridctl.backends.base.Backend` for the ``azure`` sites of an inventory."""
 
     name = "azure"
@@ -196,6 +112,8 @@ class AzureBackend(CloudBackend[_Site]):
             credential=credential,
             on_call=self._count.add,
         )
+        # Optional observer of every resource group's read (the fixture capture script records them).
+        self.recorder: Callable[[AzureRead], None] | None = None
 
     # -- client and the one call wrapper -------------------------------------------------------------
 
@@ -236,172 +154,25 @@ class AzureBackend(CloudBackend[_Site]):
     # -- reading -------------------------------------------------------------------------------------
 
     def _read_group(self, rg: str, sites: list[Site], desired: DesiredState, result: ReadResult) -> None:
+        read = self.read_group(rg)
+        if self.recorder is not None:
+            self.recorder(read)
+        parsed = parse_group(read, sites, desired, self.journal.was_created)
+        self._failures.update(parsed.failures)
+        self._state.update(parsed.states)
+        result.resources.extend(parsed.resources)
+
+    def read_group(self, rg: str) -> AzureRead:
+        """The one read of a resource group: four paginated list calls."""
         client = self.client()
         target = f"azure {rg}"
-        vnets = self.list_all(target, "virtual_networks.list", lambda: client.virtual_networks.list(rg))
-        tables = self.list_all(target, "route_tables.list", lambda: client.route_tables.list(rg))
-        nics = self.list_all(target, "network_interfaces.list", lambda: client.network_interfaces.list(rg))
-        nsgs = self.list_all(target, "network_security_groups.list", lambda: client.network_security_groups.list(rg))
-        for site in sites:
-            try:
-                state = self._resolve_site(site, rg, vnets, tables, nics, nsgs, desired)
-            except RemoteError as error:
-                self._failures[site.name] = str(error)
-                continue
-            self._state[site.name] = state
-            result.resources.extend(self._resources(state, desired))
-
-    @staticmethod
-    def _by_name(
-        site: Site, items: list[dict[str, Any]], wanted: str, what: str, field_text: str, hint: str
-    ) -> dict[str, Any]:
-        matches = [i for i in items if _lower(i.get("name")) == wanted.lower() or _lower(i.get("id")) == wanted.lower()]
-        if not matches:
-            raise unresolved(
-                f"azure {site.name}", field_text, what, wanted, f"in resource group {site.resource_group}", hint
-            )
-        return matches[0]
-
-    def _resolve_site(
-        self,
-        site: Site,
-        rg: str,
-        vnets: list[dict[str, Any]],
-        tables: list[dict[str, Any]],
-        nics: list[dict[str, Any]],
-        nsgs: list[dict[str, Any]],
-        desired: DesiredState,
-    ) -> _Site:
-        state = _Site(site, rg)
-        if site.vnet:
-            state.vnet = self._by_name(
-                site, vnets, site.vnet, "virtual network", site_field(site, ".vnet"), "write the VNet's name"
-            )
-            candidates = [state.vnet]
-        else:
-            candidates = vnets
-        state.location = site.location or str((state.vnet or {}).get("location") or "")
-        for network in site.networks:
-            if not network.overlay or network.route_table is None:
-                continue
-            wanted = (network.id or network.name).lower()
-            found = [
-                (vnet, sub)
-                for vnet in candidates
-                for sub in _props(vnet).get("subnets") or []
-                if wanted in (_lower(sub.get("name")), _lower(sub.get("id")))
-            ]
-            attr = "id" if network.id else "name"
-            if not found:
-                raise unresolved(
-                    f"azure {site.name}",
-                    network_field(site, network.name, attr),
-                    "subnet",
-                    network.id or network.name,
-                    f"in virtual network {site.vnet or '(any)'} of resource group {rg}",
-                    "write the subnet's name (or its ARM id in networks[].id)",
-                )
-            vnet, subnet = found[0]
-            prefixes = [_props(subnet).get("addressPrefix"), *(_props(subnet).get("addressPrefixes") or [])]
-            if str(network.cidr) not in {normalize_prefix(str(p)) for p in prefixes if p}:
-                raise RemoteError(
-                    f"azure {site.name}",
-                    f"{network_field(site, network.name, 'cidr')}: {network.cidr} but subnet {subnet.get('name')} "
-                    f"has {', '.join(str(p) for p in prefixes if p)}",
-                    "correct the cidr or the subnet reference",
-                )
-            subnet["_vnet"] = vnet["name"]
-            state.subnets[network.name] = subnet
-            if state.vnet is None:
-                state.vnet = vnet
-                state.location = state.location or str(vnet.get("location") or "")
-        state.rg_tables = {_lower(t.get("id")): t for t in tables}
-        state.specs = {t.name: t for t in desired.route_tables if t.site == site.name}
-        for spec in state.specs.values():
-            wanted = (spec.table_id or spec.name).lower()
-            match = [t for t in tables if wanted in (_lower(t.get("name")), _lower(t.get("id")))]
-            if match:
-                state.tables[spec.name] = match[0]
-            elif spec.create:
-                state.tables[spec.name] = None
-            else:
-                raise unresolved(
-                    f"azure {site.name}",
-                    table_field(site, spec.name, "id" if spec.table_id else "name"),
-                    "route table",
-                    spec.table_id or spec.name,
-                    f"in resource group {rg}",
-                    "write the table's name, or set create: true",
-                )
-        gw = site.gateway
-        if gw.nic:  # any role: the NIC carries the next-hop address and, on bridges, the flag
-            state.nic = self._by_name(
-                site, nics, gw.nic, "network interface", site_field(site, ".gateway.nic"), "write the NIC's name"
-            )
-            addresses = {
-                str(_props(c).get("privateIPAddress")) for c in _props(state.nic).get("ipConfigurations") or []
-            }
-            if str(gw.private_ip) not in addresses:
-                raise RemoteError(
-                    f"azure {site.name}",
-                    f"{site_field(site, '.gateway.private_ip')}: {gw.private_ip} is not an address of NIC "
-                    f"{state.nic.get('name')} ({', '.join(sorted(addresses))})",
-                    "correct private_ip (it is the next hop of every route) or the NIC name",
-                )
-        for group, attr in (
-            (gw.security_group, ".gateway.security_group"),
-            (site.workload_security_group, ".workload_security_group"),
-        ):
-            if group:
-                state.groups[group] = self._by_name(
-                    site, nsgs, group, "network security group", site_field(site, attr), "write the NSG's name"
-                )
-        return state
-
-    def _table_label(self, state: _Site, table_id: str) -> str:
-        for name, table in state.tables.items():
-            if table is not None and _lower(table.get("id")) == table_id.lower():
-                return name
-        return _last(table_id)
-
-    def _resources(self, state: _Site, desired: DesiredState) -> list[Resource]:
-        site = state.site
-        out: list[Resource] = []
-        for flag in desired.flags:
-            if flag.site == site.name and flag.name == FLAG and state.nic is not None:
-                found = replace(flag, value=bool(_props(state.nic).get("enableIPForwarding", False)), why="")
-                out.append(flag_resource(found, True))
-        for group_text, nsg in state.groups.items():
-            for rule in _props(nsg).get("securityRules") or []:
-                name = str(rule.get("name"))
-                owned = name.startswith(AZURE_NAME_MARK)
-                shown = name + _failed_mark(rule) if owned else name
-                for direction, protocol, port, peer in rule_items(rule):
-                    rule_item = RuleItem(site.name, group_text, direction, protocol, port, peer, name)
-                    out.append(rule_resource(rule_item, owned, shown, "azure"))
-        for table_name, table in state.tables.items():
-            if table is None:
-                continue
-            for route in _props(table).get("routes") or []:
-                props = _props(route)
-                name = str(route.get("name"))
-                owned = name.startswith(AZURE_NAME_MARK)
-                destination = normalize_prefix(str(props.get("addressPrefix")))
-                item = RouteItem(site.name, table_name, destination, hop_label(props), name)
-                out.append(route_resource(item, owned, item.target + (_failed_mark(route) if owned else "")))
-        wanted = {s for spec in state.specs.values() for s in spec.subnets}
-        for network, subnet in state.subnets.items():
-            table_ref = _props(subnet).get("routeTable") or {}
-            if network not in wanted or not table_ref.get("id"):
-                continue
-            table_id = str(table_ref["id"])
-            association = AssociationItem(site.name, self._table_label(state, table_id), network)
-            key = (association.site, association.table, association.subnet)
-            owned = self.journal.was_created("cloud-association", key) or _managed(
-                state.rg_tables.get(table_id.lower())
-            )
-            out.append(association_resource(association, owned))
-        return out
+        return AzureRead(
+            rg,
+            self.list_all(target, "virtual_networks.list", lambda: client.virtual_networks.list(rg)),
+            self.list_all(target, "route_tables.list", lambda: client.route_tables.list(rg)),
+            self.list_all(target, "network_interfaces.list", lambda: client.network_interfaces.list(rg)),
+            self.list_all(target, "network_security_groups.list", lambda: client.network_security_groups.list(rg)),
+        )
 
     # -- applying ------------------------------------------------------------------------------------
 
@@ -461,19 +232,19 @@ class AzureBackend(CloudBackend[_Site]):
         self._read_once = False
         return outcomes
 
-    def _target(self, state: _Site) -> str:
+    def _target(self, state: AzureSite) -> str:
         return f"azure {state.site.name}"
 
-    def _apply_flag(self, state: _Site, change: Change) -> None:
+    def _apply_flag(self, state: AzureSite, change: Change) -> None:
         assert state.nic is not None
         apply_flag(self.journal, change, lambda value: self._set_forwarding(state, value))
 
-    def _set_forwarding(self, state: _Site, value: bool) -> None:
+    def _set_forwarding(self, state: AzureSite, value: bool) -> None:
         from azure.mgmt.network import models as nm
 
         assert state.nic is not None
         body = dict(state.nic)
-        body["properties"] = {**_props(state.nic), "enableIPForwarding": value}
+        body["properties"] = {**arm_props(state.nic), "enableIPForwarding": value}
         name = str(state.nic["name"])
         client = self.client()
         state.nic = self.lro(
@@ -484,7 +255,7 @@ class AzureBackend(CloudBackend[_Site]):
 
     def _apply_rule(
         self,
-        state: _Site,
+        state: AzureSite,
         change: Change,
         rewritten: set[tuple[str, str, str]],
         priorities: dict[tuple[str, str, str], set[int]],
@@ -514,9 +285,9 @@ class AzureBackend(CloudBackend[_Site]):
         taken = priorities.setdefault(
             (state.site.name, nsg_name, direction),
             {
-                int(_props(r).get("priority", 0))
-                for r in _props(nsg).get("securityRules") or []
-                if _lower(_props(r).get("direction")) == direction
+                int(arm_props(r).get("priority", 0))
+                for r in arm_props(nsg).get("securityRules") or []
+                if lower_text(arm_props(r).get("direction")) == direction
             },
         )
         priority = free_priority(taken)
@@ -549,7 +320,7 @@ class AzureBackend(CloudBackend[_Site]):
                 lambda: client.security_rules.begin_delete(state.rg, nsg_name, old_name),
             )
 
-    def _ensure_table(self, state: _Site, name: str) -> dict[str, Any]:
+    def _ensure_table(self, state: AzureSite, name: str) -> dict[str, Any]:
         from azure.mgmt.network import models as nm
 
         table = state.tables.get(name)
@@ -564,10 +335,10 @@ class AzureBackend(CloudBackend[_Site]):
         )
         self.journal.created(TABLE_LAYER, (state.site.name, name), {"id": created.get("id")})
         state.tables[name] = created
-        state.rg_tables[_lower(created.get("id"))] = created
+        state.rg_tables[lower_text(created.get("id"))] = created
         return created
 
-    def _new_table(self, state: _Site, name: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
+    def _new_table(self, state: AzureSite, name: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
         """The body of a route table hybridctl creates (tagged as its own); only for create: true."""
         spec = state.specs.get(name)
         if spec is None or not spec.create:
@@ -585,7 +356,7 @@ class AzureBackend(CloudBackend[_Site]):
             "properties": {"routes": routes, "disableBgpRoutePropagation": False},
         }
 
-    def _route_to_write(self, state: _Site, change: Change) -> tuple[str, dict[str, str]]:
+    def _route_to_write(self, state: AzureSite, change: Change) -> tuple[str, dict[str, str]]:
         """(name, properties) of the route a create/update writes: the gateway as virtual appliance.
 
         The name is the planner's (names.azure_route_name, in CloudRoute.name); an update keeps
@@ -604,7 +375,7 @@ class AzureBackend(CloudBackend[_Site]):
         }
         return name, props
 
-    def _apply_route(self, state: _Site, change: Change, rewritten: set[tuple[str, str, str]]) -> None:
+    def _apply_route(self, state: AzureSite, change: Change, rewritten: set[tuple[str, str, str]]) -> None:
         from azure.mgmt.network import models as nm
 
         route = cloud_item(change)
@@ -636,7 +407,7 @@ class AzureBackend(CloudBackend[_Site]):
             ),
         )
 
-    def _apply_route_batch(self, state: _Site, table_name: str, changes: list[Change]) -> None:
+    def _apply_route_batch(self, state: AzureSite, table_name: str, changes: list[Change]) -> None:
         """Write every route change of one table with a single table PUT, guarded by its etag.
 
         Routes hybridctl does not write (foreign ones included) go back exactly as read: the raw
@@ -649,7 +420,7 @@ class AzureBackend(CloudBackend[_Site]):
         table = state.tables.get(table_name)
         routes: dict[str, dict[str, Any]] = {}
         if table is not None:
-            for route in _props(table).get("routes") or []:
+            for route in arm_props(table).get("routes") or []:
                 routes[str(route["name"]).lower()] = copy.deepcopy(route)
         for change in changes:
             if change.action == "delete":
@@ -669,7 +440,7 @@ class AzureBackend(CloudBackend[_Site]):
             body = {
                 "location": table.get("location") or self._location(state),
                 "tags": table.get("tags") or {},
-                "properties": {**copy.deepcopy(_props(table)), "routes": list(routes.values())},
+                "properties": {**copy.deepcopy(arm_props(table)), "routes": list(routes.values())},
             }
             headers = {"If-Match": str(table["etag"])} if table.get("etag") else {}
         client = self.client()
@@ -682,28 +453,28 @@ class AzureBackend(CloudBackend[_Site]):
         )
         if table is None:
             self.journal.created(TABLE_LAYER, (state.site.name, table_name), {"id": written.get("id")})
-            state.rg_tables[_lower(written.get("id"))] = written
+            state.rg_tables[lower_text(written.get("id"))] = written
         state.tables[table_name] = written
 
-    def _location(self, state: _Site) -> str:
+    def _location(self, state: AzureSite) -> str:
         if not state.location:
             raise RemoteError(
                 self._target(state), f"{site_field(state.site, '.location')}: not set", "set the site's location"
             )
         return state.location
 
-    def _apply_association(self, state: _Site, change: Change) -> None:
+    def _apply_association(self, state: AzureSite, change: Change) -> None:
         association = cloud_item(change)
         assert isinstance(association, AssociationItem)
         table_name, network = association.table, association.subnet
         subnet = state.subnets.get(network)
         if subnet is None:
             raise RemoteError(self._target(state), f"subnet of network {network} was not resolved")
-        props = dict(_props(subnet))
+        props = dict(arm_props(subnet))
         previous = (props.get("routeTable") or {}).get("id")
         if change.action == "delete":
             before = journal_detail(self.journal, "cloud-association", change.key).get("previous")
-            if before and str(before).lower() in state.rg_tables and str(before).lower() != _lower(previous):
+            if before and str(before).lower() in state.rg_tables and str(before).lower() != lower_text(previous):
                 props["routeTable"] = {"id": before}
             else:
                 props.pop("routeTable", None)
@@ -715,7 +486,7 @@ class AzureBackend(CloudBackend[_Site]):
         self._put_subnet(state, subnet, props)
         self.journal.created("cloud-association", change.key, {"previous": previous, "subnet": subnet.get("id")})
 
-    def _put_subnet(self, state: _Site, subnet: dict[str, Any], props: dict[str, Any]) -> None:
+    def _put_subnet(self, state: AzureSite, subnet: dict[str, Any], props: dict[str, Any]) -> None:
         from azure.mgmt.network import models as nm
 
         vnet = str(subnet["_vnet"])
@@ -731,17 +502,17 @@ class AzureBackend(CloudBackend[_Site]):
         subnet.clear()
         subnet.update(updated, _vnet=vnet)
 
-    def _drop_table_if_empty(self, state: _Site, name: str, progress: Progress) -> Outcome | None:
+    def _drop_table_if_empty(self, state: AzureSite, name: str, progress: Progress) -> Outcome | None:
         """After deletes: remove a table hybridctl created once it has no subnets and no routes left."""
         table = state.tables.get(name)
         created = journal_detail(self.journal, TABLE_LAYER, (state.site.name, name))
-        if table is None or not (created or _managed(table)):
+        if table is None or not (created or managed_table(table)):
             return None
         client = self.client()
         target = self._target(state)
         try:
             current = self.call(target, f"route_tables.get {name}", lambda: client.route_tables.get(state.rg, name))
-            props = _props(current.as_dict())
+            props = arm_props(current.as_dict())
             if props.get("routes") or props.get("subnets"):
                 return None
             progress.step(target, f"- route table {name} (created by hybridctl, now empty)")
@@ -763,4 +534,4 @@ def backend_for(context: Context) -> AzureBackend | None:
     return AzureBackend(inventory, context.journal, context.secrets)
 
 
-__all__ = ["AzureBackend", "backend_for", "free_priority", "hop_label", "normalize_prefix", "rule_items"]
+__all__ = ["AzureBackend", "AzureRead", "backend_for", "free_priority", "hop_label", "normalize_prefix", "rule_items"]

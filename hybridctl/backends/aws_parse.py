@@ -9,14 +9,17 @@ it on responses captured from the lab's AWS emulator (tests/fixtures/aws/read_*.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from ipaddress import ip_network
 from typing import Any
 
 from hybridctl.backends.cloudcommon import (
     AWS_RULE_MARK,
     CLOUD_FLAGS,
+    Parsed,
+    RawRead,
+    WasCreated,
     association_resource,
     flag_resource,
     network_field,
@@ -32,11 +35,10 @@ from hybridctl.core.inventory.models import Site
 from hybridctl.core.planner.desired import AssociationItem, CloudRouteTable, DesiredState, Resource, RouteItem, RuleItem
 
 FLAG = CLOUD_FLAGS["aws"]
-WasCreated = Callable[[str, tuple[str, ...]], bool]  # the journal's answer: did hybridctl create it?
 
 
 @dataclass
-class AwsRead:
+class AwsRead(RawRead):
     """What one region's read returned: the raw EC2 responses (lists of objects), nothing else."""
 
     region: str
@@ -46,22 +48,6 @@ class AwsRead:
     network_interfaces: list[dict[str, Any]] = field(default_factory=list)
     security_groups: list[dict[str, Any]] = field(default_factory=list)
     instances: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, document: dict[str, Any]) -> AwsRead:
-        return cls(**{k: v for k, v in document.items() if not k.startswith("_")})
-
-
-@dataclass
-class AwsParsed:
-    """One region's read, resolved: the sites' state (for apply), their items, and the failures."""
-
-    states: dict[str, AwsSite] = field(default_factory=dict)
-    resources: list[Resource] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
 
 
 def rule_name_of(description: str) -> str:
@@ -149,6 +135,9 @@ class AwsSite:
         if self.eni is not None:
             ids.add(str(self.eni["NetworkInterfaceId"]))
         return ids
+
+
+AwsParsed = Parsed[AwsSite]  # the sites' state for apply, their items, the failures
 
 
 def instance_names(sites: Sequence[Site], vpcs: dict[str, str]) -> list[str]:

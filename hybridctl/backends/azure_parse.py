@@ -9,8 +9,8 @@ captured from the project's ARM emulator (tests/fixtures/azure/read_*.json).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from ipaddress import ip_network
 from typing import Any
 
@@ -18,6 +18,9 @@ from hybridctl.backends.cloudcommon import (
     AZURE_NAME_MARK,
     CLOUD_FLAGS,
     MANAGED_TAG,
+    Parsed,
+    RawRead,
+    WasCreated,
     association_resource,
     flag_resource,
     network_field,
@@ -32,7 +35,6 @@ from hybridctl.core.inventory.models import Site
 from hybridctl.core.planner.desired import AssociationItem, CloudRouteTable, DesiredState, Resource, RouteItem, RuleItem
 
 FLAG = CLOUD_FLAGS["azure"]
-WasCreated = Callable[[str, tuple[str, ...]], bool]  # the journal's answer: did hybridctl create it?
 
 _PROTOCOLS = {"*": "all", "tcp": "tcp", "udp": "udp", "icmp": "icmp"}
 _HOP_LABELS = {
@@ -46,7 +48,7 @@ _HOP_LABELS = {
 
 
 @dataclass
-class AzureRead:
+class AzureRead(RawRead):
     """What one resource group's read returned: the ARM JSON of each list call, nothing else."""
 
     resource_group: str
@@ -54,22 +56,6 @@ class AzureRead:
     route_tables: list[dict[str, Any]] = field(default_factory=list)
     network_interfaces: list[dict[str, Any]] = field(default_factory=list)
     network_security_groups: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, document: dict[str, Any]) -> AzureRead:
-        return cls(**{k: v for k, v in document.items() if not k.startswith("_")})
-
-
-@dataclass
-class AzureParsed:
-    """One resource group's read, resolved: the sites' state (for apply), their items, the failures."""
-
-    states: dict[str, AzureSite] = field(default_factory=dict)
-    resources: list[Resource] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
 
 
 def lower_text(text: Any) -> str:
@@ -134,6 +120,9 @@ class AzureSite:
     rg_tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # lower-case id -> table
     nic: dict[str, Any] | None = None
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # NSG as written -> NSG
+
+
+AzureParsed = Parsed[AzureSite]  # the sites' state for apply, their items, the failures
 
 
 def _failed_mark(obj: dict[str, Any]) -> str:

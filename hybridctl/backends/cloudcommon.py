@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Container, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from hybridctl.backends.base import CallCounter, Outcome, Progress, ReadResult
@@ -42,6 +43,33 @@ AZURE_NAME_MARK = "hybridctl-"
 MANAGED_TAG = ("managed-by", "hybridctl")
 
 S = TypeVar("S")  # a backend's per-site state as last read
+R = TypeVar("R", bound="RawRead")
+WasCreated = Callable[[str, tuple[str, ...]], bool]  # the journal's answer: did hybridctl create it?
+
+
+# -- the read / parse seam -------------------------------------------------------------------------
+
+
+@dataclass
+class RawRead:
+    """Base of a cloud read (AwsRead, AzureRead): raw responses only, kept as JSON for fixtures."""
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls: type[R], document: dict[str, Any]) -> R:
+        """The read in ``document``; keys starting with ``_`` (a fixture's notes) are not part of it."""
+        return cls(**{k: v for k, v in document.items() if not k.startswith("_")})
+
+
+@dataclass
+class Parsed(Generic[S]):
+    """A read, resolved by a pure parser: the sites' state (for apply), their items, the failures."""
+
+    states: dict[str, S] = field(default_factory=dict)
+    resources: list[Resource] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
 
 
 # -- inventory field names (as InputError / load.field_name render them) ------------------------

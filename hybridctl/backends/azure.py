@@ -1,24 +1,32 @@
 """The Azure backend: NIC IP forwarding, NSG rules, route tables, routes and subnet associations.
 
-Reads are four paginated ARM list calls per resource group (virtual networks with their
-subnets, route tables with their routes, network interfaces, network security groups with
-their rules), whatever the number of routes. Every request goes through the management
-client's pipeline, where one policy counts it (before azure-core's retries, which honour
-Retry-After on 429) and one wrapper turns failures into :class:`~hybridctl.core.errors.RemoteError`
-with a hint. docs/cloud-adapters.md has the rules.
+A resource group is read once (:meth:`AzureBackend.read_group`): four paginated ARM list calls
+(virtual networks with their subnets, route tables with their routes, network interfaces,
+network security groups with their rules), whatever the number of routes. What they return goes,
+as it is, to the pure parser (hybridctl/backends/azure_parse.py), which resolves the inventory's
+names and lists the Resources; this module then applies the changes. Every request goes through
+the management client's pipeline, where one policy counts it (before azure-core's retries, which
+honour Retry-After on 429) and one wrapper turns failures into
+:class:`~hybridctl.core.errors.RemoteError` with a hint. docs/cloud-adapters.md has the rules.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from ipaddress import ip_network
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from hybridctl.backends.arm_json import last as _last
-from hybridctl.backends.arm_json import lower as _lower
-from hybridctl.backends.arm_json import props as _props
+from hybridctl.backends.azure_parse import (
+    AzureRead,
+    AzureSite,
+    arm_props,
+    hop_label,
+    lower_text,
+    managed_table,
+    normalize_prefix,
+    parse_group,
+    rule_items,
+)
 from hybridctl.backends.base import NoProgress, Outcome, Progress, ReadResult
 from hybridctl.backends.cloudcommon import (
     CLOUD_FLAGS,
@@ -27,10 +35,9 @@ from hybridctl.backends.cloudcommon import (
     CloudBackend,
     apply_flag,
     apply_site_changes,
+    cloud_item,
     in_parallel,
     journal_detail,
-    network_field,
-    resource,
     site_field,
     table_field,
     unresolved,
@@ -40,8 +47,12 @@ from hybridctl.backends.journal import Journal
 from hybridctl.core.diff import Change
 from hybridctl.core.errors import RemoteError
 from hybridctl.core.inventory.models import AzureSettings, Inventory, Site
-from hybridctl.core.planner.desired import CloudRoute, CloudRouteTable, DesiredState, Resource
-from hybridctl.core.planner.names import NAME_PREFIX, azure_route_name
+from hybridctl.core.planner.desired import (
+    AssociationItem,
+    DesiredState,
+    RouteItem,
+    RuleItem,
+)
 from hybridctl.core.secrets import SecretStore
 
 if TYPE_CHECKING:
@@ -61,51 +72,7 @@ HINTS = Hints(
     scope="sites[].resource_group",
 )
 
-_PROTOCOLS = {"*": "all", "tcp": "tcp", "udp": "udp", "icmp": "icmp"}
 _TO_AZURE_PROTOCOL = {"all": "*", "tcp": "Tcp", "udp": "Udp", "icmp": "Icmp"}
-_HOP_LABELS = {
-    "virtualappliance": "virtual-appliance",
-    "virtualapplianceecmp": "virtual-appliance-ecmp",
-    "internet": "internet",
-    "vnetlocal": "vnet-local",
-    "virtualnetworkgateway": "virtual-network-gateway",
-    "none": "none",
-}
-
-
-def hop_label(route_props: dict[str, Any]) -> str:
-    """``virtual-appliance:<ip>`` / ``internet:`` ... for a route's next hop."""
-    hop = _lower(route_props.get("nextHopType"))
-    label = _HOP_LABELS.get(hop, hop or "unknown")
-    next_hop = route_props.get("nextHop")
-    if hop == "virtualapplianceecmp" and isinstance(next_hop, dict):
-        return f"{label}:{','.join(str(a) for a in next_hop.get('nextHopIpAddresses') or [])}"
-    return f"{label}:{route_props.get('nextHopIpAddress') or ''}"
-
-
-def normalize_prefix(prefix: str) -> str:
-    """CIDRs in canonical form; service tags (``Storage``) as they are."""
-    try:
-        return str(ip_network(prefix, strict=False))
-    except ValueError:
-        return prefix
-
-
-def rule_items(rule: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(direction, protocol, port, peer) for each peer of an NSG rule, in the planner's spelling."""
-    props = _props(rule)
-    direction = _lower(props.get("direction")) or "inbound"
-    protocol = _PROTOCOLS.get(_lower(props.get("protocol")), _lower(props.get("protocol")))
-    ports = [str(props["destinationPortRange"])] if props.get("destinationPortRange") else []
-    ports += [str(p) for p in props.get("destinationPortRanges") or []]
-    port = ",".join(ports) or "*"
-    if port == "0-65535":
-        port = "*"
-    side = "source" if direction == "inbound" else "destination"
-    peers = [str(props[f"{side}AddressPrefix"])] if props.get(f"{side}AddressPrefix") else []
-    peers += [str(p) for p in props.get(f"{side}AddressPrefixes") or []]
-    peers += [f"asg:{_last(str(a.get('id', '')))}" for a in props.get(f"{side}ApplicationSecurityGroups") or []]
-    return [(direction, protocol, port, normalize_prefix(p) if p != "*" else p) for p in peers]
 
 
 def free_priority(taken: Iterable[int]) -> int:
@@ -117,40 +84,12 @@ def free_priority(taken: Iterable[int]) -> int:
     raise RemoteError("azure", "no free NSG priority between 1000 and 4096", "remove unused rules")
 
 
-@dataclass
-class _Site:
-    """One Azure site as last read."""
-
-    site: Site
-    rg: str
-    location: str = ""
-    vnet: dict[str, Any] | None = None
-    subnets: dict[str, dict[str, Any]] = field(default_factory=dict)  # network name -> subnet
-    specs: dict[str, CloudRouteTable] = field(default_factory=dict)
-    tables: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # table name -> table / missing
-    rg_tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # lower-case id -> table
-    nic: dict[str, Any] | None = None
-    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # NSG as written -> NSG
-    route_names: dict[tuple[str, ...], str] = field(default_factory=dict)
-    rule_names: dict[tuple[str, ...], str] = field(default_factory=dict)
-    planned: dict[tuple[str, str], CloudRoute] = field(default_factory=dict)  # (table, prefix) -> route
+def _found_name(change: Change) -> str | None:
+    """The name of the route as read (update, delete); None for a create."""
+    return change.found.name or None if isinstance(change.found, RouteItem) else None
 
 
-def _failed_mark(obj: dict[str, Any]) -> str:
-    """`` (provisioning Failed)`` for an object a failed or canceled operation left behind, else ``""``.
-
-    ARM keeps the goal state of a failed write with provisioningState Failed; the diff must see
-    such an object of hybridctl's as differing so that the next run writes it again.
-    """
-    state = str(_props(obj).get("provisioningState") or "")
-    return f" (provisioning {state})" if state.lower() in ("failed", "canceled") else ""
-
-
-def _managed(table: dict[str, Any] | None) -> bool:
-    return table is not None and (table.get("tags") or {}).get(MANAGED_TAG[0]) == MANAGED_TAG[1]
-
-
-class AzureBackend(CloudBackend[_Site]):
+class AzureBackend(CloudBackend[AzureSite]):
     """:class:`~hybridctl.backends.base.Backend` for the ``azure`` sites of an inventory."""
 
     name = "azure"
@@ -174,6 +113,8 @@ class AzureBackend(CloudBackend[_Site]):
             credential=credential,
             on_call=self.counter.add,
         )
+        # Optional observer of every resource group's read (the fixture capture script records them).
+        self.recorder: Callable[[AzureRead], None] | None = None
 
     # -- client and the one call wrapper -------------------------------------------------------------
 
@@ -214,6 +155,16 @@ class AzureBackend(CloudBackend[_Site]):
     # -- reading -------------------------------------------------------------------------------------
 
     def _read_group(self, rg: str, sites: list[Site], desired: DesiredState, result: ReadResult) -> None:
+        read = self.read_group(rg)
+        if self.recorder is not None:
+            self.recorder(read)
+        parsed = parse_group(read, sites, desired, self.journal.was_created)
+        self._failures.update(parsed.failures)
+        self._state.update(parsed.states)
+        result.resources.extend(parsed.resources)
+
+    def read_group(self, rg: str) -> AzureRead:
+        """The one read of a resource group: four paginated list calls."""
         client = self.client()
         target = f"azure {rg}"
         # Four independent round trips: at once (the read is on every command's critical path).
@@ -225,169 +176,7 @@ class AzureBackend(CloudBackend[_Site]):
                 target, "network_security_groups.list", lambda: client.network_security_groups.list(rg)
             ),
         )
-        for site in sites:
-            try:
-                state = self._resolve_site(site, rg, vnets, tables, nics, nsgs, desired)
-            except RemoteError as error:
-                self._failures[site.name] = str(error)
-                continue
-            self._state[site.name] = state
-            result.resources.extend(self._resources(state, desired))
-
-    @staticmethod
-    def _by_name(
-        site: Site, items: list[dict[str, Any]], wanted: str, what: str, field_text: str, hint: str
-    ) -> dict[str, Any]:
-        matches = [i for i in items if _lower(i.get("name")) == wanted.lower() or _lower(i.get("id")) == wanted.lower()]
-        if not matches:
-            raise unresolved(
-                f"azure {site.name}", field_text, what, wanted, f"in resource group {site.resource_group}", hint
-            )
-        return matches[0]
-
-    def _resolve_site(
-        self,
-        site: Site,
-        rg: str,
-        vnets: list[dict[str, Any]],
-        tables: list[dict[str, Any]],
-        nics: list[dict[str, Any]],
-        nsgs: list[dict[str, Any]],
-        desired: DesiredState,
-    ) -> _Site:
-        state = _Site(site, rg)
-        if site.vnet:
-            state.vnet = self._by_name(
-                site, vnets, site.vnet, "virtual network", site_field(site, ".vnet"), "write the VNet's name"
-            )
-            candidates = [state.vnet]
-        else:
-            candidates = vnets
-        state.location = site.location or str((state.vnet or {}).get("location") or "")
-        for network in site.networks:
-            if not network.overlay or network.route_table is None:
-                continue
-            wanted = (network.id or network.name).lower()
-            found = [
-                (vnet, sub)
-                for vnet in candidates
-                for sub in _props(vnet).get("subnets") or []
-                if wanted in (_lower(sub.get("name")), _lower(sub.get("id")))
-            ]
-            attr = "id" if network.id else "name"
-            if not found:
-                raise unresolved(
-                    f"azure {site.name}",
-                    network_field(site, network.name, attr),
-                    "subnet",
-                    network.id or network.name,
-                    f"in virtual network {site.vnet or '(any)'} of resource group {rg}",
-                    "write the subnet's name (or its ARM id in networks[].id)",
-                )
-            vnet, subnet = found[0]
-            prefixes = [_props(subnet).get("addressPrefix"), *(_props(subnet).get("addressPrefixes") or [])]
-            if str(network.cidr) not in {normalize_prefix(str(p)) for p in prefixes if p}:
-                raise RemoteError(
-                    f"azure {site.name}",
-                    f"{network_field(site, network.name, 'cidr')}: {network.cidr} but subnet {subnet.get('name')} "
-                    f"has {', '.join(str(p) for p in prefixes if p)}",
-                    "correct the cidr or the subnet reference",
-                )
-            subnet["_vnet"] = vnet["name"]
-            state.subnets[network.name] = subnet
-            if state.vnet is None:
-                state.vnet = vnet
-                state.location = state.location or str(vnet.get("location") or "")
-        state.rg_tables = {_lower(t.get("id")): t for t in tables}
-        state.specs = {t.name: t for t in desired.route_tables if t.site == site.name}
-        for spec in state.specs.values():
-            for route in spec.routes:
-                state.planned[(spec.name, str(route.prefix))] = route
-            wanted = (spec.table_id or spec.name).lower()
-            match = [t for t in tables if wanted in (_lower(t.get("name")), _lower(t.get("id")))]
-            if match:
-                state.tables[spec.name] = match[0]
-            elif spec.create:
-                state.tables[spec.name] = None
-            else:
-                raise unresolved(
-                    f"azure {site.name}",
-                    table_field(site, spec.name, "id" if spec.table_id else "name"),
-                    "route table",
-                    spec.table_id or spec.name,
-                    f"in resource group {rg}",
-                    "write the table's name, or set create: true",
-                )
-        gw = site.gateway
-        if gw.nic:  # any role: the NIC carries the next-hop address and, on bridges, the flag
-            state.nic = self._by_name(
-                site, nics, gw.nic, "network interface", site_field(site, ".gateway.nic"), "write the NIC's name"
-            )
-            addresses = {
-                str(_props(c).get("privateIPAddress")) for c in _props(state.nic).get("ipConfigurations") or []
-            }
-            if str(gw.private_ip) not in addresses:
-                raise RemoteError(
-                    f"azure {site.name}",
-                    f"{site_field(site, '.gateway.private_ip')}: {gw.private_ip} is not an address of NIC "
-                    f"{state.nic.get('name')} ({', '.join(sorted(addresses))})",
-                    "correct private_ip (it is the next hop of every route) or the NIC name",
-                )
-        for group, attr in (
-            (gw.security_group, ".gateway.security_group"),
-            (site.workload_security_group, ".workload_security_group"),
-        ):
-            if group:
-                state.groups[group] = self._by_name(
-                    site, nsgs, group, "network security group", site_field(site, attr), "write the NSG's name"
-                )
-        return state
-
-    def _table_label(self, state: _Site, table_id: str) -> str:
-        for name, table in state.tables.items():
-            if table is not None and _lower(table.get("id")) == table_id.lower():
-                return name
-        return _last(table_id)
-
-    def _resources(self, state: _Site, desired: DesiredState) -> list[Resource]:
-        site = state.site
-        out: list[Resource] = []
-        for flag in desired.flags:
-            if flag.site == site.name and flag.name == FLAG and state.nic is not None:
-                value = str(bool(_props(state.nic).get("enableIPForwarding", False))).lower()
-                out.append(resource("flag", (site.name, flag.target, FLAG), True, value=value))
-        for group_text, nsg in state.groups.items():
-            for rule in _props(nsg).get("securityRules") or []:
-                name = str(rule.get("name"))
-                owned = name.startswith(NAME_PREFIX)
-                shown = name + _failed_mark(rule) if owned else name
-                for direction, protocol, port, peer in rule_items(rule):
-                    key = (site.name, group_text, direction, protocol, port, peer)
-                    state.rule_names[key] = name
-                    out.append(resource("security-rule", key, owned, name=shown, provider="azure"))
-        for table_name, table in state.tables.items():
-            if table is None:
-                continue
-            for route in _props(table).get("routes") or []:
-                props = _props(route)
-                route_key = (site.name, table_name, normalize_prefix(str(props.get("addressPrefix"))))
-                name = str(route.get("name"))
-                state.route_names[route_key] = name
-                owned = name.startswith(NAME_PREFIX)
-                target = hop_label(props) + (_failed_mark(route) if owned else "")
-                out.append(resource("cloud-route", route_key, owned, target=target))
-        wanted = {s for spec in state.specs.values() for s in spec.subnets}
-        for network, subnet in state.subnets.items():
-            table_ref = _props(subnet).get("routeTable") or {}
-            if network not in wanted or not table_ref.get("id"):
-                continue
-            table_id = str(table_ref["id"])
-            assoc_key = (site.name, self._table_label(state, table_id), network)
-            owned = self.journal.was_created("cloud-association", assoc_key) or _managed(
-                state.rg_tables.get(table_id.lower())
-            )
-            out.append(resource("cloud-association", assoc_key, owned))
-        return out
+        return AzureRead(rg, vnets, tables, nics, nsgs)
 
     # -- applying ------------------------------------------------------------------------------------
 
@@ -395,7 +184,7 @@ class AzureBackend(CloudBackend[_Site]):
         progress = progress or NoProgress()
         if not self._read_once:
             self.read(desired)
-        mine = [c for c in changes if self.owns(c.layer, c.key)]
+        mine = [c for c in changes if self.owns(c)]
         # Names a create/update (re)writes in this batch: a delete of the same name is then
         # already done (the object was overwritten in place), not to be undone.
         rewritten: set[tuple[str, str, str]] = set()
@@ -403,25 +192,27 @@ class AzureBackend(CloudBackend[_Site]):
         # Route writes per table: several go out as one table PUT (see _apply_route_batch).
         batches: dict[tuple[str, str], list[Change]] = {}
         for change in mine:
-            if change.layer == "cloud-route" and change.action != "conflict":
-                batches.setdefault((change.key[0], change.key[1]), []).append(change)
+            route = change.subject
+            if isinstance(route, RouteItem) and change.action != "conflict":
+                batches.setdefault((route.site, route.table), []).append(change)
         batch_errors: dict[tuple[str, str], RemoteError | None] = {}
 
         def apply_one(change: Change) -> None:
-            state = self._state[change.key[0]]
+            item = cloud_item(change)
+            state = self._state[item.site]
             if change.layer == "flag":
                 self._apply_flag(state, change)
             elif change.layer == "security-rule":
                 self._apply_rule(state, change, rewritten, priorities)
-            elif change.layer == "cloud-route":
-                batch = batches[(change.key[0], change.key[1])]
+            elif isinstance(item, RouteItem):
+                table_key = (item.site, item.table)
+                batch = batches[table_key]
                 if len(batch) < ROUTE_BATCH_MIN:
                     self._apply_route(state, change, rewritten)
                     return
-                table_key = (change.key[0], change.key[1])
                 if table_key not in batch_errors:
                     try:
-                        self._apply_route_batch(state, change.key[1], batch)
+                        self._apply_route_batch(state, item.table, batch)
                         batch_errors[table_key] = None
                     except RemoteError as error:
                         batch_errors[table_key] = error
@@ -445,19 +236,19 @@ class AzureBackend(CloudBackend[_Site]):
         self._read_once = False
         return outcomes
 
-    def _target(self, state: _Site) -> str:
+    def _target(self, state: AzureSite) -> str:
         return f"azure {state.site.name}"
 
-    def _apply_flag(self, state: _Site, change: Change) -> None:
+    def _apply_flag(self, state: AzureSite, change: Change) -> None:
         assert state.nic is not None
         apply_flag(self.journal, change, lambda value: self._set_forwarding(state, value))
 
-    def _set_forwarding(self, state: _Site, value: bool) -> None:
+    def _set_forwarding(self, state: AzureSite, value: bool) -> None:
         from azure.mgmt.network import models as nm
 
         assert state.nic is not None
         body = dict(state.nic)
-        body["properties"] = {**_props(state.nic), "enableIPForwarding": value}
+        body["properties"] = {**arm_props(state.nic), "enableIPForwarding": value}
         name = str(state.nic["name"])
         client = self.client()
         state.nic = self.lro(
@@ -468,20 +259,23 @@ class AzureBackend(CloudBackend[_Site]):
 
     def _apply_rule(
         self,
-        state: _Site,
+        state: AzureSite,
         change: Change,
         rewritten: set[tuple[str, str, str]],
         priorities: dict[tuple[str, str, str], set[int]],
     ) -> None:
         from azure.mgmt.network import models as nm
 
-        _, group_text, direction, protocol, port, peer = change.key
-        nsg = state.groups.get(group_text)
+        rule = cloud_item(change)
+        assert isinstance(rule, RuleItem)
+        direction, protocol, port, peer = rule.direction, rule.protocol, rule.port, rule.peer
+        nsg = state.groups.get(rule.group)
         if nsg is None:
-            raise RemoteError(self._target(state), f"network security group '{group_text}' was not resolved")
+            raise RemoteError(self._target(state), f"network security group '{rule.group}' was not resolved")
         nsg_name = str(nsg["name"])
         client = self.client()
-        old_name = state.rule_names.get(change.key)
+        # The rule as read (delete, update): its name is the one to delete or replace.
+        old_name = change.found.name if isinstance(change.found, RuleItem) else None
         if change.action == "delete":
             if old_name is None or (state.site.name, nsg_name, old_name.lower()) in rewritten:
                 return
@@ -491,13 +285,13 @@ class AzureBackend(CloudBackend[_Site]):
                 lambda: client.security_rules.begin_delete(state.rg, nsg_name, old_name),
             )
             return
-        name = dict(change.desired or ()).get("name") or old_name or ""
+        name = rule.name  # the planner's (names.rule_name): the one function naming rules
         taken = priorities.setdefault(
             (state.site.name, nsg_name, direction),
             {
-                int(_props(r).get("priority", 0))
-                for r in _props(nsg).get("securityRules") or []
-                if _lower(_props(r).get("direction")) == direction
+                int(arm_props(r).get("priority", 0))
+                for r in arm_props(nsg).get("securityRules") or []
+                if lower_text(arm_props(r).get("direction")) == direction
             },
         )
         priority = free_priority(taken)
@@ -530,7 +324,7 @@ class AzureBackend(CloudBackend[_Site]):
                 lambda: client.security_rules.begin_delete(state.rg, nsg_name, old_name),
             )
 
-    def _ensure_table(self, state: _Site, name: str) -> dict[str, Any]:
+    def _ensure_table(self, state: AzureSite, name: str) -> dict[str, Any]:
         from azure.mgmt.network import models as nm
 
         table = state.tables.get(name)
@@ -545,10 +339,10 @@ class AzureBackend(CloudBackend[_Site]):
         )
         self.journal.created(TABLE_LAYER, (state.site.name, name), {"id": created.get("id")})
         state.tables[name] = created
-        state.rg_tables[_lower(created.get("id"))] = created
+        state.rg_tables[lower_text(created.get("id"))] = created
         return created
 
-    def _new_table(self, state: _Site, name: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
+    def _new_table(self, state: AzureSite, name: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
         """The body of a route table hybridctl creates (tagged as its own); only for create: true."""
         spec = state.specs.get(name)
         if spec is None or not spec.create:
@@ -566,25 +360,33 @@ class AzureBackend(CloudBackend[_Site]):
             "properties": {"routes": routes, "disableBgpRoutePropagation": False},
         }
 
-    def _route_to_write(self, state: _Site, change: Change) -> tuple[str, dict[str, str]]:
-        """(name, properties) of the route a create/update writes: the gateway as virtual appliance."""
-        _, table_name, prefix = change.key
-        label = dict(change.desired or ()).get("target", "")
-        kind, _, address = label.partition(":")
-        if kind != "virtual-appliance" or not address:
-            raise RemoteError(self._target(state), f"route target {label} is not a virtual appliance next hop")
-        planned = state.planned.get((table_name, prefix))
-        name = state.route_names.get(change.key) or (
-            planned.name if planned is not None else azure_route_name(ip_network(prefix))
-        )
-        return name, {"addressPrefix": prefix, "nextHopType": "VirtualAppliance", "nextHopIpAddress": address}
+    def _route_to_write(self, state: AzureSite, change: Change) -> tuple[str, dict[str, str]]:
+        """(name, properties) of the route a create/update writes: the gateway as virtual appliance.
 
-    def _apply_route(self, state: _Site, change: Change, rewritten: set[tuple[str, str, str]]) -> None:
+        The name is the planner's (names.azure_route_name, in CloudRoute.name); an update keeps
+        the name of the route it overwrites in place (a table holds one route per prefix).
+        """
+        item = change.planned
+        planned = item.route if isinstance(item, RouteItem) else None
+        if planned is None or planned.target_kind != "virtual-appliance" or not planned.target:
+            label = item.target if isinstance(item, RouteItem) else "(none)"
+            raise RemoteError(self._target(state), f"route target {label} is not a virtual appliance next hop")
+        name = _found_name(change) or planned.name
+        props = {
+            "addressPrefix": str(planned.prefix),
+            "nextHopType": "VirtualAppliance",
+            "nextHopIpAddress": planned.target,
+        }
+        return name, props
+
+    def _apply_route(self, state: AzureSite, change: Change, rewritten: set[tuple[str, str, str]]) -> None:
         from azure.mgmt.network import models as nm
 
-        table_name = change.key[1]
+        route = cloud_item(change)
+        assert isinstance(route, RouteItem)
+        table_name = route.table
         client = self.client()
-        old_name = state.route_names.get(change.key)
+        old_name = _found_name(change)
         if change.action == "delete":
             existing = state.tables.get(table_name)
             if existing is None or old_name is None:
@@ -609,7 +411,7 @@ class AzureBackend(CloudBackend[_Site]):
             ),
         )
 
-    def _apply_route_batch(self, state: _Site, table_name: str, changes: list[Change]) -> None:
+    def _apply_route_batch(self, state: AzureSite, table_name: str, changes: list[Change]) -> None:
         """Write every route change of one table with a single table PUT, guarded by its etag.
 
         Routes hybridctl does not write (foreign ones included) go back exactly as read: the raw
@@ -622,11 +424,11 @@ class AzureBackend(CloudBackend[_Site]):
         table = state.tables.get(table_name)
         routes: dict[str, dict[str, Any]] = {}
         if table is not None:
-            for route in _props(table).get("routes") or []:
+            for route in arm_props(table).get("routes") or []:
                 routes[str(route["name"]).lower()] = copy.deepcopy(route)
         for change in changes:
             if change.action == "delete":
-                old_name = state.route_names.get(change.key)
+                old_name = _found_name(change)
                 if old_name is not None:
                     routes.pop(old_name.lower(), None)
         for change in changes:
@@ -642,7 +444,7 @@ class AzureBackend(CloudBackend[_Site]):
             body = {
                 "location": table.get("location") or self._location(state),
                 "tags": table.get("tags") or {},
-                "properties": {**copy.deepcopy(_props(table)), "routes": list(routes.values())},
+                "properties": {**copy.deepcopy(arm_props(table)), "routes": list(routes.values())},
             }
             headers = {"If-Match": str(table["etag"])} if table.get("etag") else {}
         client = self.client()
@@ -655,26 +457,28 @@ class AzureBackend(CloudBackend[_Site]):
         )
         if table is None:
             self.journal.created(TABLE_LAYER, (state.site.name, table_name), {"id": written.get("id")})
-            state.rg_tables[_lower(written.get("id"))] = written
+            state.rg_tables[lower_text(written.get("id"))] = written
         state.tables[table_name] = written
 
-    def _location(self, state: _Site) -> str:
+    def _location(self, state: AzureSite) -> str:
         if not state.location:
             raise RemoteError(
                 self._target(state), f"{site_field(state.site, '.location')}: not set", "set the site's location"
             )
         return state.location
 
-    def _apply_association(self, state: _Site, change: Change) -> None:
-        _, table_name, network = change.key
+    def _apply_association(self, state: AzureSite, change: Change) -> None:
+        association = cloud_item(change)
+        assert isinstance(association, AssociationItem)
+        table_name, network = association.table, association.subnet
         subnet = state.subnets.get(network)
         if subnet is None:
             raise RemoteError(self._target(state), f"subnet of network {network} was not resolved")
-        props = dict(_props(subnet))
+        props = dict(arm_props(subnet))
         previous = (props.get("routeTable") or {}).get("id")
         if change.action == "delete":
             before = journal_detail(self.journal, "cloud-association", change.key).get("previous")
-            if before and str(before).lower() in state.rg_tables and str(before).lower() != _lower(previous):
+            if before and str(before).lower() in state.rg_tables and str(before).lower() != lower_text(previous):
                 props["routeTable"] = {"id": before}
             else:
                 props.pop("routeTable", None)
@@ -686,7 +490,7 @@ class AzureBackend(CloudBackend[_Site]):
         self._put_subnet(state, subnet, props)
         self.journal.created("cloud-association", change.key, {"previous": previous, "subnet": subnet.get("id")})
 
-    def _put_subnet(self, state: _Site, subnet: dict[str, Any], props: dict[str, Any]) -> None:
+    def _put_subnet(self, state: AzureSite, subnet: dict[str, Any], props: dict[str, Any]) -> None:
         from azure.mgmt.network import models as nm
 
         vnet = str(subnet["_vnet"])
@@ -702,17 +506,17 @@ class AzureBackend(CloudBackend[_Site]):
         subnet.clear()
         subnet.update(updated, _vnet=vnet)
 
-    def _drop_table_if_empty(self, state: _Site, name: str, progress: Progress) -> Outcome | None:
+    def _drop_table_if_empty(self, state: AzureSite, name: str, progress: Progress) -> Outcome | None:
         """After deletes: remove a table hybridctl created once it has no subnets and no routes left."""
         table = state.tables.get(name)
         created = journal_detail(self.journal, TABLE_LAYER, (state.site.name, name))
-        if table is None or not (created or _managed(table)):
+        if table is None or not (created or managed_table(table)):
             return None
         client = self.client()
         target = self._target(state)
         try:
             current = self.call(target, f"route_tables.get {name}", lambda: client.route_tables.get(state.rg, name))
-            props = _props(current.as_dict())
+            props = arm_props(current.as_dict())
             if props.get("routes") or props.get("subnets"):
                 return None
             progress.step(target, f"- route table {name} (created by hybridctl, now empty)")
@@ -734,4 +538,4 @@ def backend_for(context: Context) -> AzureBackend | None:
     return AzureBackend(inventory, context.journal, context.secrets)
 
 
-__all__ = ["AzureBackend", "backend_for", "free_priority", "hop_label", "normalize_prefix", "rule_items"]
+__all__ = ["AzureBackend", "AzureRead", "backend_for", "free_priority", "hop_label", "normalize_prefix", "rule_items"]

@@ -51,8 +51,8 @@ class Backend(Protocol):
     name: str
     counter: CallCounter
 
-    def owns(self, resource_layer: str, key: tuple[str, ...]) -> bool:
-        """Whether this backend reads and applies the item with this layer and key."""
+    def owns(self, thing: Resource | Change) -> bool:
+        """Whether this backend reads and applies this item (read from its layer and typed item)."""
 
     def read(self, desired: DesiredState) -> ReadResult:
         """Actual state of everything this backend owns that the plan touches."""

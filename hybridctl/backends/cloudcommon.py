@@ -2,14 +2,15 @@
 
 Both cloud backends read the layers ``flag`` (the cloud-side forwarding flag only),
 ``security-rule``, ``cloud-route`` and ``cloud-association`` of the sites of their kind, keyed
-exactly like :meth:`hybridctl.core.planner.desired.DesiredState.resources`, and apply the changes
-the pure diff computed. See docs/cloud-adapters.md.
+exactly like :meth:`hybridctl.core.planner.desired.DesiredState.resources` and carrying the same
+typed items (Flag, RuleItem, RouteItem, AssociationItem), and apply the changes the pure diff
+computed from those items, never from the keys. See docs/cloud-adapters.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Sequence
-from ipaddress import IPv4Network
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from hybridctl.backends.base import Outcome, Progress, ReadResult
@@ -17,7 +18,15 @@ from hybridctl.backends.calls import CallCounter
 from hybridctl.core.diff import Change
 from hybridctl.core.errors import HybridctlError, RemoteError
 from hybridctl.core.inventory.models import Inventory, Site
-from hybridctl.core.planner.desired import DesiredState, Resource
+from hybridctl.core.planner.desired import (
+    AssociationItem,
+    DesiredState,
+    Flag,
+    Item,
+    Resource,
+    RouteItem,
+    RuleItem,
+)
 
 if TYPE_CHECKING:
     from hybridctl.backends.journal import Journal
@@ -33,6 +42,33 @@ MANAGED_TAG = ("managed-by", "hybridctl")
 
 S = TypeVar("S")  # a backend's per-site state as last read
 T = TypeVar("T")
+R = TypeVar("R", bound="RawRead")
+WasCreated = Callable[[str, tuple[str, ...]], bool]  # the journal's answer: did hybridctl create it?
+
+
+# -- the read / parse seam -------------------------------------------------------------------------
+
+
+@dataclass
+class RawRead:
+    """Base of a cloud read (AwsRead, AzureRead): raw responses only, kept as JSON for fixtures."""
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls: type[R], document: dict[str, Any]) -> R:
+        """The read in ``document``; keys starting with ``_`` (a fixture's notes) are not part of it."""
+        return cls(**{k: v for k, v in document.items() if not k.startswith("_")})
+
+
+@dataclass
+class Parsed(Generic[S]):
+    """A read, resolved by a pure parser: the sites' state (for apply), their items, the failures."""
+
+    states: dict[str, S] = field(default_factory=dict)
+    resources: list[Resource] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
 
 
 # -- inventory field names (as InputError / load.field_name render them) ------------------------
@@ -59,21 +95,39 @@ def unresolved(target: str, field: str, what: str, value: str, where: str, hint:
 # -- keys and labels ------------------------------------------------------------------------------
 
 
-def is_cidr(text: str) -> bool:
-    try:
-        IPv4Network(text)
-    except ValueError:
-        return False
-    return True
+def resource(layer: str, key: tuple[str, ...], owned: bool, item: Item, why: str = "", **attrs: str) -> Resource:
+    return Resource(layer, key, tuple(sorted(attrs.items())), why, owned, item)
 
 
-def rule_key(site: str, group: str, direction: str, protocol: str, port: str, peer: str) -> tuple[str, ...]:
-    """Key of a security-rule item, as the planner builds it."""
-    return (site, group, direction, protocol, port, peer)
+def rule_resource(item: RuleItem, owned: bool, name: str, provider: str) -> Resource:
+    """A security rule read from a cloud, keyed like the planner's."""
+    key = (item.site, item.group, item.direction, item.protocol, item.port, item.peer)
+    return resource("security-rule", key, owned, item, name=name, provider=provider)
 
 
-def resource(layer: str, key: tuple[str, ...], owned: bool, why: str = "", **attrs: str) -> Resource:
-    return Resource(layer, key, tuple(sorted(attrs.items())), why, owned)
+def route_resource(item: RouteItem, owned: bool, target: str) -> Resource:
+    """A route read from a cloud table, keyed like the planner's (``target``: label shown and compared)."""
+    return resource("cloud-route", (item.site, item.table, item.destination), owned, item, target=target)
+
+
+def association_resource(item: AssociationItem, owned: bool, **attrs: str) -> Resource:
+    return resource("cloud-association", (item.site, item.table, item.subnet), owned, item, **attrs)
+
+
+def flag_resource(flag: Flag, owned: bool) -> Resource:
+    """A cloud flag as read (``flag.value`` is the value found)."""
+    return resource("flag", (flag.site, flag.target, flag.name), owned, flag, value=flag.text)
+
+
+CloudItem = Flag | RuleItem | RouteItem | AssociationItem
+
+
+def cloud_item(thing: Resource | Change) -> CloudItem:
+    """The typed item of a cloud change or resource (every one the planner or a cloud read makes has one)."""
+    item = thing.subject
+    if not isinstance(item, Flag | RuleItem | RouteItem | AssociationItem):
+        raise RemoteError(thing.layer, f"{' '.join(thing.key)}: not a cloud item ({type(item).__name__})")
+    return item
 
 
 def site_names(desired: DesiredState, inventory: Inventory, kind: str) -> list[str]:
@@ -84,12 +138,15 @@ def site_names(desired: DesiredState, inventory: Inventory, kind: str) -> list[s
     return [s.name for s in inventory.sites if s.kind == kind and s.name in touched]
 
 
-def owns_key(sites: Iterable[str], kind: str, layer: str, key: tuple[str, ...]) -> bool:
-    if layer not in CLOUD_LAYERS or not key or key[0] not in sites:
+def owns_item(sites: Container[str], kind: str, thing: Resource | Change) -> bool:
+    """Whether the ``kind`` backend of ``sites`` applies this resource or change: its cloud layers
+    and, of the flags, only its own (source/dest check, IP forwarding)."""
+    item = thing.subject
+    if thing.layer not in CLOUD_LAYERS or item is None:
         return False
-    if layer == "flag":
-        return len(key) == 3 and key[2] == CLOUD_FLAGS[kind]
-    return True
+    if isinstance(item, Flag):
+        return item.name == CLOUD_FLAGS[kind] and item.site in sites
+    return isinstance(item, RuleItem | RouteItem | AssociationItem) and item.site in sites
 
 
 def change_text(change: Change) -> str:
@@ -118,8 +175,8 @@ class CloudBackend(Generic[S]):
         self._failures: dict[str, str] = {}
         self._read_once = False
 
-    def owns(self, resource_layer: str, key: tuple[str, ...]) -> bool:
-        return owns_key(self._sites, self.name, resource_layer, key)
+    def owns(self, thing: Resource | Change) -> bool:
+        return owns_item(self._sites, self.name, thing)
 
     def read(self, desired: DesiredState) -> ReadResult:
         self._state = {}
@@ -188,7 +245,7 @@ def apply_site_changes(
     progress: Progress,
     drop_table: Callable[[str, str], Outcome | None],
 ) -> list[Outcome]:
-    """A cloud backend's apply: ``changes`` (all its own, keyed by site first) one by one, then cleanup.
+    """A cloud backend's apply: ``changes`` (all its own) one by one, then cleanup.
 
     Sites that failed to read (``failures``) or were not read get a failed Outcome per change and
     no call. After the changes, ``drop_table(site, table)`` runs once for each route table a
@@ -197,22 +254,20 @@ def apply_site_changes(
     """
     failures = dict(failures)
     for change in changes:
-        site = change.key[0]
+        site = cloud_item(change).site
         if site not in read_sites and site not in failures:
             failures[site] = f"site {site} was not read"
-    outcomes = run_changes(changes, lambda c: c.key[0], prefix, apply_one, progress, failures)
-    touched = {
-        (o.change.key[0], o.change.key[1])
-        for o in outcomes
-        if o.ok
-        and o.change is not None
-        and o.change.action == "delete"
-        and o.change.layer in ("cloud-route", "cloud-association")
-    }
+    outcomes = run_changes(changes, lambda c: cloud_item(c).site, prefix, apply_one, progress, failures)
+    touched = set()
+    for done in outcomes:
+        deleted = done.change if done.ok and done.change is not None and done.change.action == "delete" else None
+        item = deleted.subject if deleted is not None else None
+        if isinstance(item, RouteItem | AssociationItem):
+            touched.add((item.site, item.table))
     for site, table in sorted(touched):
-        outcome = drop_table(site, table)
-        if outcome is not None:
-            outcomes.append(outcome)
+        dropped = drop_table(site, table)
+        if dropped is not None:
+            outcomes.append(dropped)
     return outcomes
 
 

@@ -53,8 +53,17 @@ from hybridctl.backends.ssh import SshSession, connect_one
 from hybridctl.backends.timeline import Timeline
 from hybridctl.core.diff import Change
 from hybridctl.core.errors import HybridctlError, RemoteError
-from hybridctl.core.hostfiles import OVERLAY_UNIT, SOFTETHER_BINARIES, HostFile, host_files
-from hybridctl.core.planner.desired import ClientRoutes, DesiredState, HostPlan, Resource
+from hybridctl.core.hostfiles import OVERLAY_UNIT, SOFTETHER_BINARIES
+from hybridctl.core.planner.desired import (
+    ClientRoutes,
+    DesiredState,
+    FileItem,
+    Flag,
+    HostPlan,
+    PackageItem,
+    Resource,
+    SoftEtherItem,
+)
 from hybridctl.core.secrets import SecretRef, SecretStore
 from hybridctl.core.softether import parse as se_parse
 from hybridctl.core.softether.commands import RANDOM_SECRET, Step, admin_port, plan_steps
@@ -131,6 +140,20 @@ def _batch_detail(commands: Sequence[str]) -> str:
     return f"{len(real)} commands: " + " ".join(real)
 
 
+def _package(change: Change) -> str:
+    item = change.subject
+    if not isinstance(item, PackageItem):
+        raise RemoteError(" ".join(change.key), f"not a package item: {item!r}")
+    return item.package
+
+
+def _path(change: Change) -> str:
+    item = change.subject
+    if not isinstance(item, FileItem):
+        raise RemoteError(" ".join(change.key), f"not a host file item: {item!r}")
+    return item.path
+
+
 def _group(change: Change) -> str:
     delete = change.action == "delete"
     if change.layer == "host-package":
@@ -170,9 +193,6 @@ class HostsBackend:
         self._plans: dict[str, HostPlan] = {h.name: h for h in desired.hosts if h.managed}
         self._clients: dict[str, ClientRoutes] = {c.client: c for c in desired.clients if c.managed}
         self._refs: dict[str, SecretRef] = {r.name: r for r in desired.secrets}
-        self._files: dict[str, dict[str, HostFile]] = {
-            name: {f.path: f for f in host_files(plan, desired.inventory)} for name, plan in self._plans.items()
-        }
         self._sessions: dict[str, SshSession] = {}
         self._connect_errors: dict[str, str] = {}
         self._state: dict[str, _HostState] = {}
@@ -191,10 +211,10 @@ class HostsBackend:
 
     # -- Backend ---------------------------------------------------------------------------------
 
-    def owns(self, resource_layer: str, key: tuple[str, ...]) -> bool:
-        if resource_layer == "flag":
-            return len(key) == 3 and key[2] == hs.IP_FORWARD and key[1] in self._plans
-        return resource_layer in hs.HOST_LAYERS and bool(key) and key[0] in self._plans
+    def owns(self, thing: Resource | Change) -> bool:
+        if thing.layer != "flag" and thing.layer not in hs.HOST_LAYERS:
+            return False
+        return hs.host_of(thing) in self._plans
 
     def close(self) -> None:
         with self._lock:
@@ -223,9 +243,9 @@ class HostsBackend:
         progress = progress or NoProgress()
         by_host: dict[str, list[Change]] = {}
         for change in changes:
-            if change.action == "conflict" or not self.owns(change.layer, change.key):
+            host = hs.host_of(change)
+            if change.action == "conflict" or host is None or not self.owns(change):
                 continue
-            host = change.key[1] if change.layer == "flag" else change.key[0]
             by_host.setdefault(host, []).append(change)
         if not by_host:
             return []
@@ -253,15 +273,16 @@ class HostsBackend:
         """SoftEther items `down` must leave alone: on hosts whose configuration existed before
         hybridctl (or whose history is unknown), everything hybridctl did not create."""
         keep = []
-        for item in actual.resources:
-            if item.layer != "softether" or item.key[0] not in self._plans:
+        for resource in actual.resources:
+            item = resource.item
+            if not isinstance(item, SoftEtherItem) or item.host not in self._plans:
                 continue
-            if self.journal.original(CONFIG_LAYER, (item.key[0],)) == "absent":
+            if self.journal.original(CONFIG_LAYER, (item.host,)) == "absent":
                 continue  # hybridctl made the whole configuration: `down` removes it
             # The admin password stays even if hybridctl set it: unsetting it would open the
             # server to anybody on the host.
-            if item.key[1] == "admin-password" or not self.journal.was_created("softether", item.key):
-                keep.append(item)
+            if item.kind == "admin-password" or not self.journal.was_created("softether", resource.key):
+                keep.append(resource)
         return keep
 
     # -- connecting and reading ------------------------------------------------------------------
@@ -475,19 +496,21 @@ class HostsBackend:
         wholly_ours = self.journal.original(CONFIG_LAYER, (name,)) == "absent"
 
         for change in hc.package_install:
-            script.add("package", "package", f"hctl_install {q(change.key[1])}\n")
+            script.add("package", "package", f"hctl_install {q(_package(change))}\n")
         if hc.files_put:
             body = ""
             for change in hc.files_put:
-                file = self._files[name].get(change.key[1])
+                item = change.planned
+                file = item.file if isinstance(item, FileItem) else None
                 if file is None:
-                    raise RemoteError(name, f"{change.key[1]} is not a file hybridctl renders for this host")
+                    raise RemoteError(name, f"{' '.join(change.key)} is not a file hybridctl renders for this host")
                 body += put_file(file.path, file.content, file.mode)
             if hs.daemon_reload_needed(hc.files_put):
                 body += "hctl_reload\n"
             script.add("files", "files", body)
         for change in hc.ip_forward:
-            value = dict(change.desired or ()).get("value", "")
+            flag = change.planned
+            value = flag.text if isinstance(flag, Flag) else ""
             if value not in ("0", "1"):
                 raise RemoteError(name, f"ip_forward value {value!r} is not 0 or 1")
             current = dict(change.actual or ()).get("value")
@@ -571,20 +594,21 @@ class HostsBackend:
             script.add("service-stop", "service-stop", f"hctl_stop {q(service.name)} {q(service.binary)}\n")
         if hc.files_remove:
             body = ""
-            for change in hc.files_remove:
-                if change.key[1] == OVERLAY_UNIT:
+            paths = [_path(change) for change in hc.files_remove]
+            for path in paths:
+                if path == OVERLAY_UNIT:
                     body += "hctl_overlay_off\n"
-                body += remove_file(change.key[1])
+                body += remove_file(path)
             # `systemctl enable` made UNIT.wants/ for what WantedBy= the unit (the overlay unit of
             # a SoftEther unit); disabling empties it but leaves it: remove it when empty.
-            for change in hc.files_remove:
-                if change.key[1].startswith("/etc/systemd/system/") and change.key[1].endswith(".service"):
-                    body += f"rmdir {q(change.key[1] + '.wants')} 2>/dev/null || true\n"
+            for path in paths:
+                if path.startswith("/etc/systemd/system/") and path.endswith(".service"):
+                    body += f"rmdir {q(path + '.wants')} 2>/dev/null || true\n"
             if hs.daemon_reload_needed(hc.files_remove):
                 body += "hctl_reload\n"
             script.add("files-remove", "files-remove", body)
         for change in hc.package_remove:
-            script.add("package-remove", "package-remove", f"hctl_remove {q(change.key[1])}\n")
+            script.add("package-remove", "package-remove", f"hctl_remove {q(_package(change))}\n")
         self._exec(name, script, run, progress)
 
     def _softether_steps(

@@ -1,8 +1,9 @@
 """Pure logic of the SSH host backend: facts read from a host -> Resources; changes -> SoftEther
 target configuration. No I/O (hosts.py does the SSH, hostscript.py the shell).
 
-Resources are keyed and shaped exactly like the planner's (``DesiredState.resources``,
-``hostfiles.file_resources``) so the pure diff compares them. Runtime facts that are not
+Resources are keyed and shaped exactly like the planner's (``DesiredState.resources``) and
+carry the same typed items (PackageItem, FileItem, SoftEtherItem, KernelRouteItem...), so the
+pure diff compares them and the apply side reads items, never keys. Runtime facts that are not
 desired attributes (cascade status, bridge device status, hub online, listener status) are
 extra attributes: the diff ignores them, `routes diff` shows them, `check` reads them.
 
@@ -23,19 +24,43 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Network
+from typing import TypeVar
 
 from hybridctl.backends.host_facts import DeviceAddresses, Route, main_routes, parse_addresses, parse_routes
 from hybridctl.backends.hostscript import RawRead
 from hybridctl.core.diff import Change
 from hybridctl.core.hostfiles import OVERLAY_SCRIPT, OVERLAY_UNIT, ROUTE_PROTO, SYSCTL_FILE, unit_path
-from hybridctl.core.planner.desired import ClientRoutes, HostPlan, Resource, softether_resources
+from hybridctl.core.planner.desired import (
+    IP_FORWARD,
+    AddressItem,
+    ClientRoutes,
+    FileItem,
+    Flag,
+    HostPlan,
+    Item,
+    KernelRouteItem,
+    PackageItem,
+    Resource,
+    ServiceItem,
+    SoftEtherItem,
+    softether_resources,
+)
 from hybridctl.core.softether.commands import BRIDGE_HUB, FACTORY_HUBS, Step
-from hybridctl.core.softether.model import Cascade, Hub, HubUser, L3Switch, SoftEtherConfig, SoftEtherRole
+from hybridctl.core.softether.model import (
+    Cascade,
+    Hub,
+    HubUser,
+    L3Interface,
+    L3Route,
+    L3Switch,
+    LocalBridge,
+    SoftEtherConfig,
+    SoftEtherRole,
+)
 from hybridctl.core.softether.parse import ReadResult as SoftEtherReadResult
 from hybridctl.core.softether.parse import SoftEtherFacts
 
-IP_FORWARD = "net.ipv4.ip_forward"
 HOST_LAYERS = frozenset(
     {"host-package", "host-file", "host-service", "softether", "host-address", "host-route", "client-route"}
 )
@@ -45,6 +70,7 @@ SERVICES = ("softether-vpnserver", "softether-vpnbridge")
 # (tests/fixtures/softether/read_*_fresh.txt). Lets the first `up` configure a bare host in one
 # exec instead of start -> read -> apply.
 FACTORY_LISTENERS = (443, 992, 1194, 5555)
+T = TypeVar("T")
 
 
 def managed_paths() -> tuple[str, ...]:
@@ -62,7 +88,8 @@ def daemon_reload_needed(changes: Iterable[Change]) -> bool:
     may have loaded is replaced or removed: a unit file it never saw is loaded when first named
     (``hctl_enable_now`` reloads if systemd still does not know it)."""
     return any(
-        c.layer == "host-file" and c.action in ("update", "delete") and is_unit_file(c.key[1]) for c in changes
+        c.action in ("update", "delete") and isinstance(c.subject, FileItem) and is_unit_file(c.subject.path)
+        for c in changes
     )
 
 
@@ -71,8 +98,29 @@ def factory_config(role: SoftEtherRole) -> SoftEtherConfig:
     return SoftEtherConfig(role=role, admin_password_secret="", listeners=FACTORY_LISTENERS, hubs=(Hub(hub),))
 
 
-def _res(layer: str, key: tuple[str, ...], owned: bool, **attrs: str) -> Resource:
-    return Resource(layer, key, tuple(sorted(attrs.items())), "", owned)
+def _res(layer: str, key: tuple[str, ...], owned: bool, item: Item, **attrs: str) -> Resource:
+    return Resource(layer, key, tuple(sorted(attrs.items())), "", owned, item)
+
+
+HostItem = PackageItem | ServiceItem | FileItem | SoftEtherItem | AddressItem | KernelRouteItem
+
+
+def host_of(thing: Resource | Change) -> str | None:
+    """The host a host-side resource or change is on (a client's name for client routes); None
+    when it is not a host-side item (a cloud flag, a cloud route...)."""
+    item = thing.subject
+    if isinstance(item, Flag):
+        return item.host if item.name == IP_FORWARD else None
+    if isinstance(item, HostItem):
+        return item.host
+    return None
+
+
+def _item(change: Change, kind: type[T]) -> T:
+    item = change.subject
+    if not isinstance(item, kind):
+        raise ValueError(f"{change.layer} {' '.join(change.key)}: expected a {kind.__name__}, got {item!r}")
+    return item
 
 
 # -- cascade status ------------------------------------------------------------------------------
@@ -144,12 +192,13 @@ def package_resources(plan: HostPlan, raw: RawRead, own: Ownership) -> list[Reso
     if plan.service is None or not raw.packages.get(plan.service):
         return []
     owned = own.purge and own.package_installed
-    return [_res("host-package", (plan.name, plan.service), owned, installed="true")]
+    item = PackageItem(plan.name, plan.service)
+    return [_res("host-package", (plan.name, plan.service), owned, item, installed="true")]
 
 
 def file_resources(plan: HostPlan, raw: RawRead) -> list[Resource]:
     return [
-        _res("host-file", (plan.name, path), fact.ours, sha256=fact.sha256, mode=fact.mode)
+        _res("host-file", (plan.name, path), fact.ours, FileItem(plan.name, path), sha256=fact.sha256, mode=fact.mode)
         for path, fact in sorted(raw.files.items())
     ]
 
@@ -160,15 +209,16 @@ def service_resources(plan: HostPlan, raw: RawRead, own: Ownership) -> list[Reso
     state = "running"
     if raw.systemd and raw.service_enabled != "enabled":
         state = "running, not enabled at boot"
-    return [
-        _res("host-service", (plan.name, plan.service), own.service_started, state=state, enabled=raw.service_enabled)
-    ]
+    item = ServiceItem(plan.name, plan.service)
+    key = (plan.name, plan.service)
+    return [_res("host-service", key, own.service_started, item, state=state, enabled=raw.service_enabled)]
 
 
 def flag_resources(plan: HostPlan, raw: RawRead) -> list[Resource]:
     if plan.ip_forward is None or raw.ip_forward not in ("0", "1"):
         return []
-    return [_res("flag", (plan.site, plan.name, IP_FORWARD), True, value=raw.ip_forward)]
+    flag = Flag(plan.site, plan.name, IP_FORWARD, raw.ip_forward == "1", plan.name, "")
+    return [_res("flag", (plan.site, plan.name, IP_FORWARD), True, flag, value=flag.text)]
 
 
 def address_resources(plan: HostPlan, addresses: dict[str, DeviceAddresses]) -> list[Resource]:
@@ -179,7 +229,8 @@ def address_resources(plan: HostPlan, addresses: dict[str, DeviceAddresses]) -> 
         if found is None:
             continue
         for address in found.addresses:
-            out.append(_res("host-address", (plan.name, device, str(address)), True))
+            item = AddressItem(plan.name, device, address)
+            out.append(_res("host-address", (plan.name, device, str(address)), True, item))
     return out
 
 
@@ -215,9 +266,12 @@ def route_resources(plan: HostPlan, routes: Sequence[Route], client: ClientRoute
         dev = (route.dev or "") if planned_dev else ""
         extra = {"protocol": route.protocol or "boot"}
         if plan.role != "client":
-            out.append(_res("host-route", (plan.name, str(prefix)), owned, via=via, dev=dev, **extra))
+            item = KernelRouteItem(plan.name, prefix, route.gateway, route.dev)
+            out.append(_res("host-route", (plan.name, str(prefix)), owned, item, via=via, dev=dev, **extra))
         if client is not None:
-            out.append(_res("client-route", (client.client, str(prefix)), owned, via=via, managed="true", **extra))
+            item = KernelRouteItem(client.client, prefix, route.gateway, route.dev)
+            key = (client.client, str(prefix))
+            out.append(_res("client-route", key, owned, item, via=via, managed="true", **extra))
     return out
 
 
@@ -244,34 +298,38 @@ def softether_actual_resources(
     """The actual SoftEther configuration in the planner's shape, with ownership and runtime facts."""
     hubs, switches = softether_ownership(plan_config, actual, created, host)
     out: list[Resource] = []
-    for item in softether_resources(host, actual):
-        kind = item.key[1]
-        attrs = dict(item.attrs)
+    for resource in softether_resources(host, actual):
+        item = resource.item
+        assert isinstance(item, SoftEtherItem)
+        attrs = dict(resource.attrs)
         attrs.pop("secret", None)  # passwords cannot be read back
         owned = True
-        if kind == "admin-password":
+        value = item.value
+        if item.kind == "admin-password":
             if not facts.admin_password_set:
                 continue
-        elif kind == "listener":
-            port = int(item.key[2])
-            attrs["status"] = "disabled" if port in facts.disabled_listeners else "listening"
-        elif kind == "hub":
-            owned = item.key[2] in hubs
-            attrs["online"] = str(facts.hubs_online.get(item.key[2], False)).lower()
-        elif kind in ("user", "local-bridge", "cascade"):
-            owned = item.key[2] in hubs
-            if kind == "local-bridge":
-                attrs["status"] = facts.bridge_status.get((item.key[2], item.key[3]), "")
-            if kind == "cascade":
-                state = facts.cascade(item.key[2], item.key[3])
-                raw_status = state.status if state is not None else ""
-                attrs["status"] = cascade_status(raw_status)
-                attrs["online"] = cascade_online(raw_status)
-        elif kind in ("l3-switch", "l3-interface", "l3-route"):
-            owned = item.key[2] in switches
-            if kind == "l3-switch":
-                attrs["running"] = str(facts.l3_running.get(item.key[2], False)).lower()
-        out.append(Resource(item.layer, item.key, tuple(sorted(attrs.items())), "", owned))
+        elif isinstance(value, int):  # a listener's port
+            attrs["status"] = "disabled" if value in facts.disabled_listeners else "listening"
+        elif isinstance(value, Hub):
+            owned = value.name in hubs
+            attrs["online"] = str(facts.hubs_online.get(value.name, False)).lower()
+        elif isinstance(value, HubUser):
+            owned = item.parent in hubs
+        elif isinstance(value, LocalBridge):
+            owned = value.hub in hubs
+            attrs["status"] = facts.bridge_status.get((value.hub, value.device), "")
+        elif isinstance(value, Cascade):
+            owned = value.hub in hubs
+            state = facts.cascade(value.hub, value.name)
+            raw_status = state.status if state is not None else ""
+            attrs["status"] = cascade_status(raw_status)
+            attrs["online"] = cascade_online(raw_status)
+        elif isinstance(value, L3Switch):
+            owned = value.name in switches
+            attrs["running"] = str(facts.l3_running.get(value.name, False)).lower()
+        elif isinstance(value, L3Interface | L3Route):
+            owned = item.parent in switches
+        out.append(Resource(resource.layer, resource.key, tuple(sorted(attrs.items())), "", owned, item))
     return out
 
 
@@ -315,6 +373,8 @@ def host_resources(
 def target_config(actual: SoftEtherConfig, planned: SoftEtherConfig, changes: Iterable[Change]) -> SoftEtherConfig:
     """``actual`` with ``changes`` applied: creates and updates take the planned item, deletes drop it.
 
+    Each change carries its typed item (:class:`SoftEtherItem`): the planned object for a create
+    or update, the one read for a delete. ``planned`` gives the role and the admin password.
     ``plan_steps(target, actual)`` then yields exactly the vpncmd steps for these changes (and
     with `--layer` or `down`, nothing else).
     """
@@ -323,78 +383,57 @@ def target_config(actual: SoftEtherConfig, planned: SoftEtherConfig, changes: It
     bridges = set(actual.local_bridges)
     switches: dict[str, L3Switch] = {s.name: s for s in actual.l3_switches}
     cascades: dict[tuple[str, str], Cascade] = {(c.hub, c.name): c for c in actual.cascades}
-    p_hubs = {h.name: h for h in planned.hubs}
-    p_users = {(h.name, u.name): u for h in planned.hubs for u in h.users}
-    p_bridges = {(b.hub, b.device): b for b in planned.local_bridges}
-    p_switches = {s.name: s for s in planned.l3_switches}
-    p_ifs = {(s.name, str(i.address)): i for s in planned.l3_switches for i in s.interfaces}
-    p_routes = {(s.name, str(r.network)): r for s in planned.l3_switches for r in s.routes}
-    p_cascades = {(c.hub, c.name): c for c in planned.cascades}
 
-    def users_of(hub: str) -> dict[str, HubUser]:
-        return {u.name: u for u in hubs[hub].users} if hub in hubs else {}
-
-    ordered = sorted(changes, key=lambda c: _KIND_ORDER.get(c.key[1], 99) if len(c.key) > 1 else 99)
-    for change in ordered:
-        if change.layer != "softether" or len(change.key) < 2:
-            continue
-        kind, rest = change.key[1], change.key[2:]
-        delete = change.action == "delete"
-        if kind == "listener":
-            (listeners.discard if delete else listeners.add)(int(rest[0]))
-        elif kind == "hub":
+    items: list[tuple[bool, SoftEtherItem]] = []
+    for change in changes:
+        item = change.subject
+        if change.layer == "softether" and change.action != "conflict" and isinstance(item, SoftEtherItem):
+            items.append((change.action == "delete", item))
+    for delete, item in sorted(items, key=lambda pair: _KIND_ORDER.get(pair[1].kind, 99)):
+        value = item.value
+        if item.kind == "listener" and isinstance(value, int):
+            (listeners.discard if delete else listeners.add)(value)
+        elif isinstance(value, Hub):
             if delete:
-                hubs.pop(rest[0], None)
+                hubs.pop(value.name, None)
             else:
-                want = p_hubs.get(rest[0], Hub(rest[0]))
-                hubs[rest[0]] = Hub(rest[0], hubs[rest[0]].users if rest[0] in hubs else (), want.secure_nat)
-        elif kind == "user":
-            hub, name = rest
-            users = users_of(hub)
+                users = hubs[value.name].users if value.name in hubs else ()
+                hubs[value.name] = Hub(value.name, users, value.secure_nat)
+        elif isinstance(value, HubUser):
+            hub = hubs.get(item.parent)
+            if hub is None:
+                continue
+            others = [u for u in hub.users if u.name != value.name]
+            hubs[item.parent] = replace(hub, users=tuple(sorted(others if delete else [*others, value])))
+        elif isinstance(value, LocalBridge):
+            bridges = {b for b in bridges if (b.hub, b.device) != (value.hub, value.device)}
+            if not delete:
+                bridges.add(value)
+        elif isinstance(value, L3Switch):
             if delete:
-                users.pop(name, None)
-            elif (hub, name) in p_users:
-                users[name] = p_users[(hub, name)]
-            if hub in hubs:
-                hubs[hub] = replace(hubs[hub], users=tuple(sorted(users.values())))
-        elif kind == "local-bridge":
-            key = (rest[0], rest[1])
-            bridges = {b for b in bridges if (b.hub, b.device) != key}
-            if not delete and key in p_bridges:
-                bridges.add(p_bridges[key])
-        elif kind == "l3-switch":
-            if delete:
-                switches.pop(rest[0], None)
+                switches.pop(value.name, None)
             else:
-                have = switches.get(rest[0], L3Switch(rest[0], active=False))
-                want_active = p_switches[rest[0]].active if rest[0] in p_switches else True
-                switches[rest[0]] = replace(have, active=want_active)
-        elif kind == "l3-interface":
-            name, address = rest
-            sw = switches.get(name)
+                have = switches.get(value.name, L3Switch(value.name, active=False))
+                switches[value.name] = replace(have, active=value.active)
+        elif isinstance(value, L3Interface):
+            sw = switches.get(item.parent)
             if sw is None:
                 continue
-            ifs = [i for i in sw.interfaces if str(i.address) != address]
-            if not delete and (name, address) in p_ifs:
-                ifs.append(p_ifs[(name, address)])
-            switches[name] = replace(sw, interfaces=tuple(sorted(ifs)))
-        elif kind == "l3-route":
-            name, network = rest
-            sw = switches.get(name)
+            ifs = [i for i in sw.interfaces if i.address != value.address]
+            switches[item.parent] = replace(sw, interfaces=tuple(sorted(ifs if delete else [*ifs, value])))
+        elif isinstance(value, L3Route):
+            sw = switches.get(item.parent)
             if sw is None:
                 continue
-            rts = [r for r in sw.routes if str(r.network) != network]
-            if not delete and (name, network) in p_routes:
-                rts.append(p_routes[(name, network)])
-            switches[name] = replace(sw, routes=tuple(sorted(rts)))
-        elif kind == "cascade":
-            key = (rest[0], rest[1])
+            rts = [r for r in sw.routes if r.network != value.network]
+            switches[item.parent] = replace(sw, routes=tuple(sorted(rts if delete else [*rts, value])))
+        elif isinstance(value, Cascade):
             if delete:
-                cascades.pop(key, None)
-            elif key in p_cascades:
+                cascades.pop((value.hub, value.name), None)
+            else:
                 # A configured-online cascade whose link failed gets the same (planned) target:
                 # no vpncmd step; hosts.py restarts the service for it (stuck_cascades).
-                cascades[key] = p_cascades[key]
+                cascades[(value.hub, value.name)] = value
     return SoftEtherConfig(
         role=planned.role,
         admin_password_secret=planned.admin_password_secret,
@@ -427,13 +466,23 @@ def restart_needed(after_network: Iterable[Step], stuck: Iterable[Cascade], chan
     if any(step.kind == "restart" for step in after_network):
         return True
     touched = {
-        (c.key[2], c.key[3]) for c in changes if c.layer == "softether" and len(c.key) >= 4 and c.key[1] == "cascade"
+        (c.subject.value.hub, c.subject.value.name)
+        for c in changes
+        if isinstance(c.subject, SoftEtherItem) and isinstance(c.subject.value, Cascade)
     }
     return any((c.hub, c.name) in touched for c in stuck)
 
 
 def deleted_names(changes: Iterable[Change], kind: str) -> set[str]:
-    return {c.key[2] for c in changes if c.layer == "softether" and c.action == "delete" and c.key[1] == kind}
+    """Names of the hubs (``kind="hub"``) or L3 switches (``"l3-switch"``) that ``changes`` delete."""
+    out = set()
+    for change in changes:
+        item = change.subject
+        if change.action == "delete" and isinstance(item, SoftEtherItem) and item.kind == kind:
+            value = item.value
+            if isinstance(value, Hub | L3Switch):
+                out.add(value.name)
+    return out
 
 
 # -- what a host's changes ask for ---------------------------------------------------------------
@@ -484,13 +533,13 @@ class HostChanges:
 
 def route_removal(change: Change) -> str:
     """``ip`` command deleting an owned kernel route (host-route / client-route delete)."""
-    prefix = IPv4Network(change.key[-1])
+    prefix = _item(change, KernelRouteItem).prefix  # typed: only a network reaches the shell
     return f"ip -4 route del {prefix} proto {ROUTE_PROTO} 2>/dev/null || true\n"
 
 
 def address_removal(change: Change) -> str:
-    _, device, address = change.key
-    IPv4Interface(address)  # validated: only an address reaches the shell
+    item = _item(change, AddressItem)
+    device, address = item.device, item.address  # typed: only an address reaches the shell
     if not device.replace("_", "").replace("-", "").replace(".", "").isalnum():
         raise ValueError(f"unexpected device name {device!r}")
     return f"ip -4 addr del {address} dev {device} 2>/dev/null || true\n"

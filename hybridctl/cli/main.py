@@ -15,7 +15,6 @@ from hybridctl.cli.exit import run
 from hybridctl.cli.plugins import CommandGroup
 from hybridctl.core.diff import diff
 from hybridctl.core.errors import ExitStatus
-from hybridctl.core.hostfiles import all_resources
 from hybridctl.core.inventory.load import load_inventory
 from hybridctl.core.inventory.models import Inventory
 from hybridctl.core.planner.loaded import plan_loaded
@@ -57,7 +56,7 @@ def plan(
     layers = check_layers(layer)
     loaded = load_inventory(inventory)
     desired = plan_loaded(loaded)
-    changes = diff(all_resources(desired), [], layers)
+    changes = diff(desired.resources(), [], layers)
     if output is Output.json:
         print_json(env.stdout, plan_document(desired, changes))
     else:

@@ -4,14 +4,12 @@ installed wheel finds them as well as a source tree)."""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
 import jinja2
 
-from hybridctl.core.planner.desired import DesiredState, HostPlan, Resource, res
+from hybridctl.core.planner.desired import HostFile, HostPlan
 
 TEMPLATES = files("hybridctl") / "templates"
 # Kernel routes hybridctl installs carry this protocol number: that is how `routes diff` and
@@ -24,17 +22,6 @@ SOFTETHER_BINARIES = {
     "vpn-server": "/usr/libexec/softether/vpnserver/vpnserver",
     "vpn-bridge": "/usr/libexec/softether/vpnbridge/vpnbridge",
 }
-
-
-@dataclass(frozen=True)
-class HostFile:
-    path: str
-    content: str
-    mode: int = 0o644
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content.encode()).hexdigest()
 
 
 def _load_template(name: str) -> tuple[str, None, None] | None:
@@ -66,7 +53,7 @@ def unit_path(service: str) -> str:
 
 
 def host_files(host: HostPlan, inventory: str, binaries: dict[str, str] | None = None) -> list[HostFile]:
-    """Every file hybridctl manages on ``host``."""
+    """Every file hybridctl manages on ``host`` (the planner keeps them in ``HostPlan.files``)."""
     binaries = binaries or SOFTETHER_BINARIES
     files: list[HostFile] = []
     if host.softether is not None and host.service is not None:
@@ -111,28 +98,14 @@ def host_files(host: HostPlan, inventory: str, binaries: dict[str, str] | None =
     return files
 
 
-def file_resources(desired: DesiredState, binaries: dict[str, str] | None = None) -> list[Resource]:
-    """Every managed file of every managed host as a `host-file` resource (content by hash)."""
-    out = []
-    for host in desired.hosts:
-        if not host.managed:
-            continue
-        for file in host_files(host, desired.inventory, binaries):
-            out.append(
-                res(
-                    "host-file",
-                    (host.name, file.path),
-                    "rendered from hybridctl/templates/",
-                    sha256=file.sha256,
-                    mode=f"{file.mode:o}",
-                )
-            )
-    return out
-
-
-def all_resources(desired: DesiredState) -> list[Resource]:
-    """The plan's resources plus the files it puts on hosts, in layer order."""
-    from hybridctl.core.planner.desired import LAYERS
-
-    order = {layer: i for i, layer in enumerate(LAYERS)}
-    return sorted(desired.resources() + file_resources(desired), key=lambda r: (order[r.layer], r.key))
+__all__ = [
+    "OVERLAY_SCRIPT",
+    "OVERLAY_UNIT",
+    "ROUTE_PROTO",
+    "SOFTETHER_BINARIES",
+    "SYSCTL_FILE",
+    "HostFile",
+    "host_files",
+    "render",
+    "unit_path",
+]

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hybridctl.backends.base import Backend, NoProgress, Outcome, Progress, ReadResult
 from hybridctl.backends.context import Context, Options
 from hybridctl.backends.journal import Journal
 from hybridctl.core.diff import Change, diff
 from hybridctl.core.errors import UnsupportedTargets
-from hybridctl.core.hostfiles import all_resources
 from hybridctl.core.inventory.load import LoadedInventory
-from hybridctl.core.planner.desired import DesiredState, Resource
+from hybridctl.core.planner.desired import DesiredState, Flag, Resource
 from hybridctl.core.secrets import SecretStore
 
 BackendFactory = Callable[[Context], Backend | None]
@@ -74,7 +73,7 @@ def read_actual(context: Context, progress: Progress) -> ReadResult:
 
 def owner_of(context: Context, change: Change) -> Backend | None:
     for backend in context.backends:
-        if backend.owns(change.layer, change.key):
+        if backend.owns(change):
             return backend
     return None
 
@@ -99,7 +98,7 @@ def prepare(context: Context, progress: Progress | None = None, desired: list[Re
     actual = read_actual(context, progress)
     if actual.blocking:
         raise UnsupportedTargets(actual.blocking)  # before any change on any target
-    wanted = desired if desired is not None else all_resources(context.desired)
+    wanted = desired if desired is not None else context.desired.resources()
     wanted = _reachable(wanted, context, actual.unreachable)
     changes = diff(wanted, actual.resources, context.options.layers)
     unowned = [c for c in changes if owner_of(context, c) is None]
@@ -168,7 +167,9 @@ def down_desired(context: Context, actual: ReadResult) -> list[Resource]:
             continue
         original = context.journal.original(resource.layer, resource.key)
         value = str(original).lower() if original is not None else resource.get("value")
-        out.append(Resource(resource.layer, resource.key, (("value", value),), "restore the value found before up"))
+        item = replace(resource.item, value=value in ("true", "1")) if isinstance(resource.item, Flag) else None
+        why = "restore the value found before up"
+        out.append(Resource(resource.layer, resource.key, (("value", value),), why, item=item))
     # Backends may name actual items `down` must leave as they are although they look like their
     # own (e.g. SoftEther hubs and users that existed before hybridctl configured the host).
     for backend in context.backends:

@@ -22,7 +22,7 @@ from hybridctl.core.diff import diff
 from hybridctl.core.inventory.load import LoadedInventory, load_inventory
 from tests.conftest import FIXTURES
 from tests.support.backends import BackendRun, by_key
-from tests.support.emulators import write_aws_credentials
+from tests.support.emulators import build_reference_aws_site, name_tag, write_aws_credentials
 
 # Each test starts from an empty emulator (the module shares one; moto's state is per process).
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_aws")]
@@ -30,34 +30,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_aws")]
 PROFILE = "hybridctl-lab"
 
 
-def _name_tag(kind: str, name: str) -> list[dict[str, Any]]:
-    return [{"ResourceType": kind, "Tags": [{"Key": "Name", "Value": name}]}]
-
-
 @pytest.fixture
 def cloud(ec2: Any) -> dict[str, str]:
     """The reference AWS site, as a user would have built it before running hybridctl."""
-    vpc = ec2.create_vpc(CidrBlock="192.168.20.0/23", TagSpecifications=_name_tag("vpc", "Hybrid-VPC"))["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(
-        VpcId=vpc, CidrBlock="192.168.20.0/24", TagSpecifications=_name_tag("subnet", "Hybrid-Subnet")
-    )["Subnet"]["SubnetId"]
-    dammy = ec2.create_subnet(
-        VpcId=vpc, CidrBlock="192.168.21.0/24", TagSpecifications=_name_tag("subnet", "Hybrid-Subnet-Dammy")
-    )["Subnet"]["SubnetId"]
-    table = ec2.create_route_table(VpcId=vpc, TagSpecifications=_name_tag("route-table", "Hybrid-RT"))["RouteTable"][
-        "RouteTableId"
-    ]
-    group = ec2.create_security_group(VpcId=vpc, GroupName="aws-bridge-sg", Description="bridge")["GroupId"]
-    eni = ec2.create_network_interface(
-        SubnetId=subnet,
-        PrivateIpAddress="192.168.20.100",
-        Groups=[group],
-        TagSpecifications=_name_tag("network-interface", "aws-bridge-eni"),
-    )["NetworkInterface"]["NetworkInterfaceId"]
-    other = ec2.create_network_interface(
-        SubnetId=subnet, PrivateIpAddress="192.168.20.50", TagSpecifications=_name_tag("network-interface", "other")
-    )["NetworkInterface"]["NetworkInterfaceId"]
-    return {"vpc": vpc, "subnet": subnet, "dammy": dammy, "table": table, "sg": group, "eni": eni, "other": other}
+    return build_reference_aws_site(ec2)
 
 
 def make_inventory(
@@ -230,9 +206,9 @@ def test_foreign_routes_are_flagged_never_touched_and_survive_down(run: Run, ec2
 
 
 def test_down_restores_the_previous_association(tmp_path: Path, aws_emulator: Any, ec2: Any, cloud: Any) -> None:
-    old = ec2.create_route_table(VpcId=cloud["vpc"], TagSpecifications=_name_tag("route-table", "Old-RT"))[
-        "RouteTable"
-    ]["RouteTableId"]
+    old = ec2.create_route_table(VpcId=cloud["vpc"], TagSpecifications=name_tag("route-table", "Old-RT"))["RouteTable"][
+        "RouteTableId"
+    ]
     ec2.associate_route_table(RouteTableId=old, SubnetId=cloud["subnet"])
     run = Run(make_inventory(tmp_path, aws_emulator), tmp_path / "journal.json")
     changes = by_key(run.changes())
@@ -324,7 +300,7 @@ def test_names_that_do_not_resolve_name_the_inventory_field(tmp_path: Path, aws_
     assert "sites[aws].vpc" in result.unreachable["aws"]
 
 
-def test_instance_gateway_by_name_tag(tmp_path: Path, aws_emulator: Any, ec2: Any, cloud: Any) -> None:
+def test_instance_gateway_byname_tag(tmp_path: Path, aws_emulator: Any, ec2: Any, cloud: Any) -> None:
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     ec2.delete_network_interface(NetworkInterfaceId=cloud["eni"])
     instance = ec2.run_instances(
@@ -333,7 +309,7 @@ def test_instance_gateway_by_name_tag(tmp_path: Path, aws_emulator: Any, ec2: An
         MaxCount=1,
         SubnetId=cloud["subnet"],
         PrivateIpAddress="192.168.20.100",
-        TagSpecifications=_name_tag("instance", "aws-bridge-vm"),
+        TagSpecifications=name_tag("instance", "aws-bridge-vm"),
     )["Instances"][0]["InstanceId"]
 
     def by_instance(raw: dict[str, Any]) -> None:

@@ -78,6 +78,11 @@ def _rule(name: str, priority: int, source: str, port: str = "*", protocol: str 
 @pytest.fixture
 def cloud(azure_emulator: AzureEmulator, net: NetworkManagementClient) -> dict[str, str]:
     """The reference Azure site, as a user would have built it before running hybridctl."""
+    return build_reference_site(azure_emulator, net)
+
+
+def build_reference_site(azure_emulator: AzureEmulator, net: NetworkManagementClient) -> dict[str, str]:
+    """The reference Azure site's resource group, VNet, NSG and NICs; subnet name -> id."""
     rg_path = f"/subscriptions/{azure_emulator.subscription_id}/resourcegroups/{RG}?api-version=2021-04-01"
     net.send_request(HttpRequest("PUT", rg_path, json={"location": LOCATION})).raise_for_status()
     vnet = net.virtual_networks.begin_create_or_update(

@@ -26,7 +26,7 @@ class BackendRun(Generic[B]):
         self.desired: DesiredState = plan_loaded(loaded)
         self.journal = journal
         self.backend = backend
-        self.want = [r for r in self.desired.resources() if backend.owns(r.layer, r.key)]
+        self.want = [r for r in self.desired.resources() if backend.owns(r)]
 
     def read(self) -> list[Resource]:
         result = self.backend.read(self.desired)

@@ -78,6 +78,36 @@ def boto_client(
     )
 
 
+def name_tag(kind: str, name: str) -> list[dict[str, Any]]:
+    return [{"ResourceType": kind, "Tags": [{"Key": "Name", "Value": name}]}]
+
+
+def build_reference_aws_site(ec2: Any) -> dict[str, str]:
+    """The reference AWS site (tests/fixtures/aws/inventory.yaml), as a user would have built it
+    before running hybridctl: ids of its VPC, subnets, table, security group and ENIs."""
+    vpc = ec2.create_vpc(CidrBlock="192.168.20.0/23", TagSpecifications=name_tag("vpc", "Hybrid-VPC"))["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(
+        VpcId=vpc, CidrBlock="192.168.20.0/24", TagSpecifications=name_tag("subnet", "Hybrid-Subnet")
+    )["Subnet"]["SubnetId"]
+    dammy = ec2.create_subnet(
+        VpcId=vpc, CidrBlock="192.168.21.0/24", TagSpecifications=name_tag("subnet", "Hybrid-Subnet-Dammy")
+    )["Subnet"]["SubnetId"]
+    table = ec2.create_route_table(VpcId=vpc, TagSpecifications=name_tag("route-table", "Hybrid-RT"))["RouteTable"][
+        "RouteTableId"
+    ]
+    group = ec2.create_security_group(VpcId=vpc, GroupName="aws-bridge-sg", Description="bridge")["GroupId"]
+    eni = ec2.create_network_interface(
+        SubnetId=subnet,
+        PrivateIpAddress="192.168.20.100",
+        Groups=[group],
+        TagSpecifications=name_tag("network-interface", "aws-bridge-eni"),
+    )["NetworkInterface"]["NetworkInterfaceId"]
+    other = ec2.create_network_interface(
+        SubnetId=subnet, PrivateIpAddress="192.168.20.50", TagSpecifications=name_tag("network-interface", "other")
+    )["NetworkInterface"]["NetworkInterfaceId"]
+    return {"vpc": vpc, "subnet": subnet, "dammy": dammy, "table": table, "sg": group, "eni": eni, "other": other}
+
+
 def write_aws_credentials(path: Path, profile: str = "default", keys: tuple[str, str] = KEYS) -> Path:
     """A shared credentials file with one profile (what ``aws.credentials_file`` names)."""
     path.write_text(f"[{profile}]\naws_access_key_id = {keys[0]}\naws_secret_access_key = {keys[1]}\n")

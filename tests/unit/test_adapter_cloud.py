@@ -22,7 +22,7 @@ from hybridctl.backends.aws import (
     rule_name_of,
 )
 from hybridctl.backends.azure import AzureBackend, free_priority, hop_label, normalize_prefix, rule_items
-from hybridctl.backends.cloudcommon import owns_key
+from hybridctl.backends.cloudcommon import owns_item
 from hybridctl.backends.journal import Journal
 from hybridctl.core.errors import RemoteError
 from hybridctl.core.inventory.load import load_inventory, parse_inventory
@@ -143,13 +143,28 @@ def test_free_priority_is_the_lowest_unused_from_1000() -> None:
 
 
 def test_owns_only_cloud_layers_of_its_sites_and_its_own_flag() -> None:
+    from ipaddress import IPv4Network
+
+    from hybridctl.core.planner.desired import Flag, KernelRouteItem, Resource, RouteItem
+
+    def flag(item: Flag) -> Resource:
+        return Resource("flag", (item.site, item.target, item.name), item=item)
+
+    def route(layer: str, site: str) -> Resource:
+        item = RouteItem(site, "Hybrid-RT", "192.168.1.0/24", "eni:x")
+        return Resource(layer, (site, "Hybrid-RT", "192.168.1.0/24"), item=item)
+
     sites = {"aws"}
-    assert owns_key(sites, "aws", "flag", ("aws", "aws-bridge-eni", "source_dest_check"))
-    assert not owns_key(sites, "aws", "flag", ("aws", "aws-bridge", "net.ipv4.ip_forward"))
-    assert owns_key(sites, "aws", "cloud-route", ("aws", "Hybrid-RT", "192.168.1.0/24"))
-    assert not owns_key(sites, "aws", "cloud-route", ("azure", "Hybrid-RT", "192.168.1.0/24"))
-    assert not owns_key(sites, "aws", "host-route", ("aws", "192.168.1.0/24"))
-    assert not owns_key({"azure"}, "azure", "flag", ("azure", "azure-bridge-nic", "source_dest_check"))
+    assert owns_item(sites, "aws", flag(Flag("aws", "aws-bridge", "source_dest_check", False, "aws-bridge-eni", "")))
+    assert not owns_item(sites, "aws", flag(Flag("aws", "aws-bridge", "net.ipv4.ip_forward", True, "aws-bridge", "")))
+    assert owns_item(sites, "aws", route("cloud-route", "aws"))
+    assert not owns_item(sites, "aws", route("cloud-route", "azure"))
+    host_route = KernelRouteItem("aws", IPv4Network("192.168.1.0/24"), None)
+    assert not owns_item(sites, "aws", Resource("host-route", ("aws", "192.168.1.0/24"), item=host_route))
+    foreign = Flag("azure", "azure-bridge", "source_dest_check", False, "azure-bridge-nic", "")
+    assert not owns_item({"azure"}, "azure", flag(foreign))
+    # No typed item, no owner: a backend acts on items, not on keys.
+    assert not owns_item(sites, "aws", Resource("cloud-route", ("aws", "Hybrid-RT", "192.168.1.0/24")))
 
 
 def test_reference_inventory_gets_both_backends_owning_the_planned_cloud_items(tmp_path: Path) -> None:
@@ -164,7 +179,7 @@ def test_reference_inventory_gets_both_backends_owning_the_planned_cloud_items(t
     backends = [b for b in (aws.backend_for(context), azure.backend_for(context)) if b is not None]
     assert [b.name for b in backends] == ["aws", "azure"]
     for resource in desired.resources():
-        owners = [b.name for b in backends if b.owns(resource.layer, resource.key)]
+        owners = [b.name for b in backends if b.owns(resource)]
         cloud = resource.layer in ("security-rule", "cloud-route", "cloud-association") or (
             resource.layer == "flag" and resource.key[2] != "net.ipv4.ip_forward"
         )

@@ -21,7 +21,6 @@ from hybridctl.core.errors import (
     RemoteError,
     UnsupportedTargets,
 )
-from hybridctl.core.hostfiles import all_resources
 from hybridctl.core.inventory.load import load_inventory
 from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.render.apply import apply_document
@@ -135,7 +134,7 @@ def test_plan_prints_to_the_environment_only(capsys: pytest.CaptureFixture[str])
     env = Captured()
     assert run(app, ["plan", "-i", str(REFERENCE), "-o", "json"], env) == 0
     desired = plan_loaded(load_inventory(REFERENCE))
-    assert json.loads(env.out) == plan_document(desired, diff(all_resources(desired), []))
+    assert json.loads(env.out) == plan_document(desired, diff(desired.resources(), []))
     assert capsys.readouterr() == ("", "")  # nothing went to the process's own streams
 
 
@@ -171,7 +170,7 @@ def test_environment_asks_the_stream_whether_it_is_a_terminal() -> None:
 
 def test_up_document_is_the_plan_document_plus_what_happened() -> None:
     desired = plan_loaded(load_inventory(REFERENCE))
-    changes = diff(all_resources(desired), [])
+    changes = diff(desired.resources(), [])
     calls = {"aws": {"reads": 3, "mutations": 0}}
     up = apply_document(changes, {"azure": "timed out"}, calls, None, desired)
     plan = plan_document(desired, changes)

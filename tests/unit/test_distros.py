@@ -13,7 +13,6 @@ from hybridctl.backends.calls import CallCounter
 from hybridctl.backends.hostscript import ReadRequest, parse_read, render_read
 from hybridctl.core.diff import Change
 from hybridctl.core.errors import ExitStatus, UnsupportedTargets
-from hybridctl.core.hostfiles import all_resources
 from hybridctl.core.inventory.load import load_inventory
 from hybridctl.core.planner.desired import DesiredState, Resource
 from hybridctl.core.planner.loaded import plan_loaded
@@ -103,7 +102,7 @@ class _ReadOnly:
 def test_an_unsupported_host_means_nothing_is_planned_anywhere() -> None:
     loaded = load_inventory(REPO / "inventory" / "reference.yaml")
     desired = plan_loaded(loaded)
-    wanted: list[Resource] = all_resources(desired)
+    wanted: list[Resource] = desired.resources()
     assert wanted  # there would be plenty to do
     context = open_context(loaded, desired, Options(), factories=[_ReadOnly])
     with pytest.raises(UnsupportedTargets) as error:

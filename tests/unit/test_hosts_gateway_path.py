@@ -18,9 +18,9 @@ from hybridctl.backends.hostscript import bootstrap, parse_read
 from hybridctl.backends.journal import Journal
 from hybridctl.backends.ssh import CommandResult
 from hybridctl.core.diff import Change, diff
-from hybridctl.core.hostfiles import OVERLAY_SCRIPT, OVERLAY_UNIT, all_resources, unit_path
+from hybridctl.core.hostfiles import OVERLAY_SCRIPT, OVERLAY_UNIT, unit_path
 from hybridctl.core.inventory.load import load_inventory
-from hybridctl.core.planner.desired import DesiredState, Resource
+from hybridctl.core.planner.desired import DesiredState, FileItem, Resource
 from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.core.secrets import SecretStore
 from hybridctl.core.softether.commands import Step, plan_steps
@@ -47,8 +47,9 @@ def never(layer: str, key: tuple[str, ...]) -> bool:
 
 def file_change(path: str, action: str) -> Change:
     """The diff's change of one managed file: created, replaced or removed."""
-    mine = Resource("host-file", ("aws-bridge", path), (("mode", "644"), ("sha256", "new")), "", True)
-    found = Resource("host-file", ("aws-bridge", path), (("mode", "644"), ("sha256", "old")), "", True)
+    item = FileItem("aws-bridge", path)
+    mine = Resource("host-file", ("aws-bridge", path), (("mode", "644"), ("sha256", "new")), "", True, item)
+    found = Resource("host-file", ("aws-bridge", path), (("mode", "644"), ("sha256", "old")), "", True, item)
     wanted, actual = {"create": ([mine], []), "update": ([mine], [found]), "delete": ([], [found])}[action]
     (change,) = diff(wanted, actual)
     assert change.action == action
@@ -129,7 +130,7 @@ def cold_bridge_script(desired: DesiredState, tmp_path: Path, host: str = "aws-b
     backend._state[host] = _HostState(plan, raw, None, resources)
     session = RecordingSession()
     backend._sessions[host] = session  # type: ignore[assignment]
-    wanted = [r for r in all_resources(desired) if host in r.key and r.layer not in ("cloud-route", "security-rule")]
+    wanted = [r for r in desired.resources() if host in r.key and r.layer not in ("cloud-route", "security-rule")]
     backend.apply(diff(wanted, resources), desired, NoProgress())
     assert len(session.execs) == 1
     command, stdin = session.execs[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 import pytest
@@ -22,12 +22,19 @@ from hybridctl.backends.hostscript import bootstrap, parse_read
 from hybridctl.backends.journal import Journal
 from hybridctl.backends.ssh import CommandResult
 from hybridctl.core.diff import Change, diff
-from hybridctl.core.hostfiles import all_resources
 from hybridctl.core.inventory.load import load_inventory
-from hybridctl.core.planner.desired import DesiredState, Resource
+from hybridctl.core.planner.desired import (
+    AddressItem,
+    DesiredState,
+    KernelRouteItem,
+    Resource,
+    SoftEtherItem,
+    softether_resources,
+)
 from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.core.secrets import SecretStore
 from hybridctl.core.softether.commands import plan_steps
+from hybridctl.core.softether.model import Hub
 from hybridctl.core.softether.parse import parse_read as parse_softether
 from hybridctl_lab import inventory, seed
 from hybridctl_lab.topology import build_topology
@@ -60,7 +67,7 @@ def actual_of(desired: DesiredState, host: str, phase: str, own: hs.Ownership | 
 
 
 def host_desired(desired: DesiredState, host: str) -> list[Resource]:
-    return [r for r in all_resources(desired) if host in r.key and r.layer not in ("security-rule", "cloud-route")]
+    return [r for r in desired.resources() if host in r.key and r.layer not in ("security-rule", "cloud-route")]
 
 
 HOSTS = ["vpnserver", "aws-bridge", "azure-bridge", "hl-home-c1"]
@@ -114,7 +121,11 @@ def test_client_routes_are_client_routes_only(desired: DesiredState) -> None:
     prefixes = {"192.168.10.0/24", "192.168.20.0/24", "192.168.21.0/24", "192.168.30.0/24", "192.168.31.0/24"}
     assert layers == {("client-route", p) for p in prefixes}
     assert all(r.get("via") == "192.168.1.249" for r in actual if r.layer == "client-route")
-    planned = {(r.layer, r.key[1]) for r in desired.resources() if r.key[0] == "hl-home-c1"}
+    planned = {
+        (r.layer, r.key[1])
+        for r in desired.resources()
+        if r.key[0] == "hl-home-c1" and r.layer in ("host-route", "client-route")
+    }
     assert planned == layers
 
 
@@ -192,10 +203,15 @@ def test_target_config_applies_exactly_the_changes(desired: DesiredState) -> Non
     actual = parse_softether(raw.vpncmd_output, "vpn-server").config
     planned = desired.host("vpnserver").softether
     assert planned is not None
+    # Deletes carry the item read, creates the planned one: the diff's changes, made by hand.
+    found = {r.key: r.item for r in softether_resources("vpnserver", actual)}
+    route_key = ("vpnserver", "l3-route", "L3SW", "192.168.31.0/24")
+    user_key = ("vpnserver", "user", "DEFAULT", "home-user")
+    listener = SoftEtherItem("vpnserver", "listener", 443)
     changes = [
-        Change("delete", "softether", ("vpnserver", "l3-route", "L3SW", "192.168.31.0/24"), None, ()),
-        Change("delete", "softether", ("vpnserver", "user", "DEFAULT", "home-user"), None, ()),
-        Change("create", "softether", ("vpnserver", "listener", "443"), (), None),
+        Change("delete", "softether", route_key, None, (), found=found[route_key]),
+        Change("delete", "softether", user_key, None, (), found=found[user_key]),
+        Change("create", "softether", ("vpnserver", "listener", "443"), (), None, planned=listener),
     ]
     target = hs.target_config(actual, planned, changes)
     steps = [s.command for s in plan_steps(target, actual).all_steps()]
@@ -216,8 +232,20 @@ def test_target_config_of_the_whole_plan_from_factory_matches_the_planned_steps(
     factory = hs.factory_config("vpn-bridge")
     wanted = [r for r in desired.resources() if r.layer == "softether" and r.key[0] == "aws-bridge"]
     items = [
-        Resource("softether", ("aws-bridge", "listener", str(p)), (), "", True) for p in factory.listeners
-    ] + [Resource("softether", ("aws-bridge", "hub", "BRIDGE"), (("secure_nat", "false"),), "", True)]
+        Resource(
+            "softether", ("aws-bridge", "listener", str(p)), (), "", True, SoftEtherItem("aws-bridge", "listener", p)
+        )
+        for p in factory.listeners
+    ] + [
+        Resource(
+            "softether",
+            ("aws-bridge", "hub", "BRIDGE"),
+            (("secure_nat", "false"),),
+            "",
+            True,
+            SoftEtherItem("aws-bridge", "hub", Hub("BRIDGE")),
+        )
+    ]
     target = hs.target_config(factory, planned, diff(wanted, items))
     assert plan_steps(target, factory, admin_password_set=False) == plan_steps(
         planned, factory, admin_password_set=False
@@ -242,25 +270,40 @@ def test_host_changes_are_sorted_by_what_the_host_must_do() -> None:
 
 
 def test_removal_commands_only_take_addresses_and_device_names() -> None:
-    ok = Change("delete", "host-address", ("h", "tap_vpntap", "192.168.10.9/24"), None, ())
-    assert hs.address_removal(ok) == "ip -4 addr del 192.168.10.9/24 dev tap_vpntap 2>/dev/null || true\n"
+    def address(device: str) -> Change:
+        item = AddressItem("h", device, IPv4Interface("192.168.10.9/24"))
+        return Change("delete", "host-address", ("h", device, "192.168.10.9/24"), None, (), found=item)
+
+    assert (
+        hs.address_removal(address("tap_vpntap"))
+        == "ip -4 addr del 192.168.10.9/24 dev tap_vpntap 2>/dev/null || true\n"
+    )
     with pytest.raises(ValueError):
-        hs.address_removal(Change("delete", "host-address", ("h", "x;reboot", "192.168.10.9/24"), None, ()))
-    with pytest.raises(ValueError):
-        hs.route_removal(Change("delete", "host-route", ("h", "1.2.3.4/8;reboot"), None, ()))
-    route = Change("delete", "host-route", ("h", "172.16.0.0/16"), None, ())
+        hs.address_removal(address("x;reboot"))
+    with pytest.raises(ValueError):  # a typed prefix cannot carry anything else
+        KernelRouteItem("h", IPv4Network("1.2.3.4/8;reboot"), None)
+    with pytest.raises(ValueError):  # nor is a change without its item acted on
+        hs.route_removal(Change("delete", "host-route", ("h", "172.16.0.0/16"), None, ()))
+    item = KernelRouteItem("h", IPv4Network("172.16.0.0/16"), IPv4Address("192.168.10.1"), "tap_vpntap")
+    route = Change("delete", "host-route", ("h", "172.16.0.0/16"), None, (), found=item)
     assert hs.route_removal(route) == "ip -4 route del 172.16.0.0/16 proto 177 2>/dev/null || true\n"
 
 
 def test_backend_owns_exactly_the_host_layers(desired: DesiredState, tmp_path: Path) -> None:
     backend = HostsBackend(desired, Journal(tmp_path / "journal.json"), SecretStore(tmp_path / "secrets.json"))
-    assert backend.owns("flag", ("aws", "aws-bridge", hs.IP_FORWARD))
-    assert not backend.owns("flag", ("aws", "aws-bridge-eni", "source_dest_check"))
-    for layer in ("host-package", "host-file", "host-service", "softether", "host-address", "host-route"):
-        assert backend.owns(layer, ("vpnserver", "x"))
-    assert backend.owns("client-route", ("hl-home-c1", "192.168.20.0/24"))
-    assert not backend.owns("cloud-route", ("aws", "Hybrid-RT", "192.168.1.0/24"))
-    assert not backend.owns("host-route", ("not-a-host", "10.0.0.0/8"))
+    owned = {(r.layer, r.key) for r in desired.resources() if backend.owns(r)}
+    host_side = {
+        (r.layer, r.key)
+        for r in desired.resources()
+        if r.layer in hs.HOST_LAYERS or (r.layer == "flag" and r.key[2] == hs.IP_FORWARD)
+    }
+    assert owned == host_side
+    assert ("flag", ("aws", "aws-bridge", hs.IP_FORWARD)) in owned
+    assert ("client-route", ("hl-home-c1", "192.168.20.0/24")) in owned
+    assert {layer for layer, _ in owned} == set(hs.HOST_LAYERS) | {"flag"}
+    stranger = KernelRouteItem("not-a-host", IPv4Network("10.0.0.0/8"), None)
+    assert not backend.owns(Resource("host-route", ("not-a-host", "10.0.0.0/8"), item=stranger))
+    assert not backend.owns(Resource("host-route", ("vpnserver", "10.0.0.0/8")))  # no item: not acted on
 
 
 class RecordingSession:
@@ -294,7 +337,7 @@ def bridge_backend(desired: DesiredState, tmp_path: Path) -> tuple[HostsBackend,
 
 def test_a_bare_bridge_alone_is_one_exec_with_distinct_vpncmd_runs(desired: DesiredState, tmp_path: Path) -> None:
     backend, session = bridge_backend(desired, tmp_path)
-    wanted = [r for r in all_resources(desired) if "aws-bridge" in r.key and r.layer != "cloud-route"]
+    wanted = [r for r in desired.resources() if "aws-bridge" in r.key and r.layer != "cloud-route"]
     changes = diff(wanted, backend._state["aws-bridge"].resources)
     outcomes = backend.apply(changes, desired, NoProgress())
     assert len(session.execs) == 1 and backend.counter.mutations == 1  # no VPN server apply to wait for
@@ -304,7 +347,15 @@ def test_a_bare_bridge_alone_is_one_exec_with_distinct_vpncmd_runs(desired: Desi
     script, answers = stdin[: int(match.group(1))].decode(), stdin[int(match.group(1)) :]
     steps = re.findall(r"hctl_mark 'step:([a-z0-9-]+)'", script)
     assert steps == [
-        "files", "ip-forward", "service", "vpncmd-1", "overlay", "vpncmd-2", "restart", "overlay-again", "wait-link"
+        "files",
+        "ip-forward",
+        "service",
+        "vpncmd-1",
+        "overlay",
+        "vpncmd-2",
+        "restart",
+        "overlay-again",
+        "wait-link",
     ]
     # Passwords (admin, cascade) only after the script, never in it or in the command line.
     store = json.loads((tmp_path / "secrets.json").read_text())
@@ -318,7 +369,7 @@ def test_a_bare_bridge_alone_is_one_exec_with_distinct_vpncmd_runs(desired: Desi
 def test_a_bridge_waits_for_the_server_before_its_cascade_goes_online(desired: DesiredState, tmp_path: Path) -> None:
     backend, session = bridge_backend(desired, tmp_path)
     backend._server_done.clear()  # a VPN server apply is in flight
-    wanted = [r for r in all_resources(desired) if "aws-bridge" in r.key and r.layer != "cloud-route"]
+    wanted = [r for r in desired.resources() if "aws-bridge" in r.key and r.layer != "cloud-route"]
     changes = diff(wanted, backend._state["aws-bridge"].resources)
     threading.Timer(0.2, backend._server_done.set).start()
     backend._apply_host("aws-bridge", changes, NoProgress())

@@ -15,10 +15,11 @@ over their limit are summarized with integer interval arithmetic (exact merges o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Literal
 
+from hybridctl.core.hostfiles import host_files
 from hybridctl.core.inventory.addressing import AddressingError, TransitPlan, assign_transit
 from hybridctl.core.inventory.models import Inventory, Site, tap_device
 from hybridctl.core.planner.desired import (
@@ -456,6 +457,8 @@ def plan(inventory: Inventory) -> DesiredState:
     tables = planner.route_tables()
     clients, client_hosts = planner.clients()
     hosts = [planner.server_host(), *planner.bridge_hosts(), *client_hosts]
+    # The files a managed host gets are part of the plan: `resources()` lists them with the rest.
+    hosts = [replace(h, files=tuple(host_files(h, inventory.name))) if h.managed else h for h in hosts]
     return DesiredState(
         inventory=inventory.name,
         transit_network=inventory.transit.cidr,

@@ -16,12 +16,11 @@ import copy
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from hybridctl.backends import arm_json
 from hybridctl.backends.azure_parse import (
     AzureRead,
     AzureSite,
-    arm_props,
     hop_label,
-    lower_text,
     managed_table,
     normalize_prefix,
     parse_group,
@@ -248,7 +247,7 @@ class AzureBackend(CloudBackend[AzureSite]):
 
         assert state.nic is not None
         body = dict(state.nic)
-        body["properties"] = {**arm_props(state.nic), "enableIPForwarding": value}
+        body["properties"] = {**arm_json.props(state.nic), "enableIPForwarding": value}
         name = str(state.nic["name"])
         client = self.client()
         state.nic = self.lro(
@@ -289,9 +288,9 @@ class AzureBackend(CloudBackend[AzureSite]):
         taken = priorities.setdefault(
             (state.site.name, nsg_name, direction),
             {
-                int(arm_props(r).get("priority", 0))
-                for r in arm_props(nsg).get("securityRules") or []
-                if lower_text(arm_props(r).get("direction")) == direction
+                int(arm_json.props(r).get("priority", 0))
+                for r in arm_json.props(nsg).get("securityRules") or []
+                if arm_json.lower(arm_json.props(r).get("direction")) == direction
             },
         )
         priority = free_priority(taken)
@@ -339,7 +338,7 @@ class AzureBackend(CloudBackend[AzureSite]):
         )
         self.journal.created(TABLE_LAYER, (state.site.name, name), {"id": created.get("id")})
         state.tables[name] = created
-        state.rg_tables[lower_text(created.get("id"))] = created
+        state.rg_tables[arm_json.lower(created.get("id"))] = created
         return created
 
     def _new_table(self, state: AzureSite, name: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -424,7 +423,7 @@ class AzureBackend(CloudBackend[AzureSite]):
         table = state.tables.get(table_name)
         routes: dict[str, dict[str, Any]] = {}
         if table is not None:
-            for route in arm_props(table).get("routes") or []:
+            for route in arm_json.props(table).get("routes") or []:
                 routes[str(route["name"]).lower()] = copy.deepcopy(route)
         for change in changes:
             if change.action == "delete":
@@ -444,7 +443,7 @@ class AzureBackend(CloudBackend[AzureSite]):
             body = {
                 "location": table.get("location") or self._location(state),
                 "tags": table.get("tags") or {},
-                "properties": {**copy.deepcopy(arm_props(table)), "routes": list(routes.values())},
+                "properties": {**copy.deepcopy(arm_json.props(table)), "routes": list(routes.values())},
             }
             headers = {"If-Match": str(table["etag"])} if table.get("etag") else {}
         client = self.client()
@@ -457,7 +456,7 @@ class AzureBackend(CloudBackend[AzureSite]):
         )
         if table is None:
             self.journal.created(TABLE_LAYER, (state.site.name, table_name), {"id": written.get("id")})
-            state.rg_tables[lower_text(written.get("id"))] = written
+            state.rg_tables[arm_json.lower(written.get("id"))] = written
         state.tables[table_name] = written
 
     def _location(self, state: AzureSite) -> str:
@@ -474,11 +473,11 @@ class AzureBackend(CloudBackend[AzureSite]):
         subnet = state.subnets.get(network)
         if subnet is None:
             raise RemoteError(self._target(state), f"subnet of network {network} was not resolved")
-        props = dict(arm_props(subnet))
+        props = dict(arm_json.props(subnet))
         previous = (props.get("routeTable") or {}).get("id")
         if change.action == "delete":
             before = journal_detail(self.journal, "cloud-association", change.key).get("previous")
-            if before and str(before).lower() in state.rg_tables and str(before).lower() != lower_text(previous):
+            if before and str(before).lower() in state.rg_tables and str(before).lower() != arm_json.lower(previous):
                 props["routeTable"] = {"id": before}
             else:
                 props.pop("routeTable", None)
@@ -516,7 +515,7 @@ class AzureBackend(CloudBackend[AzureSite]):
         target = self._target(state)
         try:
             current = self.call(target, f"route_tables.get {name}", lambda: client.route_tables.get(state.rg, name))
-            props = arm_props(current.as_dict())
+            props = arm_json.props(current.as_dict())
             if props.get("routes") or props.get("subnets"):
                 return None
             progress.step(target, f"- route table {name} (created by hybridctl, now empty)")

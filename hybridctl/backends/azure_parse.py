@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import ip_network
 from typing import Any
 
+from hybridctl.backends import arm_json
 from hybridctl.backends.cloudcommon import (
     CLOUD_FLAGS,
     MANAGED_TAG,
@@ -58,22 +59,9 @@ class AzureRead(RawRead):
     network_security_groups: list[dict[str, Any]] = field(default_factory=list)
 
 
-def lower_text(text: Any) -> str:
-    return str(text or "").lower()
-
-
-def arm_props(obj: dict[str, Any]) -> dict[str, Any]:
-    props = obj.get("properties")
-    return props if isinstance(props, dict) else {}
-
-
-def _last(resource_id: str) -> str:
-    return resource_id.rstrip("/").rsplit("/", 1)[-1]
-
-
 def hop_label(route_props: dict[str, Any]) -> str:
     """``virtual-appliance:<ip>`` / ``internet:`` ... for a route's next hop."""
-    hop = lower_text(route_props.get("nextHopType"))
+    hop = arm_json.lower(route_props.get("nextHopType"))
     label = _HOP_LABELS.get(hop, hop or "unknown")
     next_hop = route_props.get("nextHop")
     if hop == "virtualapplianceecmp" and isinstance(next_hop, dict):
@@ -91,9 +79,9 @@ def normalize_prefix(prefix: str) -> str:
 
 def rule_items(rule: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(direction, protocol, port, peer) for each peer of an NSG rule, in the planner's spelling."""
-    props = arm_props(rule)
-    direction = lower_text(props.get("direction")) or "inbound"
-    protocol = _PROTOCOLS.get(lower_text(props.get("protocol")), lower_text(props.get("protocol")))
+    props = arm_json.props(rule)
+    direction = arm_json.lower(props.get("direction")) or "inbound"
+    protocol = _PROTOCOLS.get(arm_json.lower(props.get("protocol")), arm_json.lower(props.get("protocol")))
     ports = [str(props["destinationPortRange"])] if props.get("destinationPortRange") else []
     ports += [str(p) for p in props.get("destinationPortRanges") or []]
     port = ",".join(ports) or "*"
@@ -102,7 +90,7 @@ def rule_items(rule: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     side = "source" if direction == "inbound" else "destination"
     peers = [str(props[f"{side}AddressPrefix"])] if props.get(f"{side}AddressPrefix") else []
     peers += [str(p) for p in props.get(f"{side}AddressPrefixes") or []]
-    peers += [f"asg:{_last(str(a.get('id', '')))}" for a in props.get(f"{side}ApplicationSecurityGroups") or []]
+    peers += [f"asg:{arm_json.last(str(a.get('id', '')))}" for a in props.get(f"{side}ApplicationSecurityGroups") or []]
     return [(direction, protocol, port, normalize_prefix(p) if p != "*" else p) for p in peers]
 
 
@@ -131,7 +119,7 @@ def _failed_mark(obj: dict[str, Any]) -> str:
     ARM keeps the goal state of a failed write with provisioningState Failed; the diff must see
     such an object of hybridctl's as differing so that the next run writes it again.
     """
-    state = str(arm_props(obj).get("provisioningState") or "")
+    state = str(arm_json.props(obj).get("provisioningState") or "")
     return f" (provisioning {state})" if state.lower() in ("failed", "canceled") else ""
 
 
@@ -165,7 +153,9 @@ def by_name(
     site: Site, items: list[dict[str, Any]], wanted: str, what: str, field_text: str, hint: str
 ) -> dict[str, Any]:
     matches = [
-        i for i in items if lower_text(i.get("name")) == wanted.lower() or lower_text(i.get("id")) == wanted.lower()
+        i
+        for i in items
+        if arm_json.lower(i.get("name")) == wanted.lower() or arm_json.lower(i.get("id")) == wanted.lower()
     ]
     if not matches:
         raise unresolved(
@@ -199,8 +189,8 @@ def resolve_site(
         found = [
             (vnet, sub)
             for vnet in candidates
-            for sub in arm_props(vnet).get("subnets") or []
-            if wanted in (lower_text(sub.get("name")), lower_text(sub.get("id")))
+            for sub in arm_json.props(vnet).get("subnets") or []
+            if wanted in (arm_json.lower(sub.get("name")), arm_json.lower(sub.get("id")))
         ]
         attr = "id" if network.id else "name"
         if not found:
@@ -213,7 +203,7 @@ def resolve_site(
                 "write the subnet's name (or its ARM id in networks[].id)",
             )
         vnet, subnet = found[0]
-        prefixes = [arm_props(subnet).get("addressPrefix"), *(arm_props(subnet).get("addressPrefixes") or [])]
+        prefixes = [arm_json.props(subnet).get("addressPrefix"), *(arm_json.props(subnet).get("addressPrefixes") or [])]
         if str(network.cidr) not in {normalize_prefix(str(p)) for p in prefixes if p}:
             raise RemoteError(
                 f"azure {site.name}",
@@ -226,11 +216,11 @@ def resolve_site(
         if state.vnet is None:
             state.vnet = vnet
             state.location = state.location or str(vnet.get("location") or "")
-    state.rg_tables = {lower_text(t.get("id")): t for t in tables}
+    state.rg_tables = {arm_json.lower(t.get("id")): t for t in tables}
     state.specs = {t.name: t for t in desired.route_tables if t.site == site.name}
     for spec in state.specs.values():
         wanted = (spec.table_id or spec.name).lower()
-        match = [t for t in tables if wanted in (lower_text(t.get("name")), lower_text(t.get("id")))]
+        match = [t for t in tables if wanted in (arm_json.lower(t.get("name")), arm_json.lower(t.get("id")))]
         if match:
             state.tables[spec.name] = match[0]
         elif spec.create:
@@ -250,7 +240,8 @@ def resolve_site(
             site, nics, gw.nic, "network interface", site_field(site, ".gateway.nic"), "write the NIC's name"
         )
         addresses = {
-            str(arm_props(c).get("privateIPAddress")) for c in arm_props(state.nic).get("ipConfigurations") or []
+            str(arm_json.props(c).get("privateIPAddress"))
+            for c in arm_json.props(state.nic).get("ipConfigurations") or []
         }
         if str(gw.private_ip) not in addresses:
             raise RemoteError(
@@ -272,9 +263,9 @@ def resolve_site(
 
 def table_label(state: AzureSite, table_id: str) -> str:
     for name, table in state.tables.items():
-        if table is not None and lower_text(table.get("id")) == table_id.lower():
+        if table is not None and arm_json.lower(table.get("id")) == table_id.lower():
             return name
-    return _last(table_id)
+    return arm_json.last(table_id)
 
 
 def site_resources(state: AzureSite, desired: DesiredState, was_created: WasCreated) -> list[Resource]:
@@ -283,10 +274,10 @@ def site_resources(state: AzureSite, desired: DesiredState, was_created: WasCrea
     out: list[Resource] = []
     for flag in desired.flags:
         if flag.site == site.name and flag.name == FLAG and state.nic is not None:
-            found = replace(flag, value=bool(arm_props(state.nic).get("enableIPForwarding", False)), why="")
+            found = replace(flag, value=bool(arm_json.props(state.nic).get("enableIPForwarding", False)), why="")
             out.append(flag_resource(found, True))
     for group_text, nsg in state.groups.items():
-        for rule in arm_props(nsg).get("securityRules") or []:
+        for rule in arm_json.props(nsg).get("securityRules") or []:
             name = str(rule.get("name"))
             owned = name.startswith(NAME_PREFIX)
             shown = name + _failed_mark(rule) if owned else name
@@ -296,8 +287,8 @@ def site_resources(state: AzureSite, desired: DesiredState, was_created: WasCrea
     for table_name, table in state.tables.items():
         if table is None:
             continue
-        for route in arm_props(table).get("routes") or []:
-            props = arm_props(route)
+        for route in arm_json.props(table).get("routes") or []:
+            props = arm_json.props(route)
             name = str(route.get("name"))
             owned = name.startswith(NAME_PREFIX)
             destination = normalize_prefix(str(props.get("addressPrefix")))
@@ -305,7 +296,7 @@ def site_resources(state: AzureSite, desired: DesiredState, was_created: WasCrea
             out.append(route_resource(item, owned, item.target + (_failed_mark(route) if owned else "")))
     wanted = {s for spec in state.specs.values() for s in spec.subnets}
     for network, subnet in state.subnets.items():
-        table_ref = arm_props(subnet).get("routeTable") or {}
+        table_ref = arm_json.props(subnet).get("routeTable") or {}
         if network not in wanted or not table_ref.get("id"):
             continue
         table_id = str(table_ref["id"])
@@ -320,9 +311,7 @@ __all__ = [
     "AzureParsed",
     "AzureRead",
     "AzureSite",
-    "arm_props",
     "hop_label",
-    "lower_text",
     "managed_table",
     "normalize_prefix",
     "parse_group",

@@ -36,24 +36,15 @@ from hybridctl.core.secrets import SecretStore
 from hybridctl.core.softether.commands import plan_steps
 from hybridctl.core.softether.model import Hub
 from hybridctl.core.softether.parse import parse_read as parse_softether
-from hybridctl_lab import inventory, seed
-from hybridctl_lab.topology import build_topology
 from tests.conftest import FIXTURES
+from tests.support.lab_inventory import never, write_lab_inventory
 
 HOSTREAD = FIXTURES / "hostread"
 
 
 @pytest.fixture(scope="module")
 def desired(tmp_path_factory: pytest.TempPathFactory) -> DesiredState:
-    root = tmp_path_factory.mktemp("lab")
-    (root / "azure").mkdir()
-    (root / seed.AZURE_CLIENT_SECRET).write_text("lab-secret\n")
-    path = inventory.write(root / "lab.yaml", build_topology(0), root, aws_port=5511, azure_port=5512)
-    return plan_loaded(load_inventory(path))
-
-
-def never(layer: str, key: tuple[str, ...]) -> bool:
-    return False
+    return plan_loaded(load_inventory(write_lab_inventory(tmp_path_factory.mktemp("lab"))))
 
 
 def actual_of(desired: DesiredState, host: str, phase: str, own: hs.Ownership | None = None) -> list[Resource]:

@@ -14,6 +14,7 @@ from hybridctl_lab import inventory, seed
 from hybridctl_lab.hosts import DEFAULT_LAB_DIR
 from hybridctl_lab.topology import build_topology
 from tests.conftest import REPO
+from tests.support.lab_inventory import write_lab_inventory
 
 COMMITTED = REPO / "inventory" / "lab.yaml"
 REFERENCE = REPO / "inventory" / "reference.yaml"
@@ -21,12 +22,7 @@ REFERENCE = REPO / "inventory" / "reference.yaml"
 
 def generated(tmp_path: Path, extra_clients: int = 0, aws_port: int = 5511, azure_port: int = 5512) -> LoadedInventory:
     """Write the inventory for a lab dir under tmp_path, with the secret file it refers to."""
-    (tmp_path / "azure").mkdir(exist_ok=True)
-    (tmp_path / seed.AZURE_CLIENT_SECRET).write_text("lab-secret\n")
-    path = inventory.write(
-        tmp_path / "lab.yaml", build_topology(extra_clients), tmp_path, aws_port=aws_port, azure_port=azure_port
-    )
-    return load_inventory(path)
+    return load_inventory(write_lab_inventory(tmp_path, extra_clients, aws_port=aws_port, azure_port=azure_port))
 
 
 def by_layer(loaded: LoadedInventory) -> dict[str, set[tuple[Any, ...]]]:

@@ -47,6 +47,7 @@ from hybridctl.backends.hostscript import (
     put_file,
     remove_file,
     render_read,
+    split_read_after,
 )
 from hybridctl.backends.journal import Journal
 from hybridctl.backends.ssh import SshSession, connect_one
@@ -80,6 +81,7 @@ from hybridctl.core.softether.vpncmd import render_invocations as render_vpncmd
 if TYPE_CHECKING:
     from hybridctl.backends.context import Context
 
+LISTENER_DELETE = "ListenerDelete"
 READ_TIMEOUT_S = 180.0
 APPLY_TIMEOUT_S = 900.0
 SERVER_WAIT_S = 900.0
@@ -201,6 +203,11 @@ class HostsBackend:
         self._lock = threading.Lock()
         self._server_done = threading.Event()
         self._server_done.set()
+        self._cascades_wait = False
+        self._applied: set[str] = set()  # hosts with changes in this run's apply
+        self._read_errors: dict[str, str] = {}  # host -> why its last read failed
+        # The verification read each applied host printed at the end of its last apply exec.
+        self._read_after: dict[str, RawRead] = {}
         # Where each host's time went (connect, read, every apply step, waits, verify): data for
         # `up --timings` and `up -o json`. Reads after an apply in this run are the verification.
         self.timeline = timeline if timeline is not None else Timeline()
@@ -250,9 +257,15 @@ class HostsBackend:
         if not by_host:
             return []
         self._phase = "apply"
+        with self._lock:
+            self._applied.update(by_host)
         servers = [n for n in by_host if self._plans[n].role == "vpn-server"]
         if servers:
             self._server_done.clear()
+        # Whether a bridge's cascade goes online in this run, waiting for the server's apply.
+        self._cascades_wait = bool(servers) and any(
+            self._plans[n].role == "vpn-bridge" and self._plans[n].softether is not None for n in by_host
+        )
         outcomes: list[Outcome] = []
 
         def one(name: str) -> list[Outcome]:
@@ -305,12 +318,19 @@ class HostsBackend:
         return self._read_safely(name)
 
     def _read_safely(self, name: str) -> tuple[str, _HostState | None, str]:
+        with self._lock:
+            failed = self._read_errors.get(name) if self._phase == "verify" and name not in self._applied else None
+        if failed is not None:
+            return name, None, failed  # unreadable before, nothing applied since: still unread
         try:
             return name, self._read_host(name), ""
         except HybridctlError as error:
-            return name, None, str(error)
+            message = str(error)
         except Exception as error:  # one host's surprise must not stop the others
-            return name, None, f"{name}: reading failed unexpectedly: {error!r}"
+            message = f"{name}: reading failed unexpectedly: {error!r}"
+        with self._lock:
+            self._read_errors[name] = message
+        return name, None, message
 
     def _service(self, plan: HostPlan) -> ServiceRef | None:
         if plan.service is None:
@@ -330,27 +350,39 @@ class HostsBackend:
         # do not know refuses any value (and says so).
         return self.secrets.resolve(ref) if self.secrets.known(ref) else random_password()
 
-    def _read_host(self, name: str) -> _HostState:
+    def _read_request(self, name: str) -> ReadRequest:
         plan = self._plans[name]
-        session = self._sessions[name]
-        service = self._service(plan)
         invocation = None
         if plan.softether is not None:
             invocation = read_invocation(
                 se_parse.read_commands(plan.softether.role, plan.softether),
                 self._admin_password_for_read(plan.softether),
             )
-        request = ReadRequest(
+        return ReadRequest(
             paths=hs.managed_paths(),
             packages=(plan.service,) if plan.service else (),
-            service=service,
+            service=self._service(plan),
             vpncmd=invocation,
             vpncmd_ports=self._ports(plan),
         )
-        wire = render_read(request)
+
+    def _read_host(self, name: str) -> _HostState:
+        plan = self._plans[name]
+        session = self._sessions[name]
+        if self._phase == "verify":
+            with self._lock:
+                known = self._state.get(name) if name not in self._applied else None
+                after = self._read_after.pop(name, None)
+            if known is not None:
+                return known  # nothing was applied to this host in this run: its read stands
+        else:
+            after = None
+        wire = render_read(self._read_request(name))
         deadline = time.monotonic() + CASCADE_SETTLE_S
         while True:
-            raw = self._read_once(name, session, wire.script, wire.secrets)
+            # The verification read of a host that was applied to came back with its apply exec.
+            raw = after if after is not None else self._read_once(name, session, wire.script, wire.secrets)
+            after = None
             if name not in self._reconnected or plan.softether is None or raw.vpncmd_port is None:
                 break
             facts = se_parse.parse_read(raw.vpncmd_output, plan.softether.role, target=name).facts
@@ -432,13 +464,19 @@ class HostsBackend:
         progress.step(name, f"failed: {failed[0].error}" if failed else "done")
         return outcomes
 
-    def _exec(self, name: str, script: ApplyScript, run: _Run, progress: Progress) -> bool:
-        """Run one apply script; record its steps in ``run``. False when the host run must stop."""
+    def _exec(
+        self, name: str, script: ApplyScript, run: _Run, progress: Progress, *, last: bool = False
+    ) -> bool:
+        """Run one apply script; record its steps in ``run``. False when the host run must stop.
+
+        ``last``: the host's last apply exec in this run; it ends with the verification read.
+        """
         if not script:
             return True
         run.plan(script)
         progress.step(name, "running " + ", ".join(dict.fromkeys(step.name for step in script.steps)))
-        wire = script.render()
+        # Rendered now: the read's admin password may be the one this very script sets.
+        wire = script.render(read_after=self._read_request(name) if last else None)
         self.counter.mutate()
         start = self.timeline.now()
         try:
@@ -446,9 +484,14 @@ class HostsBackend:
         finally:
             self.timeline.add(name, "apply", "exec", start, self.timeline.now() - start,
                               ", ".join(step.name for step in script.steps))
+        applied, read_text = split_read_after(result.stdout)
         if self.recorder is not None:
-            self.recorder(name, "apply", result.stdout)
-        parsed = parse_apply(result.stdout)
+            self.recorder(name, "apply", applied)
+            if read_text is not None:
+                self.recorder(name, "read", read_text)
+        parsed = parse_apply(applied)
+        if read_text is not None and parsed.finished:
+            self._keep_read_after(name, start, parsed.started, read_text)
         batches = {f"vpncmd-{i}": _batch_detail(inv.commands) for i, inv in script.vpncmd.items()}
         self.timeline.add_remote(name, "apply", start, parsed.started, parsed.times, batches)
         groups = {step.name: step.group for step in script.steps}
@@ -482,6 +525,21 @@ class HostsBackend:
             run.stopped = f"the apply script stopped (exit {result.rc}): {tail}"
             return False
         return True
+
+    def _keep_read_after(self, name: str, exec_start: float, origin: float | None, text: str) -> None:
+        """The verification read an apply exec printed after its steps, for the verify phase."""
+        try:
+            raw = parse_read(text)
+        except ScriptOutputError:
+            return  # the verify phase reads the host with an exec of its own
+        steps = []
+        if raw.clock is not None:
+            steps.append(("read", *raw.clock))
+        if raw.vpncmd_clock is not None:
+            steps.append(("vpncmd-read", *raw.vpncmd_clock))
+        self.timeline.add_remote(name, "verify", exec_start, origin, steps)
+        with self._lock:
+            self._read_after[name] = raw
 
     def _converge(self, name: str, hc: hs.HostChanges, run: _Run, progress: Progress) -> None:
         state = self._state[name]
@@ -523,6 +581,7 @@ class HostsBackend:
         wipe = bool(hc.service_stop) and wholly_ours and plan.softether is not None
         restart = False
         after: list[VpncmdInvocation] = []  # after network: CascadeOnline, Flush
+        deferred: list[VpncmdInvocation] = []  # a server's, once its bridges may log in
         if plan.softether is not None and hc.softether and not wipe and service is not None:
             softether = state.softether
             # Whether the diff saw SoftEther: if not (it was stopped), its changes are all
@@ -543,7 +602,9 @@ class HostsBackend:
                 if state.softether is None:
                     raise RemoteError(name, "SoftEther is still not readable after starting it")
                 actual, asked = state.softether.config, state.softether.facts.admin_password_set
-            restart = self._softether_steps(plan.softether, actual, asked, state, hc, script, after, complete)
+            restart = self._softether_steps(
+                plan.softether, actual, asked, state, hc, script, after, complete, deferred
+            )
 
         for change in hc.network_remove:
             if change.layer == "host-address":
@@ -609,7 +670,14 @@ class HostsBackend:
             script.add("files-remove", "files-remove", body)
         for change in hc.package_remove:
             script.add("package-remove", "package-remove", f"hctl_remove {q(_package(change))}\n")
-        self._exec(name, script, run, progress)
+        if deferred:
+            if not self._exec(name, script, run, progress):
+                return
+            self._server_done.set()  # hubs, users and passwords are in place: cascades may log in
+            script = ApplyScript()
+            for invocation in deferred:
+                script.add_vpncmd("softether", invocation, invocation.port)
+        self._exec(name, script, run, progress, last=True)
 
     def _softether_steps(
         self,
@@ -621,9 +689,11 @@ class HostsBackend:
         script: ApplyScript,
         after: list[VpncmdInvocation],
         complete: bool,
+        deferred: list[VpncmdInvocation],
     ) -> bool:
         """Add the before-network vpncmd runs to ``script``, collect the after-network ones in
-        ``after``; True if the service must restart."""
+        ``after`` and, on a VPN server, those to run once the bridges may log in in ``deferred``;
+        True if the service must restart."""
         target = hs.target_config(actual, planned, hc.softether) if complete else planned
         if not target.listeners:
             # Never zero listeners (nobody could administer it again): keep the current ones.
@@ -633,19 +703,37 @@ class HostsBackend:
         port = admin_port(target, actual)
         secrets = self._secret_values(planned, steps.all_steps())
         admin = planned.admin_password_secret
+        online = [s for s in steps.after_network if s.kind == "vpncmd"]
+        stuck = []
+        if state.softether is not None:
+            stuck = hs.stuck_cascades(state.softether.config, state.softether.facts, planned)
+        restart = hs.restart_needed(steps.after_network, stuck, hc.softether)
         before = list(steps.before_network)
+        if restart and online:
+            # The restart (after the server's apply) brings the cascade up from the configuration
+            # on disk: set it online with the rest now, saved by the Flush below, and the after-
+            # network exec needs no vpncmd. Its attempts until then fail and do not matter: the
+            # restart starts a fresh process (the cascade bug, docs/softether.md).
+            before += online
+            online = []
+        later: list[Step] = []
+        if planned.role == "vpn-server" and self._cascades_wait:
+            # Removing a listener takes SoftEther ~0.4 s each (three factory ones on a fresh
+            # server) and no cascade needs it: after the bridges are told the server is ready.
+            later = [s for s in before if s.command.split(" ", 1)[0] == LISTENER_DELETE]
+            before = [s for s in before if s not in later]
         if before:
             # On disk now: SoftEther saves its configuration lazily, a crash would lose the changes.
             before.append(Step("Flush", why="save the configuration"))
         for invocation in render_vpncmd(before, secrets, admin_secret=admin, admin_password_set=asked, port=port):
             script.add_vpncmd("softether", invocation, invocation.port)
         asked_after = asked or any(s.command == "ServerPasswordSet" for s in steps.before_network)
-        online = [s for s in steps.after_network if s.kind == "vpncmd"]
-        stuck = []
-        if state.softether is not None:
-            stuck = hs.stuck_cascades(state.softether.config, state.softether.facts, planned)
-        restart = hs.restart_needed(steps.after_network, stuck, hc.softether)
-        if restart:
+        if later:
+            later.append(Step("Flush", why="save the configuration"))
+            deferred.extend(
+                render_vpncmd(later, secrets, admin_secret=admin, admin_password_set=asked_after, port=port)
+            )
+        if restart and not before:
             # The restart terminates the process (a graceful stop waits ~10 s on an online
             # cascade): write the configuration to disk first.
             online.append(Step("Flush", why="save the configuration before the restart"))

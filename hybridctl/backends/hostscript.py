@@ -387,8 +387,18 @@ class ReadRequest:
 
 def render_read(request: ReadRequest) -> Wire:
     """The read script: every fact in one exec. SoftEther is read only if its service runs."""
+    body, secrets = read_body(request)
+    return wire(PRELUDE + body, secrets)
+
+
+def read_body(request: ReadRequest) -> tuple[str, bytes]:
+    """The read script's commands (after PRELUDE) and the secret answers they take from fd 3.
+
+    Also the tail of an apply script (``ApplyScript.render(read_after=...)``): the verification
+    read in the apply's own exec.
+    """
     q = shlex.quote
-    parts = [PRELUDE, "hctl_t\n"]
+    parts = ["hctl_t\n"]
     # The distribution (adapters/distros.py decides whether it is supported).
     parts.append("hctl_mark os\ncat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true\n")
     parts.append("hctl_mark pkg\n")
@@ -450,7 +460,7 @@ def render_read(request: ReadRequest) -> Wire:
             "fi\n"
         )
     parts.append("hctl_t\nhctl_mark end\n")
-    return wire("".join(parts), secrets)
+    return "".join(parts), secrets
 
 
 @dataclass(frozen=True)
@@ -620,7 +630,10 @@ class ApplyScript:
         body += f"hctl_vpncmd {index} {len(invocation.answers)} {int(port)} {timeout}\n"
         self.add(f"vpncmd-{index}", group, body)
 
-    def render(self) -> Wire:
+    def render(self, read_after: ReadRequest | None = None) -> Wire:
+        """The apply script. ``read_after``: once every step is done, the same exec reads the host
+        as :func:`render_read` would (its output follows the ``done`` marker; split it off with
+        :func:`split_read_after`), so the verification costs no exec of its own."""
         parts = [PRELUDE, APPLY_FUNCTIONS, "hctl_t\n"]
         for step in self.steps:
             parts.append(f"hctl_mark 'step:{step.name}'\n(\nset -e\n{step.body})\nhctl_rc=$?\nhctl_t\n")
@@ -629,7 +642,25 @@ class ApplyScript:
                     f'if [ "$hctl_rc" -ne 0 ]; then hctl_mark "fail:{step.name}:$hctl_rc"; exit "$hctl_rc"; fi\n'
                 )
         parts.append("hctl_mark done\n")
-        return wire("".join(parts), bytes(self.secrets))
+        secrets = bytes(self.secrets)
+        if read_after is not None:
+            body, read_secrets = read_body(read_after)
+            # The apply's vpncmd runs took exactly their own answers from fd 3: the read's come next.
+            parts.append(body)
+            secrets += read_secrets
+        return wire("".join(parts), secrets)
+
+
+def split_read_after(text: str) -> tuple[str, str | None]:
+    """An apply script's output: (the apply's part up to its ``done`` marker, the read after it).
+
+    The read part is None when the script did not reach ``done`` or printed no read after it.
+    """
+    done = f"\n{marker('done')}\n"
+    head, found, tail = text.partition(done)
+    if not found:
+        return text, None
+    return head + done, tail if marker("end") in tail else None
 
 
 def put_file(path: str, content: str, mode: int) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from hybridctl.backends.base import Backend, NoProgress, Outcome, Progress, ReadResult
 from hybridctl.backends.context import Context, Options
@@ -50,25 +50,36 @@ def open_context(
     return context
 
 
+def read_backend(context: Context, backend: Backend, progress: Progress, phase: str | None = None) -> ReadResult:
+    """One backend's read, with its progress lines and its timeline span."""
+    progress.step(backend.name, "reading actual state")
+    with context.timeline.span(backend.name, phase or context.phase, "backend read"):
+        result = backend.read(context.desired)
+    progress.step(backend.name, f"read {len(result.resources)} objects")
+    return result
+
+
+def merge_reads(results: Sequence[ReadResult]) -> ReadResult:
+    merged = ReadResult()
+    for result in results:
+        merged.resources.extend(result.resources)
+        merged.unreachable.update(result.unreachable)
+        merged.blocking.update(result.blocking)
+    return merged
+
+
+def read_each(context: Context, progress: Progress) -> dict[str, ReadResult]:
+    """Every backend reads in parallel; its result by backend name."""
+    if not context.backends:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(context.backends)) as pool:
+        results = list(pool.map(lambda b: read_backend(context, b, progress), context.backends))
+    return {b.name: r for b, r in zip(context.backends, results, strict=True)}
+
+
 def read_actual(context: Context, progress: Progress) -> ReadResult:
     """Every backend reads in parallel; results are merged."""
-    merged = ReadResult()
-    if not context.backends:
-        return merged
-
-    def one(backend: Backend) -> ReadResult:
-        progress.step(backend.name, "reading actual state")
-        with context.timeline.span(backend.name, context.phase, "backend read"):
-            result = backend.read(context.desired)
-        progress.step(backend.name, f"read {len(result.resources)} objects")
-        return result
-
-    with ThreadPoolExecutor(max_workers=len(context.backends)) as pool:
-        for result in pool.map(one, context.backends):
-            merged.resources.extend(result.resources)
-            merged.unreachable.update(result.unreachable)
-            merged.blocking.update(result.blocking)
-    return merged
+    return merge_reads(list(read_each(context, progress).values()))
 
 
 def owner_of(context: Context, change: Change) -> Backend | None:
@@ -90,19 +101,24 @@ class Prepared:
     changes: list[Change]
     actual: ReadResult
     unowned: list[Change]  # changes no backend can apply (should be empty)
+    reads: dict[str, ReadResult] = field(default_factory=dict)  # ``actual`` by backend name
 
 
 def prepare(context: Context, progress: Progress | None = None, desired: list[Resource] | None = None) -> Prepared:
     """Read and diff. ``desired`` defaults to the plan's resources (``down`` passes its own)."""
     progress = progress or NoProgress()
-    actual = read_actual(context, progress)
+    return _diff(context, read_each(context, progress), desired)
+
+
+def _diff(context: Context, reads: dict[str, ReadResult], desired: list[Resource] | None) -> Prepared:
+    actual = merge_reads(list(reads.values()))
     if actual.blocking:
         raise UnsupportedTargets(actual.blocking)  # before any change on any target
     wanted = desired if desired is not None else context.desired.resources()
     wanted = _reachable(wanted, context, actual.unreachable)
     changes = diff(wanted, actual.resources, context.options.layers)
     unowned = [c for c in changes if owner_of(context, c) is None]
-    return Prepared([c for c in changes if c not in unowned], actual, unowned)
+    return Prepared([c for c in changes if c not in unowned], actual, unowned, reads)
 
 
 @dataclass
@@ -127,7 +143,11 @@ def execute(
     desired: list[Resource] | None = None,
     verify: bool = True,
 ) -> ApplyReport:
-    """Apply prepared changes, every backend in parallel, then read back and diff again."""
+    """Apply prepared changes, every backend in parallel, then read back and diff again.
+
+    Each backend reads back as soon as its own apply is done (the backends' states do not depend
+    on one another); a backend that had nothing to apply keeps the read ``prepared`` made.
+    """
     progress = progress or NoProgress()
     grouped: dict[int, list[Change]] = {}
     for change in prepared.changes:
@@ -136,11 +156,15 @@ def execute(
         grouped.setdefault(id(owner), []).append(change)
     work = [(b, grouped[id(b)]) for b in context.backends if id(b) in grouped]
     outcomes: list[Outcome] = []
+    verified: dict[str, ReadResult] = {}
 
     def apply(item: tuple[Backend, list[Change]]) -> list[Outcome]:
         backend, changes = item
         with context.timeline.span(backend.name, "apply", "backend apply"):
-            return backend.apply(changes, context.desired, progress)
+            result = backend.apply(changes, context.desired, progress)
+        if verify:
+            verified[backend.name] = read_backend(context, backend, progress, "verify")
+        return result
 
     if work:
         with ThreadPoolExecutor(max_workers=len(work)) as pool:
@@ -150,7 +174,11 @@ def execute(
     unreachable = dict(prepared.actual.unreachable)
     context.phase = "verify"
     if verify and work:
-        after = prepare(context, progress, desired)
+        reads: dict[str, ReadResult] = {}
+        for backend in context.backends:
+            found = verified.get(backend.name, prepared.reads.get(backend.name))
+            reads[backend.name] = found if found is not None else read_backend(context, backend, progress, "verify")
+        after = _diff(context, reads, desired)
         remaining = [c for c in after.changes if c.action != "conflict"]
         unreachable.update(after.actual.unreachable)
     return ApplyReport(outcomes, remaining, unreachable)

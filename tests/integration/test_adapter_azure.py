@@ -588,3 +588,47 @@ def test_another_operation_in_progress_is_retried_then_reported(
     assert "AnotherOperationInProgress" in failed.error and "after 5 attempts" in failed.error
     assert "another operation holds the resource" in failed.error
     assert azure_emulator.requests.count(method="PUT", path_regex=r"/routes/") == 5
+
+
+def test_plain_reads_give_what_the_sdk_lists_page_by_page(
+    run: Run, azure_emulator: AzureEmulator, net: NetworkManagementClient
+) -> None:
+    """The read goes through a plain ARM pipeline (no network SDK import); it must hand the parser
+    exactly what the SDK's pagers give, ``as_dict()`` of every item, across pages."""
+    _user_table(net, [{"name": "user-route", "properties": {"addressPrefix": "10.99.0.0/16", "nextHopType": "None"}}])
+    azure_emulator.configure(page_size=1)  # every list below comes one item per page, with a nextLink
+    try:
+        azure_emulator.requests.reset()
+        read = run.backend.read_group(RG)
+        # One request per page: at least two NICs and two pages of each longer list.
+        assert run.backend.counter.reads == azure_emulator.requests.count(kind="read") > 4
+        sdk = {
+            "virtual_networks": net.virtual_networks.list(RG),
+            "route_tables": net.route_tables.list(RG),
+            "network_interfaces": net.network_interfaces.list(RG),
+            "network_security_groups": net.network_security_groups.list(RG),
+        }
+        for field_name, pager in sdk.items():
+            expected = [item.as_dict() for item in pager]
+            assert expected, field_name
+            assert getattr(read, field_name) == expected, field_name
+        assert len(read.network_interfaces) == 2
+    finally:
+        azure_emulator.configure(page_size=50)
+
+
+def test_the_plain_reads_use_the_network_sdk_api_version(azure_emulator: AzureEmulator) -> None:
+    """NETWORK_API_VERSION must follow the installed azure-mgmt-network (constraints.txt) when it
+    is upgraded: the plain reads and the SDK's writes speak the same API version."""
+    from azure.mgmt.network.operations import _operations as sdk_operations
+
+    from hybridctl.backends.clouds import NETWORK_API_VERSION
+
+    for build in (
+        sdk_operations.build_virtual_networks_list_request,
+        sdk_operations.build_route_tables_list_request,
+        sdk_operations.build_network_interfaces_list_request,
+        sdk_operations.build_network_security_groups_list_request,
+    ):
+        request = build(RG, azure_emulator.subscription_id)
+        assert f"api-version={NETWORK_API_VERSION}" in request.url, build.__name__

@@ -110,7 +110,7 @@ def _close(value: float | None, expected: Decimal) -> bool:
 def test_cost_by_service_both_clouds_with_forecast_and_budgets(world: World) -> None:
     since = TODAY - dt.timedelta(days=10)
     code, doc = world.json("cost", "--since", since.isoformat())
-    assert code == 0
+    assert code == 0, doc
     clouds = {c["cloud"]: c for c in doc["clouds"]}
     assert set(clouds) == {"aws", "azure"}
     aws = clouds["aws"]

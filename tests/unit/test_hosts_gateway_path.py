@@ -99,35 +99,53 @@ def test_a_stuck_cascade_restarts_only_when_the_diff_touches_it(desired: Desired
 
 
 class RecordingSession:
-    """Stands in for one host's SSH session: records each exec, answers like a host that ran nothing."""
+    """Stands in for one host's SSH session: records each exec, answers like a host that ran nothing
+    (``finished``: or like one whose script got to its end, printing its ``done`` marker)."""
 
-    def __init__(self) -> None:
+    def __init__(self, finished: bool = False) -> None:
         self.execs: list[tuple[str, bytes]] = []
+        self.finished = finished
 
     def run_script(self, script: str, secrets: bytes = b"", timeout: float = 0, shell: str = "sh") -> CommandResult:
         self.execs.append((bootstrap(script, shell=shell), script.encode() + secrets))
-        return CommandResult(0, "", "")
+        return CommandResult(0, "\n@@hybridctl:done@@\n" if self.finished else "", "")
 
     def close(self) -> None:
         return None
 
+    def scripts(self) -> list[str]:
+        out = []
+        for command, stdin in self.execs:
+            match = re.search(r"head -c (\d+) ", command)
+            assert match is not None
+            out.append(stdin[: int(match.group(1))].decode())
+        return out
+
+
+def cold_apply(
+    desired: DesiredState, tmp_path: Path, hosts: tuple[str, ...], finished: bool = False
+) -> dict[str, RecordingSession]:
+    """``apply`` of everything ``hosts`` lack when bare (their real bare reads), in one run."""
+    backend = HostsBackend(desired, Journal(tmp_path / "journal.json"), SecretStore(tmp_path / "secrets.json"))
+    sessions: dict[str, RecordingSession] = {}
+    changes: list[Change] = []
+    for host in hosts:
+        plan = desired.host(host)
+        raw = parse_read((HOSTREAD / f"read_bare_{host}.txt").read_text())
+        client = next((c for c in desired.clients if c.client == host and c.managed), None)
+        resources = hs.host_resources(plan, raw, None, client, hs.Ownership(), never)
+        backend._state[host] = _HostState(plan, raw, None, resources)
+        sessions[host] = RecordingSession(finished)
+        backend._sessions[host] = sessions[host]  # type: ignore[assignment]
+        wanted = [r for r in desired.resources() if host in r.key and r.layer not in ("cloud-route", "security-rule")]
+        changes += diff(wanted, resources)
+    backend.apply(changes, desired, NoProgress())
+    return sessions
+
 
 def cold_bridge_script(desired: DesiredState, tmp_path: Path, host: str = "aws-bridge") -> str:
-    backend = HostsBackend(desired, Journal(tmp_path / "journal.json"), SecretStore(tmp_path / "secrets.json"))
-    plan = desired.host(host)
-    raw = parse_read((HOSTREAD / f"read_bare_{host}.txt").read_text())
-    client = next((c for c in desired.clients if c.client == host and c.managed), None)
-    resources = hs.host_resources(plan, raw, None, client, hs.Ownership(), never)
-    backend._state[host] = _HostState(plan, raw, None, resources)
-    session = RecordingSession()
-    backend._sessions[host] = session  # type: ignore[assignment]
-    wanted = [r for r in desired.resources() if host in r.key and r.layer not in ("cloud-route", "security-rule")]
-    backend.apply(diff(wanted, resources), desired, NoProgress())
-    assert len(session.execs) == 1
-    command, stdin = session.execs[0]
-    match = re.search(r"head -c (\d+) ", command)
-    assert match is not None
-    return stdin[: int(match.group(1))].decode()
+    (script,) = cold_apply(desired, tmp_path, (host,))[host].scripts()
+    return script
 
 
 def step_bodies(script: str) -> dict[str, str]:
@@ -138,12 +156,14 @@ def test_a_cold_bridge_has_one_vpncmd_per_phase_and_no_reload(desired: DesiredSt
     script = cold_bridge_script(desired, tmp_path)
     bodies = step_bodies(script)
     assert list(bodies) == [
-        "files", "ip-forward", "service", "vpncmd-1", "overlay", "vpncmd-2", "restart", "overlay-again", "wait-link"
+        "files", "ip-forward", "service", "vpncmd-1", "overlay", "restart", "overlay-again", "wait-link"
     ]  # fmt: skip
-    # One vpncmd process before the network (everything, Flush last), one after (online, Flush).
-    assert bodies["vpncmd-1"].count("hctl_vpncmd ") == 1 and bodies["vpncmd-2"].count("hctl_vpncmd ") == 1
-    assert "CascadeCreate" in bodies["vpncmd-1"] and "CascadeOnline" not in bodies["vpncmd-1"]
-    assert "CascadeOnline" in bodies["vpncmd-2"]
+    # One vpncmd process, before the network: everything, the cascade set online, Flush last. The
+    # restart then brings the cascade up from the saved configuration: no vpncmd after it.
+    assert bodies["vpncmd-1"].count("hctl_vpncmd ") == 1
+    batch = bodies["vpncmd-1"]
+    assert batch.index("CascadeCreate") < batch.index("CascadeOnline") < batch.rindex("Flush")
+    assert batch.split("\nHYBRIDCTL_EOF_7f3a\n", 1)[0].rsplit("\n", 1)[-1] == "Flush"  # the batch's last line
     # Bare host: new unit files, so no daemon-reload anywhere; one systemctl call starts the service.
     assert "hctl_reload" not in script.split("hctl_mark 'step:files'", 1)[1]
     assert bodies["service"].startswith("hctl_start ")
@@ -172,3 +192,32 @@ def test_apply_functions_batch_systemctl(desired: DesiredState, tmp_path: Path) 
     assert "systemctl enable --no-reload --now" in functions
     restart = re.search(r"hctl_restart\(\) \{.*?\n\}", functions, re.S)
     assert restart is not None and "--signal=SIGKILL" in restart.group(0) and "--signal=SIGTERM" not in restart.group(0)
+
+
+def test_the_last_apply_exec_ends_with_the_verification_read(desired: DesiredState, tmp_path: Path) -> None:
+    script = cold_bridge_script(desired, tmp_path)
+    applied, read = script.split("hctl_mark done\n", 1)
+    assert "hctl_mark 'step:" in applied and "hctl_mark 'step:" not in read
+    # The read part is the read script's (every fact, the vpncmd read batch, its end marker).
+    for section in ("os", "pkg", "files", "service", "addr", "route", "config", "end"):
+        assert f"hctl_mark {section}\n" in read, section
+    assert "ServerInfoGet" in read and "CascadeList" in read
+
+
+def test_a_cold_server_removes_listeners_after_the_bridges_may_log_in(desired: DesiredState, tmp_path: Path) -> None:
+    sessions = cold_apply(desired, tmp_path, ("vpnserver", "aws-bridge"), finished=True)
+    first, later = sessions["vpnserver"].scripts()
+    # Hubs, users, passwords and the L3 switch in the first exec, which ends with its Flush: the
+    # bridges' wait ends there. The ~0.4 s-each listener removals run in a second exec.
+    assert "UserCreate" in first and "RouterStart" in first and "ListenerDelete" not in first
+    assert "hctl_mark end" not in first
+    assert later.count("ListenerDelete") == 3 and "UserCreate" not in later
+    assert later.index("ListenerDelete") < later.rindex("Flush") and "hctl_mark end" in later
+    # The bridge: its own batch, then (once the server's first exec ended) the restart.
+    bridge = sessions["aws-bridge"].scripts()
+    assert "CascadeOnline" in bridge[0] and "hctl_restart" in bridge[-1]
+
+
+def test_a_server_alone_removes_its_listeners_in_its_one_exec(desired: DesiredState, tmp_path: Path) -> None:
+    (script,) = cold_apply(desired, tmp_path, ("vpnserver",), finished=True)["vpnserver"].scripts()
+    assert "UserCreate" in script and script.count("ListenerDelete") == 3

@@ -24,6 +24,7 @@ from hybridctl.backends.hostscript import (
     parse_read,
     put_file,
     render_read,
+    split_read_after,
     split_sections,
 )
 from hybridctl.backends.hoststate import managed_paths
@@ -193,3 +194,36 @@ def test_fixtures_hold_no_password_echo() -> None:
         for line in path.read_text().splitlines():
             if line.startswith(("Password:", "Confirm input:")):
                 assert set(line.split(":", 1)[1].strip()) <= {"*"}, (path.name, line)
+
+
+def test_an_apply_script_can_end_with_the_read_and_its_answers_come_last() -> None:
+    script = ApplyScript()
+    online = VpncmdInvocation(("Hub BRIDGE", "CascadeOnline HYBRID"), answers_bytes([SECRET]))
+    script.add_vpncmd("softether", online, 5555)
+    read = VpncmdInvocation(("ServerInfoGet",), answers_bytes(["read-" + SECRET]))
+    request = ReadRequest(
+        paths=managed_paths(),
+        packages=("softether-vpnbridge",),
+        service=ServiceRef("softether-vpnbridge", SOFTETHER_BINARIES["vpn-bridge"], "softether-vpnbridge"),
+        vpncmd=read,
+    )
+    wire = script.render(read_after=request)
+    assert SECRET not in wire.script
+    # The apply's vpncmd takes its answers first, the read's vpncmd the rest.
+    assert bytes(wire.secrets) == online.answers + read.answers
+    assert wire.script.index("hctl_mark done") < wire.script.index("hctl_mark os") < wire.script.index("hctl_mark end")
+
+
+def test_split_read_after_separates_the_apply_from_the_read_that_followed_it() -> None:
+    apply_text, read_text = fixture("apply_aws-bridge_2.txt"), fixture("read_configured_aws-bridge.txt")
+    assert "@@hybridctl:done@@" in apply_text
+    applied, read = split_read_after(apply_text.rstrip("\n") + "\n" + read_text)
+    assert read is not None
+    assert parse_apply(applied) == parse_apply(apply_text)
+    assert parse_read(read) == parse_read(read_text)
+    # No read after the apply (an older host script, or cut off before its end): the verify phase reads.
+    assert split_read_after(apply_text)[1] is None
+    cut = apply_text.rstrip("\n") + "\n" + read_text.split("@@hybridctl:end@@")[0]
+    assert split_read_after(cut)[1] is None
+    failed = "\n@@hybridctl:step:files@@\nmv: Read-only file system\n\n@@hybridctl:fail:files:1@@\n"
+    assert split_read_after(failed) == (failed, None)

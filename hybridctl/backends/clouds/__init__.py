@@ -17,12 +17,15 @@ neither. Callers import from this package.
 
 from hybridctl.backends.aws_lookup import name_of, tags
 from hybridctl.backends.clouds.arm import (
+    NETWORK_API_VERSION,
     ArmClient,
     arm_base,
     arm_call,
     arm_client,
+    arm_pipeline,
     azure_credential,
     counting_policy,
+    list_json,
     uses_service_principal,
 )
 from hybridctl.backends.clouds.aws_api import AwsApi, AwsClientSettings, aws_config, aws_session
@@ -40,6 +43,7 @@ from hybridctl.backends.clouds.hints import ARM_HINTS, AWS_HINTS, Hints, action_
 __all__ = [
     "ARM_HINTS",
     "AWS_HINTS",
+    "NETWORK_API_VERSION",
     "PERMISSION_CODES",
     "ArmClient",
     "AwsApi",
@@ -55,12 +59,14 @@ __all__ = [
     "arm_error_code",
     "arm_error_message",
     "arm_hint",
+    "arm_pipeline",
     "aws_config",
     "aws_error",
     "aws_hint",
     "aws_session",
     "azure_credential",
     "counting_policy",
+    "list_json",
     "name_of",
     "tags",
     "uses_service_principal",

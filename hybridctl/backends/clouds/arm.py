@@ -25,6 +25,10 @@ T = TypeVar("T")
 
 CLIENT_SECRET = "azure/client_secret"  # the SecretRef name of azure.client_secret
 ARM_DEFAULT = "https://management.azure.com"
+# The API version azure-mgmt-network (constraints.txt) sends for the network resources the
+# overlay reads; the plain reads (:func:`list_json`) use the same one.
+# tests/integration/test_adapter_azure.py checks it against the installed SDK.
+NETWORK_API_VERSION = "2026-03-01"
 
 
 def uses_service_principal(settings: AzureSettings) -> bool:
@@ -101,6 +105,89 @@ def arm_client(
     return client_class(credential, settings.subscription_id, **kwargs)
 
 
+def arm_pipeline(settings: AzureSettings, credential: Any, *, on_call: OnCall | None = None, **options: Any) -> Any:
+    """An ``azure.mgmt.core.ARMPipelineClient`` with the policies a management client has.
+
+    The same pipeline as ``NetworkManagementClient``'s (request id, headers, user agent, proxy,
+    content decoding, redirects, retries, ARM's challenge-aware bearer token, logging), built
+    without importing a service SDK: reads that need plain ARM JSON skip ~0.5 s of imports.
+    """
+    from azure.core.pipeline import policies
+    from azure.mgmt.core import ARMPipelineClient
+    from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
+
+    base = arm_base(settings)
+    scopes = [f"{base}/.default"]
+    kwargs: dict[str, Any] = {"sdk_moniker": "hybridctl", **options}
+    if on_call is not None:
+        kwargs["per_call_policies"] = [counting_policy(on_call)]
+    if settings.ca_bundle:
+        kwargs["connection_verify"] = settings.ca_bundle
+    redirect = policies.RedirectPolicy(**kwargs)
+    chain = [
+        policies.RequestIdPolicy(**kwargs),
+        policies.HeadersPolicy(**kwargs),
+        policies.UserAgentPolicy(**kwargs),
+        policies.ProxyPolicy(**kwargs),
+        policies.ContentDecodePolicy(**kwargs),
+        redirect,
+        policies.RetryPolicy(**kwargs),
+        ARMChallengeAuthenticationPolicy(credential, *scopes, **kwargs),
+        policies.CustomHookPolicy(**kwargs),
+        policies.NetworkTraceLoggingPolicy(**kwargs),
+        policies.DistributedTracingPolicy(**kwargs),
+        policies.SensitiveHeaderCleanupPolicy(**kwargs),
+        ARMHttpLoggingPolicy(**kwargs),
+    ]
+    return ARMPipelineClient(base_url=base, policies=chain, **kwargs)
+
+
+def list_json(pipeline: Any, path: str, api_version: str) -> list[dict[str, Any]]:
+    """Every item of an ARM list (``value``, following ``nextLink``) as ARM JSON.
+
+    Pages are requested the way the SDK's pagers do: the next link as given, with the
+    ``api-version`` set again. Errors are raised as the SDK raises them (``map_error``, then
+    ``HttpResponseError`` in ARM's error format), for :func:`arm_call` to translate.
+    """
+    from urllib.parse import parse_qs, urljoin, urlparse
+
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceExistsError,
+        ResourceNotFoundError,
+        ResourceNotModifiedError,
+        map_error,
+    )
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    errors = {
+        401: ClientAuthenticationError,
+        404: ResourceNotFoundError,
+        409: ResourceExistsError,
+        304: ResourceNotModifiedError,
+    }
+    items: list[dict[str, Any]] = []
+    url = pipeline.format_url(path)
+    params: dict[str, Any] = {"api-version": api_version}
+    while True:
+        request = HttpRequest("GET", url, params=params, headers={"Accept": "application/json"})
+        response = pipeline.send_request(request)
+        if response.status_code != 200:
+            map_error(status_code=response.status_code, response=response, error_map=errors)
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        body = response.json()
+        items.extend(item for item in body.get("value") or () if isinstance(item, dict))
+        next_link = body.get("nextLink")
+        if not next_link:
+            return items
+        parsed = urlparse(next_link)
+        params = {key: value for key, value in parse_qs(parsed.query).items()}
+        params["api-version"] = api_version
+        url = pipeline.format_url(urljoin(next_link, parsed.path))
+
+
 class ArmClient:
     """One management client and its credential, made on first use; thread-safe; closes both.
 
@@ -126,6 +213,7 @@ class ArmClient:
         self._on_call = on_call
         self._timeout = timeout
         self._client: Any | None = None
+        self._pipeline: Any | None = None
         self._lock = threading.RLock()
 
     @property
@@ -153,11 +241,22 @@ class ArmClient:
                 )
             return self._client
 
+    def pipeline(self) -> Any:
+        """A plain ARM pipeline (:func:`arm_pipeline`) with the same credential and counting."""
+        with self._lock:
+            if self._pipeline is None:
+                options: dict[str, Any] = {}
+                if self._timeout is not None:
+                    options.update(connection_timeout=self._timeout, read_timeout=self._timeout)
+                self._pipeline = arm_pipeline(self.settings, self.credential(), on_call=self._on_call, **options)
+            return self._pipeline
+
     def close(self) -> None:
         with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+            for client in (self._client, self._pipeline):
+                if client is not None:
+                    client.close()
+            self._client = self._pipeline = None
             close = getattr(self._credential, "close", None)
             if callable(close):
                 close()

@@ -32,15 +32,18 @@ INSUFFICIENT = ("insufficientdata", "forecastnotavailable")
 
 
 class AzureCostApi(ArmService):
-    # Plain ARM requests through the network client's pipeline: no Cost Management SDK needed.
+    # Plain ARM requests through a management pipeline (arm_pipeline): no Cost Management SDK,
+    # nor the network SDK, needed.
     client_class = "azure.mgmt.network.NetworkManagementClient"
 
     def _send(self, method: str, url: str, body: Any = None, api_version: str | None = None) -> Any:
         from azure.core.rest import HttpRequest
 
         params = {"api-version": api_version} if api_version else None
-        request = HttpRequest(method, url, json=body, params=params)
-        response = arm_call(lambda: self.arm.client().send_request(request), TARGET, f"{method} {url}", HINTS)
+        pipeline = self.arm.pipeline()
+        # A path goes under azure.arm_endpoint; a nextLink is absolute and stays as it is.
+        request = HttpRequest(method, pipeline.format_url(url), json=body, params=params)
+        response = arm_call(lambda: pipeline.send_request(request), TARGET, f"{method} {url}", HINTS)
         what = f"{method} {urlsplit(url).path}"
         arm_call(response.raise_for_status, TARGET, what, HINTS)
         return response

@@ -206,13 +206,26 @@ hctl_remove() {
   apt-get remove -y -q "$1"
 }
 hctl_ip_forward() { sysctl -qw "net.ipv4.ip_forward=$1" 2>/dev/null || echo "$1" > /proc/sys/net/ipv4/ip_forward; }
-hctl_any_listening() { for hctl_p in $1; do hctl_listening "$hctl_p" && return 0; done; return 1; }
+hctl_any_listening() {  # "ports": does a TCP socket listen on one of them?
+  # Shell builtins only (read, arithmetic): this polls while SoftEther starts, and a process or
+  # three per poll (ss, grep, systemctl) took the CPU SoftEther's start needed on a busy host.
+  [ -r /proc/net/tcp ] || { for hctl_p in $1; do hctl_listening "$hctl_p" && return 0; done; return 1; }
+  for hctl_f in /proc/net/tcp /proc/net/tcp6; do
+    [ -r "$hctl_f" ] || continue
+    while read -r hctl_sl hctl_local hctl_rem hctl_st hctl_rest; do
+      [ "$hctl_st" = 0A ] || continue  # LISTEN (the header line has "st" there)
+      hctl_lp=$((0x${hctl_local##*:}))
+      for hctl_p in $1; do [ "$hctl_lp" = "$hctl_p" ] && return 0; done
+    done < "$hctl_f"
+  done
+  return 1
+}
 hctl_wait_started() {  # service binary "ports": running, and listening on one of the ports
   hctl_i=0
-  until hctl_running "$1" "$2" && hctl_any_listening "$3"; do
+  until hctl_any_listening "$3" && hctl_running "$1" "$2"; do
     hctl_i=$((hctl_i + 1))
-    [ "$hctl_i" -le 1500 ] || { echo "$1 is not listening on any of ports $3 after 30 s"; return 1; }
-    sleep 0.02
+    [ "$hctl_i" -le 600 ] || { echo "$1 is not listening on any of ports $3 after 30 s"; return 1; }
+    sleep 0.05
   done
 }
 hctl_launch() {  # binary: no systemd (e.g. a container): run it as its unit would, detached

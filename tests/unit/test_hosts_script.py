@@ -227,3 +227,32 @@ def test_split_read_after_separates_the_apply_from_the_read_that_followed_it() -
     assert split_read_after(cut)[1] is None
     failed = "\n@@hybridctl:step:files@@\nmv: Read-only file system\n\n@@hybridctl:fail:files:1@@\n"
     assert split_read_after(failed) == (failed, None)
+
+
+def test_the_start_wait_sees_listening_ports_with_shell_builtins_only() -> None:
+    """hctl_any_listening reads /proc/net/tcp{,6} with `read` and arithmetic (no process per poll)
+    and tells a listening port from a closed one and from a connected-but-not-listening one."""
+    import socket
+    import subprocess
+
+    from hybridctl.backends.hostscript import APPLY_FUNCTIONS, PRELUDE
+
+    functions = PRELUDE.replace("exec 3<&0 </dev/null 2>&1\n", "") + APPLY_FUNCTIONS
+
+    def listens(*candidates: int) -> bool:
+        script = functions + f'hctl_any_listening "{" ".join(map(str, candidates))}"\n'
+        return subprocess.run(["sh", "-c", script, "sh"], check=False).returncode == 0
+
+    with socket.socket() as listening, socket.socket() as closed:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        closed.bind(("127.0.0.1", 0))  # bound, never listening
+        v4, shut = listening.getsockname()[1], closed.getsockname()[1]
+        assert listens(v4) and listens(shut, v4)
+        assert not listens(shut)
+        if socket.has_ipv6:  # the IPv6 table too (SoftEther listens on both)
+            with socket.socket(socket.AF_INET6) as listening6:
+                listening6.bind(("::", 0))
+                listening6.listen()
+                assert listens(shut, listening6.getsockname()[1])
+    assert not listens(v4)  # closed now

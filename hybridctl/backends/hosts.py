@@ -35,6 +35,7 @@ from hybridctl.backends.base import NoProgress, Outcome, Progress, ReadResult
 from hybridctl.backends.calls import CallCounter
 from hybridctl.backends.hostscript import (
     PING_TRIES,
+    SOFTETHER_CONFIGS,
     SOFTETHER_STATE,
     ApplyScript,
     RawRead,
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
     from hybridctl.backends.context import Context
 
 LISTENER_DELETE = "ListenerDelete"
+SOFTETHER_CONFIG = {"vpn-server": SOFTETHER_CONFIGS[0], "vpn-bridge": SOFTETHER_CONFIGS[1]}
 READ_TIMEOUT_S = 180.0
 APPLY_TIMEOUT_S = 900.0
 SERVER_WAIT_S = 900.0
@@ -582,6 +584,7 @@ class HostsBackend:
         restart = False
         after: list[VpncmdInvocation] = []  # after network: CascadeOnline, Flush
         deferred: list[VpncmdInvocation] = []  # a server's, once its bridges may log in
+        dropped: list[int] = []  # listener ports removed from the configuration during the restart
         if plan.softether is not None and hc.softether and not wipe and service is not None:
             softether = state.softether
             # Whether the diff saw SoftEther: if not (it was stopped), its changes are all
@@ -603,7 +606,7 @@ class HostsBackend:
                     raise RemoteError(name, "SoftEther is still not readable after starting it")
                 actual, asked = state.softether.config, state.softether.facts.admin_password_set
             restart = self._softether_steps(
-                plan.softether, actual, asked, state, hc, script, after, complete, deferred
+                plan.softether, actual, asked, state, hc, script, after, complete, deferred, dropped
             )
 
         for change in hc.network_remove:
@@ -630,7 +633,11 @@ class HostsBackend:
             if restart and service is not None:
                 with self._lock:
                     self._reconnected.add(name)
-                script.add("restart", "softether", f"hctl_restart {q(service.name)} {q(service.binary)} {q(ports)}\n")
+                restart_args = f"{q(service.name)} {q(service.binary)} {q(ports)}"
+                if dropped and plan.softether is not None:
+                    config = SOFTETHER_CONFIG[plan.softether.role]
+                    restart_args += f" {q(config)} {q(' '.join(str(p) for p in dropped))}"
+                script.add("restart", "softether", f"hctl_restart {restart_args}\n")
                 if plan.addresses or plan.routes:
                     script.add("overlay-again", "softether", "hctl_overlay_again\n")
                 if plan.softether is not None and plan.softether.cascades:
@@ -690,10 +697,11 @@ class HostsBackend:
         after: list[VpncmdInvocation],
         complete: bool,
         deferred: list[VpncmdInvocation],
+        dropped: list[int],
     ) -> bool:
         """Add the before-network vpncmd runs to ``script``, collect the after-network ones in
         ``after`` and, on a VPN server, those to run once the bridges may log in in ``deferred``;
-        True if the service must restart."""
+        the listener ports the restart removes in ``dropped``; True if the service must restart."""
         target = hs.target_config(actual, planned, hc.softether) if complete else planned
         if not target.listeners:
             # Never zero listeners (nobody could administer it again): keep the current ones.
@@ -716,6 +724,13 @@ class HostsBackend:
             # restart starts a fresh process (the cascade bug, docs/softether.md).
             before += online
             online = []
+            # Listeners go with the restart: removed from the configuration while SoftEther is
+            # stopped (hctl_drop_listeners) instead of ~0.4 s each through vpncmd, unless vpncmd
+            # administers through one of them.
+            removals = [s for s in before if s.command.split(" ", 1)[0] == LISTENER_DELETE]
+            if removals and f"{LISTENER_DELETE} {port}" not in {s.command for s in removals}:
+                before = [s for s in before if s not in removals]
+                dropped.extend(int(s.command.split(" ", 1)[1]) for s in removals)
         later: list[Step] = []
         if planned.role == "vpn-server" and self._cascades_wait:
             # Removing a listener takes SoftEther ~0.4 s each (three factory ones on a fresh

@@ -283,10 +283,35 @@ hctl_kill_wait() {  # service binary: terminate now (its configuration was flush
     sleep 0.05
   done
 }
-hctl_restart() {  # service binary "ports"; the caller ran vpncmd Flush just before
+hctl_drop_listeners() {  # config "ports": remove those ports' listeners from SoftEther's configuration on disk
+  # SoftEther's own header: "You may edit this file when the VPN Server / Client / Bridge program
+  # is not running." vpncmd's ListenerDelete waits ~0.4 s per listener for its thread to stop,
+  # one after the other (1.2 s for a fresh host's three factory listeners); hctl_restart calls
+  # this just before it kills SoftEther. Lines end in CRLF; every other byte is kept as it is.
+  # The read after the restart (ListenerList) shows what SoftEther made of it.
+  [ -n "$2" ] && [ -f "$1" ] || return 0
+  awk -v drop=" $2 " '
+    { line = $0; sub(/\r$/, "", line) }
+    block != "" {
+      block = block $0 "\n"
+      if (line ~ /^[ \t]*uint Port [0-9]+$/) { n = split(line, f, " "); port = f[n] }
+      if (line ~ /^\t\t}$/) { if (index(drop, " " port " ") == 0) printf "%s", block; block = ""; port = "" }
+      next
+    }
+    inlist && line ~ /^\t\tdeclare Listener[0-9]+$/ { block = $0 "\n"; next }
+    line == "\tdeclare ListenerList" { inlist = 1 }
+    inlist && line == "\t}" { inlist = 0 }
+    { print }
+  ' "$1" > "$1.hybridctl-new" || { rm -f "$1.hybridctl-new"; return 1; }
+  chmod 600 "$1.hybridctl-new" && mv -f "$1.hybridctl-new" "$1"
+}
+hctl_restart() {  # service binary "ports" [config "listener ports to drop"]; the caller ran vpncmd Flush just before
   # A graceful `vpnbridge stop` waits ~10 s for an online cascade, and SoftEther's worker often
   # ignores SIGTERM for seconds; the configuration is already on disk (Flush): SIGKILL, wait
-  # until the processes are gone (ms), start again.
+  # until the processes are gone (ms), start again. Listeners to drop leave the configuration
+  # just before the kill: nothing saves it in between (no admin session, the autosave is
+  # minutes away), the killed process never does, and the restart reads the file as edited.
+  hctl_drop_listeners "${4:-}" "${5:-}" || echo "listeners ${5:-} stay in ${4:-}: the next run removes them"
   if hctl_systemd; then
     # Gone before `restart`: a restart of a unit still running would run its ExecStop=
     # (`vpnbridge stop`), the very wait this avoids. SIGKILL is a failure for

@@ -206,18 +206,61 @@ def test_the_last_apply_exec_ends_with_the_verification_read(desired: DesiredSta
 
 def test_a_cold_server_removes_listeners_after_the_bridges_may_log_in(desired: DesiredState, tmp_path: Path) -> None:
     sessions = cold_apply(desired, tmp_path, ("vpnserver", "aws-bridge"), finished=True)
-    first, later = sessions["vpnserver"].scripts()
+    first, later = (batch_lines(script) for script in sessions["vpnserver"].scripts())
     # Hubs, users, passwords and the L3 switch in the first exec, which ends with its Flush: the
     # bridges' wait ends there. The ~0.4 s-each listener removals run in a second exec.
     assert "UserCreate" in first and "RouterStart" in first and "ListenerDelete" not in first
-    assert "hctl_mark end" not in first
-    assert later.count("ListenerDelete") == 3 and "UserCreate" not in later
-    assert later.index("ListenerDelete") < later.rindex("Flush") and "hctl_mark end" in later
-    # The bridge: its own batch, then (once the server's first exec ended) the restart.
+    assert first[-1] == "Flush"
+    assert later == ["ListenerDelete 443", "ListenerDelete 992", "ListenerDelete 1194", "Flush"]
+    assert "hctl_mark end" in sessions["vpnserver"].scripts()[1]  # the verification read ends the last
+    # The bridge: its own batch (cascade online, no listener removal), then the restart once the
+    # server's first exec ended, dropping the factory listeners from its configuration.
     bridge = sessions["aws-bridge"].scripts()
-    assert "CascadeOnline" in bridge[0] and "hctl_restart" in bridge[-1]
+    assert "CascadeOnline" in batch_lines(bridge[0]) and "ListenerDelete" not in batch_lines(bridge[0])
+    restart = next(line for line in bridge[-1].splitlines() if line.startswith("hctl_restart "))
+    assert restart.endswith(" /var/lib/softether/vpn_bridge.config '443 992 1194'")
 
 
 def test_a_server_alone_removes_its_listeners_in_its_one_exec(desired: DesiredState, tmp_path: Path) -> None:
     (script,) = cold_apply(desired, tmp_path, ("vpnserver",), finished=True)["vpnserver"].scripts()
-    assert "UserCreate" in script and script.count("ListenerDelete") == 3
+    lines = batch_lines(script)
+    assert "UserCreate" in lines and lines[-4:] == [
+        "ListenerDelete 443", "ListenerDelete 992", "ListenerDelete 1194", "Flush"
+    ]  # fmt: skip
+
+
+def batch_lines(script: str) -> list[str]:
+    """The commands of every vpncmd batch in ``script`` (their argument-less first word for most)."""
+    lines: list[str] = []
+    for batch in re.findall(r"cat > \"\$HCTL_DIR/vpncmd-\d+\.in\" <<'HYBRIDCTL_EOF_7f3a'\n(.*?)\nHYBRIDCTL_EOF_7f3a\n",
+                            script, re.S):  # fmt: skip
+        lines += [line if line.startswith(("Listener", "Flush")) else line.split(" ", 1)[0]
+                  for line in batch.split("\n")]  # fmt: skip
+    return lines
+
+
+def test_the_restart_drops_listeners_from_the_configuration_byte_for_byte(tmp_path: Path) -> None:
+    """hctl_drop_listeners on a real fresh VPN Bridge's configuration (its listener list and the
+    section after it, tests/fixtures/softether/): the named listeners' blocks go, every other
+    byte (BOM, CRLF, tabs) stays, and the file keeps mode 600."""
+    import subprocess
+
+    from hybridctl.backends.hostscript import APPLY_FUNCTIONS, PRELUDE
+
+    original = (FIXTURES / "softether" / "bridge_config_factory_listeners.config").read_bytes()
+    config = tmp_path / "vpn_bridge.config"
+    config.write_bytes(original)
+    functions = PRELUDE.replace("exec 3<&0 </dev/null 2>&1\n", "") + APPLY_FUNCTIONS
+    script = functions + 'hctl_drop_listeners "$1" "443 992 1194"\n'
+    subprocess.run(["sh", "-c", script, "sh", str(config)], check=True)
+    edited = config.read_bytes()
+    blocks = re.findall(rb"\t\tdeclare Listener\d+\r\n\t\t\{\r\n.*?\t\t\}\r\n", original, re.S)
+    assert len(blocks) == 4
+    assert edited == original.replace(blocks[0], b"").replace(blocks[1], b"").replace(blocks[2], b"")
+    assert b"uint Port 5555" in edited and b"uint Port 443" not in edited
+    assert edited.startswith(b"\xef\xbb\xbf") and (config.stat().st_mode & 0o777) == 0o600
+    # Nothing to drop, or no such file: untouched, no error.
+    subprocess.run(["sh", "-c", functions + 'hctl_drop_listeners "$1" ""\n', "sh", str(config)], check=True)
+    assert config.read_bytes() == edited
+    missing = str(tmp_path / "none")
+    subprocess.run(["sh", "-c", functions + 'hctl_drop_listeners "$1" "443"\n', "sh", missing], check=True)

@@ -343,7 +343,6 @@ def test_a_bare_bridge_alone_is_one_exec_with_distinct_vpncmd_runs(desired: Desi
         "service",
         "vpncmd-1",
         "overlay",
-        "vpncmd-2",
         "restart",
         "overlay-again",
         "wait-link",
@@ -364,7 +363,10 @@ def test_a_bridge_waits_for_the_server_before_its_cascade_goes_online(desired: D
     changes = diff(wanted, backend._state["aws-bridge"].resources)
     threading.Timer(0.2, backend._server_done.set).start()
     backend._apply_host("aws-bridge", changes, NoProgress())
-    # The stand-in's empty output stops the host after the first exec: nothing went online.
+    # The stand-in's empty output stops the host after the first exec. The cascade is set online
+    # in the saved configuration there, but only the restart brings it up on clean threads (the
+    # cascade bug), and the restart waits for the server's apply: not in the first exec.
     assert len(session.execs) == 1
     first = session.execs[0][1].decode(errors="replace")
-    assert "CascadeOnline" not in first and "step:restart" not in first
+    assert "step:restart" not in first
+    assert first.index("CascadeOnline HYBRID") < first.index("\nFlush\n", first.index("CascadeOnline HYBRID"))

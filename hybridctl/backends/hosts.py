@@ -246,6 +246,8 @@ class HostsBackend:
         result.unreachable.update(self._connect_errors)
         with self._lock:
             result.blocking.update({n: why for n, why in self._unsupported.items() if n in names})
+        if self._phase == "verify":
+            self._phase = "read"  # the verification is done: a later read reads every host again
         return result
 
     def apply(self, changes: Sequence[Change], desired: DesiredState, progress: Progress) -> list[Outcome]:
@@ -260,7 +262,8 @@ class HostsBackend:
             return []
         self._phase = "apply"
         with self._lock:
-            self._applied.update(by_host)
+            self._applied = set(by_host)
+            self._read_after.clear()
         servers = [n for n in by_host if self._plans[n].role == "vpn-server"]
         if servers:
             self._server_done.clear()

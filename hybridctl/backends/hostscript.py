@@ -455,12 +455,23 @@ def read_body(request: ReadRequest) -> tuple[str, bytes]:
                 f"{{ [ -x {binary} ] && printf '%s\\tii \\n' {package}; }} || true\n"
             )
     parts.append("hctl_mark files\n")
-    for path in request.paths:
-        p = q(path)
+    if request.paths:
+        # One sha256sum, one stat and one grep for all the files there are (not three processes
+        # and three subshells per file), joined with builtins: path, sha256, mode, ours/foreign.
         parts.append(
-            f"if [ -f {p} ]; then printf '%s\\t%s\\t%s\\t%s\\n' {p} "
-            f'"$(sha256sum < {p} | cut -d" " -f1)" "$(stat -c %a {p})" '
-            f'"$(grep -q {q(MANAGED_MARK)} {p} && echo ours || echo foreign)"; fi\n'
+            "set --\n"
+            f"for hctl_fp in {quote_all(request.paths)}; do [ -f \"$hctl_fp\" ] && set -- \"$@\" \"$hctl_fp\"; done\n"
+            'if [ "$#" -gt 0 ]; then\n'
+            '  sha256sum "$@" > "$HCTL_DIR/f.sha"; stat -c \'%n %a\' "$@" > "$HCTL_DIR/f.mode"\n'
+            f'  grep -l {q(MANAGED_MARK)} "$@" > "$HCTL_DIR/f.ours" 2>/dev/null || true\n'
+            '  while read -r hctl_fh hctl_fn; do\n'
+            "    hctl_fm=''; while read -r hctl_n hctl_m; do [ \"$hctl_n\" = \"$hctl_fn\" ] && hctl_fm=$hctl_m; "
+            'done < "$HCTL_DIR/f.mode"\n'
+            "    hctl_fo=foreign; while read -r hctl_n; do [ \"$hctl_n\" = \"$hctl_fn\" ] && hctl_fo=ours; "
+            'done < "$HCTL_DIR/f.ours"\n'
+            "    printf '%s\\t%s\\t%s\\t%s\\n' \"$hctl_fn\" \"$hctl_fh\" \"$hctl_fm\" \"$hctl_fo\"\n"
+            '  done < "$HCTL_DIR/f.sha"\n'
+            "fi\n"
         )
     parts.append("hctl_mark systemd\nhctl_systemd && echo yes || echo no\n")
     parts.append("hctl_mark service\n")

@@ -13,7 +13,7 @@ from hybridctl.core.errors import ExitStatus
 from hybridctl.core.inventory.load import load_inventory
 from hybridctl.core.planner.desired import ROUTING_LAYERS
 from hybridctl.core.planner.loaded import plan_loaded
-from hybridctl.features.engine import Context, Options, down_desired, execute, open_context, prepare
+from hybridctl.features.engine import Context, Options, down_desired, execute, open_context, prepare, rediff
 from hybridctl.render.apply import apply_document, diff_document, render_diff, render_proposed, render_report
 from hybridctl.render.base import print_json
 from hybridctl.render.check import check_document, render_check
@@ -67,7 +67,7 @@ def _apply_flow(
     prepared = prepare(context, progress)
     if desired_for == "down":
         chosen = down_desired(context, prepared.actual)
-        prepared = prepare(context, progress, chosen)
+        prepared = rediff(context, prepared, chosen)  # the same reads, diffed against `down`'s wants
     plan = context.desired if desired_for == "up" else None
     unreachable = prepared.actual.unreachable
     changes = [c for c in prepared.changes if c.action != "conflict"]

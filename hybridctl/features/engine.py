@@ -110,6 +110,11 @@ def prepare(context: Context, progress: Progress | None = None, desired: list[Re
     return _diff(context, read_each(context, progress), desired)
 
 
+def rediff(context: Context, prepared: Prepared, desired: list[Resource]) -> Prepared:
+    """``prepared``'s reads diffed against other desired resources (``down``'s), without reading again."""
+    return _diff(context, prepared.reads, desired)
+
+
 def _diff(context: Context, reads: dict[str, ReadResult], desired: list[Resource] | None) -> Prepared:
     actual = merge_reads(list(reads.values()))
     if actual.blocking:

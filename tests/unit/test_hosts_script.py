@@ -256,3 +256,24 @@ def test_the_start_wait_sees_listening_ports_with_shell_builtins_only() -> None:
                 listening6.listen()
                 assert listens(shut, listening6.getsockname()[1])
     assert not listens(v4)  # closed now
+
+
+def test_the_read_script_reports_each_managed_file_with_three_processes_in_all(tmp_path: Path) -> None:
+    """sha256, mode and ours/foreign of the files there are (one sha256sum, stat and grep for all),
+    as parse_read expects them; a missing file is simply absent."""
+    import hashlib
+    import subprocess
+
+    ours, foreign = tmp_path / "ours.sh", tmp_path / "foreign.conf"
+    ours.write_text(f"# {MANAGED_MARK}\necho hi\n")
+    foreign.write_text("somebody else's\n")
+    ours.chmod(0o755)
+    foreign.chmod(0o640)
+    body = render_read(ReadRequest(paths=(str(ours), str(tmp_path / "missing"), str(foreign)))).script
+    assert body.count("sha256sum ") == 1 and body.count("stat -c") == 1
+    out = subprocess.run(["sh", "-c", body, "sh", str(tmp_path)], capture_output=True, text=True, check=False)
+    files = parse_read(out.stdout).files
+    assert set(files) == {str(ours), str(foreign)}
+    assert files[str(ours)].sha256 == hashlib.sha256(ours.read_bytes()).hexdigest()
+    assert (files[str(ours)].mode, files[str(ours)].ours) == ("755", True)
+    assert (files[str(foreign)].mode, files[str(foreign)].ours) == ("640", False)

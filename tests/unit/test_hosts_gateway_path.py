@@ -179,7 +179,16 @@ def test_a_cold_lan_client_runs_its_overlay_script_without_a_systemd_job(desired
     assert bodies["overlay"] == "hctl_overlay ''\n"
     assert "hctl_reload" not in bodies["files"]
     overlay = re.search(r"hctl_overlay\(\) \{.*?\n\}", script, re.S)
-    assert overlay is not None and "systemctl enable --no-reload hybridctl-overlay.service" in overlay.group(0)
+    # Enabled for boot as `systemctl enable` would (the unit's only [Install] line is
+    # WantedBy=multi-user.target), without a systemctl call per client.
+    client_branch = overlay.group(0).split("else", 1)[1] if overlay is not None else ""
+    assert not [line for line in client_branch.splitlines() if line.strip().startswith("systemctl")]
+    assert "ln -sf /etc/systemd/system/hybridctl-overlay.service" in client_branch
+    plan = desired.host("hl-home-c1")
+    (unit,) = [f for f in plan.files if f.path == OVERLAY_UNIT]
+    assert [line for line in unit.content.splitlines() if line.startswith("WantedBy=")] == [
+        "WantedBy=multi-user.target"
+    ]  # fmt: skip
 
 
 def test_apply_functions_batch_systemctl(desired: DesiredState, tmp_path: Path) -> None:

@@ -727,8 +727,8 @@ class HostsBackend:
             # restart starts a fresh process (the cascade bug, docs/softether.md).
             before += online
             online = []
-            # Listeners go with the restart: removed from the configuration while SoftEther is
-            # stopped (hctl_drop_listeners) instead of ~0.4 s each through vpncmd, unless vpncmd
+            # Listeners go with the restart: removed from the saved configuration just before the
+            # kill (hctl_drop_listeners) instead of ~0.4 s each through vpncmd, unless vpncmd
             # administers through one of them.
             removals = [s for s in before if s.command.split(" ", 1)[0] == LISTENER_DELETE]
             if removals and f"{LISTENER_DELETE} {port}" not in {s.command for s in removals}:

@@ -77,11 +77,6 @@ def read_each(context: Context, progress: Progress) -> dict[str, ReadResult]:
     return {b.name: r for b, r in zip(context.backends, results, strict=True)}
 
 
-def read_actual(context: Context, progress: Progress) -> ReadResult:
-    """Every backend reads in parallel; results are merged."""
-    return merge_reads(list(read_each(context, progress).values()))
-
-
 def owner_of(context: Context, change: Change) -> Backend | None:
     for backend in context.backends:
         if backend.owns(change):

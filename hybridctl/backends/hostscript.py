@@ -75,6 +75,7 @@ class Become:
 
 
 NO_BECOME = Become()
+STARTED_FLAG = ".hybridctl-started"  # PRELUDE's first file in the bootstrap's directory
 BECOME_ERROR = "become-error"  # marker ``@@hybridctl:become-error:KIND@@`` from the bootstrap
 BECOME_EXIT = 126
 
@@ -108,8 +109,16 @@ def bootstrap(script: str, become: Become = NO_BECOME, shell: str = "sh") -> str
     else:
         parts.append(f"command -v sudo >/dev/null 2>&1 || {_become_fail('no-sudo')}; ")
         if not become.password:
-            parts.append(f"sudo -n true 2>/dev/null || {_become_fail('password-required')}; ")
-            parts.append(f"sudo -n {run}")
+            # One sudo, without a `sudo -n true` check first (a sudo is much of a small exec's
+            # cost): every script starts by leaving STARTED_FLAG in its directory, so sudo's
+            # refusal (exit 1, its message on stderr, nothing started) is told from a script
+            # that failed.
+            parts.append(
+                f'sudo -n {run} 2>"$d/sudo.err"; hctl_rc=$?; '
+                f'if [ "$hctl_rc" -eq 1 ] && [ ! -e "$d/{STARTED_FLAG}" ] && [ -s "$d/sudo.err" ]; '
+                f"then {_become_fail('password-required')}; fi; "
+                'cat "$d/sudo.err" >&2; exit "$hctl_rc"'
+            )
         else:
             # -k: always ask (a cached timestamp would leave the password line to the script);
             # checked first with `true`, so a wrong password never makes sudo read the secret
@@ -147,6 +156,9 @@ def wire(script: str, secrets: bytes = b"") -> Wire:
 # Shell functions every script starts with. POSIX sh (dash), no bashisms.
 PRELUDE = r"""exec 3<&0 </dev/null 2>&1
 HCTL_DIR=${HCTL_DIR:-$1}  # the bootstrap's directory (sudo resets the environment: also in $1)
+# The bootstrap tells a refused sudo from a failed script by this file. (`true`, not `:`: a
+# redirection error of a special builtin would end the shell.)
+true > "$HCTL_DIR/.hybridctl-started" 2>/dev/null || true
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
 export PATH LC_ALL

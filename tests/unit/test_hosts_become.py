@@ -14,6 +14,7 @@ import pytest
 from hybridctl.backends.hostscript import (
     BECOME_EXIT,
     NO_BECOME,
+    PRELUDE,
     Become,
     become_error,
     become_stdin,
@@ -35,11 +36,43 @@ def test_no_become_runs_the_script_directly() -> None:
     assert text.endswith('HCTL_DIR="$d" sh "$d/run.sh" "$d"')
 
 
-def test_sudo_without_password_checks_non_interactively_then_runs_everything_under_one_sudo() -> None:
+def test_sudo_without_password_runs_everything_under_one_sudo_and_no_check_before() -> None:
     text = inner(bootstrap("echo hi\n", Become("sudo", False, "deploy")))
-    assert text.index("head -c 8 ") < text.index("sudo -n true") < text.index('sudo -n sh "$d/run.sh" "$d"')
-    assert text.count("sudo -n sh") == 1 and "-S" not in text
+    assert text.index("head -c 8 ") < text.index('sudo -n sh "$d/run.sh" "$d"')
+    assert text.count("sudo -n") == 1 and "-S" not in text and "sudo -n true" not in text
     assert "@@hybridctl:become-error:password-required@@" in text
+
+
+def _fake_sudo(tmp_path: Path, body: str) -> str:
+    """A PATH whose `sudo` is ``body`` (a sh script), everything else the machine's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sudo = bin_dir / "sudo"
+    sudo.write_text("#!/bin/sh\n" + body)
+    sudo.chmod(0o755)
+    return f"{bin_dir}:{os.environ['PATH']}"
+
+
+def test_a_sudo_that_wants_a_password_is_the_become_error_and_nothing_runs(tmp_path: Path) -> None:
+    path = _fake_sudo(tmp_path, "echo 'sudo: a password is required' >&2\nexit 1\n")
+    marker = tmp_path / "ran"
+    script = PRELUDE + f"touch {marker}\n"
+    result = _run(bootstrap(script, Become("sudo", False, "deploy")), script.encode(), path)
+    assert result.returncode == BECOME_EXIT
+    assert become_error(result.stdout.decode()) == "password-required"
+    assert not marker.exists()
+
+
+def test_a_script_that_fails_under_sudo_is_not_a_become_error(tmp_path: Path) -> None:
+    path = _fake_sudo(tmp_path, '[ "$1" = -n ] && shift\necho "sudo: some warning" >&2\nexec "$@"\n')
+    script = PRELUDE + "echo 'worked, then failed'\nexit 1\n"
+    result = _run(bootstrap(script, Become("sudo", False, "deploy")), script.encode(), path)
+    assert result.returncode == 1
+    assert become_error(result.stdout.decode()) is None
+    assert b"worked, then failed" in result.stdout and b"sudo: some warning" in result.stderr
+    ok = PRELUDE + "echo fine\n"
+    result = _run(bootstrap(ok, Become("sudo", False, "deploy")), ok.encode(), path)
+    assert result.returncode == 0 and b"fine" in result.stdout
 
 
 def test_sudo_with_password_reads_its_line_first_and_never_puts_it_in_argv() -> None:
@@ -59,7 +92,7 @@ def test_sudo_with_password_reads_its_line_first_and_never_puts_it_in_argv() -> 
 
 
 def test_bash_scripts_run_under_bash() -> None:
-    assert inner(bootstrap("echo\n", Become("sudo"), shell="bash")).endswith('sudo -n bash "$d/run.sh" "$d"')
+    assert 'sudo -n bash "$d/run.sh" "$d"' in inner(bootstrap("echo\n", Become("sudo"), shell="bash"))
 
 
 def _run(command: str, stdin: bytes, path: str) -> subprocess.CompletedProcess[bytes]:

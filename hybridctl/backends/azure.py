@@ -128,10 +128,6 @@ class AzureBackend(CloudBackend[AzureSite]):
     def call(self, target: str, what: str, fn: Callable[[], T]) -> T:
         return arm_call(fn, target, what, HINTS)
 
-    def list_all(self, target: str, what: str, fn: Callable[[], Iterable[Any]]) -> list[dict[str, Any]]:
-        """Every item of a paged list, as ARM JSON (the pipeline counts each page request)."""
-        return self.call(target, what, lambda: [item.as_dict() for item in fn()])
-
     def lro(self, target: str, what: str, fn: Callable[[], Any]) -> dict[str, Any]:
         """Start a long-running operation and wait for it (polling every azure.polling_interval)."""
 

@@ -183,8 +183,7 @@ def list_json(pipeline: Any, path: str, api_version: str) -> list[dict[str, Any]
         if not next_link:
             return items
         parsed = urlparse(next_link)
-        params = {key: value for key, value in parse_qs(parsed.query).items()}
-        params["api-version"] = api_version
+        params = {**parse_qs(parsed.query), "api-version": api_version}
         url = pipeline.format_url(urljoin(next_link, parsed.path))
 
 
@@ -233,11 +232,8 @@ class ArmClient:
             if self._client is None:
                 module, _, name = self._class.rpartition(".")
                 client_class = getattr(importlib.import_module(module), name)
-                options: dict[str, Any] = {}
-                if self._timeout is not None:
-                    options.update(connection_timeout=self._timeout, read_timeout=self._timeout)
                 self._client = arm_client(
-                    client_class, self.settings, self.credential(), on_call=self._on_call, **options
+                    client_class, self.settings, self.credential(), on_call=self._on_call, **self._timeouts()
                 )
             return self._client
 
@@ -245,11 +241,16 @@ class ArmClient:
         """A plain ARM pipeline (:func:`arm_pipeline`) with the same credential and counting."""
         with self._lock:
             if self._pipeline is None:
-                options: dict[str, Any] = {}
-                if self._timeout is not None:
-                    options.update(connection_timeout=self._timeout, read_timeout=self._timeout)
-                self._pipeline = arm_pipeline(self.settings, self.credential(), on_call=self._on_call, **options)
+                self._pipeline = arm_pipeline(
+                    self.settings, self.credential(), on_call=self._on_call, **self._timeouts()
+                )
             return self._pipeline
+
+    def _timeouts(self) -> dict[str, Any]:
+        """azure-core's connect and read timeouts, for the client and the pipeline alike."""
+        if self._timeout is None:
+            return {}
+        return {"connection_timeout": self._timeout, "read_timeout": self._timeout}
 
     def close(self) -> None:
         with self._lock:

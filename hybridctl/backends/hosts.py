@@ -35,7 +35,7 @@ from hybridctl.backends.base import NoProgress, Outcome, Progress, ReadResult
 from hybridctl.backends.calls import CallCounter
 from hybridctl.backends.hostscript import (
     PING_TRIES,
-    SOFTETHER_CONFIGS,
+    SOFTETHER_CONFIG,
     SOFTETHER_STATE,
     ApplyScript,
     RawRead,
@@ -83,7 +83,6 @@ if TYPE_CHECKING:
     from hybridctl.backends.context import Context
 
 LISTENER_DELETE = "ListenerDelete"
-SOFTETHER_CONFIG = {"vpn-server": SOFTETHER_CONFIGS[0], "vpn-bridge": SOFTETHER_CONFIGS[1]}
 READ_TIMEOUT_S = 180.0
 APPLY_TIMEOUT_S = 900.0
 SERVER_WAIT_S = 900.0
@@ -142,6 +141,10 @@ def _batch_detail(commands: Sequence[str]) -> str:
     """A vpncmd batch for the timeline: how many commands, which (hub selections left out)."""
     real = [c.split(" ", 1)[0] for c in commands if c != "Hub" and not c.startswith("Hub ")]
     return f"{len(real)} commands: " + " ".join(real)
+
+
+def _listener_removals(steps: Sequence[Step]) -> list[Step]:
+    return [s for s in steps if s.command.split(" ", 1)[0] == LISTENER_DELETE]
 
 
 def _package(change: Change) -> str:
@@ -323,12 +326,19 @@ class HostsBackend:
         return self._read_safely(name)
 
     def _read_safely(self, name: str) -> tuple[str, _HostState | None, str]:
-        with self._lock:
-            failed = self._read_errors.get(name) if self._phase == "verify" and name not in self._applied else None
-        if failed is not None:
-            return name, None, failed  # unreadable before, nothing applied since: still unread
+        if self._phase == "verify" and name not in self._applied:
+            # Nothing was applied to this host in this run: its last read, or why it failed, stands.
+            with self._lock:
+                failed, known = self._read_errors.get(name), self._state.get(name)
+            if failed is not None:
+                return name, None, failed
+            if known is not None:
+                return name, known, ""
         try:
-            return name, self._read_host(name), ""
+            state = self._read_host(name)
+            with self._lock:
+                self._read_errors.pop(name, None)
+            return name, state, ""
         except HybridctlError as error:
             message = str(error)
         except Exception as error:  # one host's surprise must not stop the others
@@ -374,14 +384,10 @@ class HostsBackend:
     def _read_host(self, name: str) -> _HostState:
         plan = self._plans[name]
         session = self._sessions[name]
+        after = None
         if self._phase == "verify":
             with self._lock:
-                known = self._state.get(name) if name not in self._applied else None
                 after = self._read_after.pop(name, None)
-            if known is not None:
-                return known  # nothing was applied to this host in this run: its read stands
-        else:
-            after = None
         wire = render_read(self._read_request(name))
         deadline = time.monotonic() + CASCADE_SETTLE_S
         while True:
@@ -730,7 +736,7 @@ class HostsBackend:
             # Listeners go with the restart: removed from the saved configuration just before the
             # kill (hctl_drop_listeners) instead of ~0.4 s each through vpncmd, unless vpncmd
             # administers through one of them.
-            removals = [s for s in before if s.command.split(" ", 1)[0] == LISTENER_DELETE]
+            removals = _listener_removals(before)
             if removals and f"{LISTENER_DELETE} {port}" not in {s.command for s in removals}:
                 before = [s for s in before if s not in removals]
                 dropped.extend(int(s.command.split(" ", 1)[1]) for s in removals)
@@ -738,7 +744,7 @@ class HostsBackend:
         if planned.role == "vpn-server" and self._cascades_wait:
             # Removing a listener takes SoftEther ~0.4 s each (three factory ones on a fresh
             # server) and no cascade needs it: after the bridges are told the server is ready.
-            later = [s for s in before if s.command.split(" ", 1)[0] == LISTENER_DELETE]
+            later = _listener_removals(before)
             before = [s for s in before if s not in later]
         if before:
             # On disk now: SoftEther saves its configuration lazily, a crash would lose the changes.

@@ -33,7 +33,12 @@ MARK_PREFIX = "@@hybridctl:"
 MARK_SUFFIX = "@@"
 _MARK_RE = re.compile(r"^@@hybridctl:(?P<name>[A-Za-z0-9_.:/-]+)@@$")
 SOFTETHER_STATE = "/var/lib/softether"
-SOFTETHER_CONFIGS = (f"{SOFTETHER_STATE}/vpn_server.config", f"{SOFTETHER_STATE}/vpn_bridge.config")
+# SoftEther's configuration file, by role; the read script reports which of them exist.
+SOFTETHER_CONFIG = {
+    "vpn-server": f"{SOFTETHER_STATE}/vpn_server.config",
+    "vpn-bridge": f"{SOFTETHER_STATE}/vpn_bridge.config",
+}
+SOFTETHER_CONFIGS = tuple(SOFTETHER_CONFIG.values())
 # Text every template hybridctl renders carries (hybridctl/templates/): how a file at a managed path is
 # told from one somebody else wrote there.
 MANAGED_MARK = "Managed by hybridctl"
@@ -158,7 +163,7 @@ PRELUDE = r"""exec 3<&0 </dev/null 2>&1
 HCTL_DIR=${HCTL_DIR:-$1}  # the bootstrap's directory (sudo resets the environment: also in $1)
 # The bootstrap tells a refused sudo from a failed script by this file. (`true`, not `:`: a
 # redirection error of a special builtin would end the shell.)
-true > "$HCTL_DIR/.hybridctl-started" 2>/dev/null || true
+true > "$HCTL_DIR/STARTED_FLAG" 2>/dev/null || true
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
 export PATH LC_ALL
@@ -192,7 +197,7 @@ hctl_enabled() {
   else echo n/a; fi
 }
 hctl_listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q LISTEN; }
-"""
+""".replace("STARTED_FLAG", STARTED_FLAG)
 
 APPLY_FUNCTIONS = r"""hctl_put() {  # path mode: base64 content on stdin; atomic replace
   mkdir -p "$(dirname "$1")"

@@ -13,6 +13,14 @@ from hybridctl.core.planner.loaded import plan_loaded
 from hybridctl.features.engine import Context, Options, open_context
 
 
+def shell_functions() -> str:
+    """The host scripts' shell functions (hostscript's PRELUDE and APPLY_FUNCTIONS) for a test's
+    own ``sh -c``, without PRELUDE's first line (which would take the test shell's stdin away)."""
+    from hybridctl.backends.hostscript import APPLY_FUNCTIONS, PRELUDE
+
+    return PRELUDE.replace("exec 3<&0 </dev/null 2>&1\n", "") + APPLY_FUNCTIONS
+
+
 def hosts_context(inventory: Path, *, purge: bool = False) -> Context:
     """The engine's context for ``inventory`` with the SSH host backend only (no cloud backends)."""
     loaded = load_inventory(inventory)

@@ -254,12 +254,12 @@ def test_the_restart_drops_listeners_from_the_configuration_byte_for_byte(tmp_pa
     byte (BOM, CRLF, tabs) stays, and the file keeps mode 600."""
     import subprocess
 
-    from hybridctl.backends.hostscript import APPLY_FUNCTIONS, PRELUDE
+    from tests.support.hosts import shell_functions
 
     original = (FIXTURES / "softether" / "bridge_config_factory_listeners.config").read_bytes()
     config = tmp_path / "vpn_bridge.config"
     config.write_bytes(original)
-    functions = PRELUDE.replace("exec 3<&0 </dev/null 2>&1\n", "") + APPLY_FUNCTIONS
+    functions = shell_functions()
     script = functions + 'hctl_drop_listeners "$1" "443 992 1194"\n'
     subprocess.run(["sh", "-c", script, "sh", str(config)], check=True)
     edited = config.read_bytes()

@@ -235,9 +235,9 @@ def test_the_start_wait_sees_listening_ports_with_shell_builtins_only() -> None:
     import socket
     import subprocess
 
-    from hybridctl.backends.hostscript import APPLY_FUNCTIONS, PRELUDE
+    from tests.support.hosts import shell_functions
 
-    functions = PRELUDE.replace("exec 3<&0 </dev/null 2>&1\n", "") + APPLY_FUNCTIONS
+    functions = shell_functions()
 
     def listens(*candidates: int) -> bool:
         script = functions + f'hctl_any_listening "{" ".join(map(str, candidates))}"\n'

@@ -402,6 +402,17 @@ def free_uid() -> int:
     return uid
 
 
+# The lab has no DNS server and its networks do not reach the machine's: a query to the
+# machine's nameserver waits 5 s for nothing. A real host's resolver answers at once (a name,
+# or "no such name"); here a host asks itself, where nothing listens, and gets its answer
+# ("refused") as fast. SoftEther looks names up while a cascade connects (its NAT traversal
+# servers) and waited ~1 s for them on every link (docs/lab.md "DNS").
+RESOLV_CONF = (
+    "# hybridctl lab: no DNS here; a query fails at once (nothing listens on 127.0.0.1:53)\n"
+    "nameserver 127.0.0.1\n"
+)
+
+
 def prepare_host(
     paths: LabPaths, host: Host, user: str, client_pub: str, uid: int, bastion: Host | None = None
 ) -> str:
@@ -421,6 +432,7 @@ def prepare_host(
     # on every run, and a lab host's DNS queries go nowhere (5 s timeouts each without this).
     machine_hosts = Path("/etc/hosts").read_text()
     _write(up(host.name, "/etc/hosts"), machine_hosts.rstrip("\n") + f"\n127.0.1.1\t{host.name}\n")
+    _write(up(host.name, "/etc/resolv.conf"), RESOLV_CONF)
     _write(up(host.name, "/etc/machine-id"), uuid.uuid4().hex + "\n", 0o444)
     _mkdir(up(host.name, "/etc/ssh/sshd_config.d"))
     private, public = new_ed25519()

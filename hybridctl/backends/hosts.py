@@ -147,6 +147,16 @@ def _listener_removals(steps: Sequence[Step]) -> list[Step]:
     return [s for s in steps if s.command.split(" ", 1)[0] == LISTENER_DELETE]
 
 
+def _drop_at_restart(steps: list[Step], admin_port: int, dropped: list[int]) -> list[Step]:
+    """``steps`` without their listener removals, whose ports go to ``dropped`` (the restart
+    removes them from the saved configuration), unless vpncmd administers through one of them."""
+    removals = _listener_removals(steps)
+    if not removals or f"{LISTENER_DELETE} {admin_port}" in {s.command for s in removals}:
+        return steps
+    dropped.extend(int(s.command.split(" ", 1)[1]) for s in removals)
+    return [s for s in steps if s not in removals]
+
+
 def _package(change: Change) -> str:
     item = change.subject
     if not isinstance(item, PackageItem):
@@ -419,9 +429,11 @@ class HostsBackend:
             self._state[name] = state
         return state
 
-    def _read_once(self, name: str, session: SshSession, script: str, secrets: bytes) -> RawRead:
+    def _read_once(
+        self, name: str, session: SshSession, script: str, secrets: bytes, phase: str | None = None
+    ) -> RawRead:
         self.counter.read()
-        phase = self._phase
+        phase = phase or self._phase
         start = self.timeline.now()
         try:
             result = session.run_script(script, secrets, timeout=READ_TIMEOUT_S)
@@ -483,6 +495,8 @@ class HostsBackend:
         ``last``: the host's last apply exec in this run; it ends with the verification read.
         """
         if not script:
+            if last:
+                self._verify_now(name)
             return True
         run.plan(script)
         progress.step(name, "running " + ", ".join(dict.fromkeys(step.name for step in script.steps)))
@@ -536,6 +550,18 @@ class HostsBackend:
             run.stopped = f"the apply script stopped (exit {result.rc}): {tail}"
             return False
         return True
+
+    def _verify_now(self, name: str) -> None:
+        """The verification read in an exec of its own: the host's last apply exec had no step
+        left to carry it (a VPN server that restarted to drop listeners released its bridges
+        first). A failure here is left to the verify phase, which reads the host again."""
+        wire = render_read(self._read_request(name))
+        try:
+            raw = self._read_once(name, self._sessions[name], wire.script, wire.secrets, phase="verify")
+        except HybridctlError:
+            return
+        with self._lock:
+            self._read_after[name] = raw
 
     def _keep_read_after(self, name: str, exec_start: float, origin: float | None, text: str) -> None:
         """The verification read an apply exec printed after its steps, for the verify phase."""
@@ -627,8 +653,9 @@ class HostsBackend:
             unit = f"{service.name}.service" if service is not None else ""
             script.add("overlay", "network", f"hctl_overlay {q(unit)}\n")
 
+        server_restart = restart and plan.role == "vpn-server"
         if after or restart:
-            if not self._server_done.is_set():
+            if not server_restart and not self._server_done.is_set():
                 # The cascade logs in to the server: bring it online once the server's own apply
                 # (hub, user, password) is done, or its first failed login sticks (cascade bug).
                 if not self._exec(name, script, run, progress):
@@ -686,7 +713,7 @@ class HostsBackend:
             script.add("files-remove", "files-remove", body)
         for change in hc.package_remove:
             script.add("package-remove", "package-remove", f"hctl_remove {q(_package(change))}\n")
-        if deferred:
+        if deferred or server_restart:
             if not self._exec(name, script, run, progress):
                 return
             self._server_done.set()  # hubs, users and passwords are in place: cascades may log in
@@ -736,10 +763,16 @@ class HostsBackend:
             # Listeners go with the restart: removed from the saved configuration just before the
             # kill (hctl_drop_listeners) instead of ~0.4 s each through vpncmd, unless vpncmd
             # administers through one of them.
-            removals = _listener_removals(before)
-            if removals and f"{LISTENER_DELETE} {port}" not in {s.command for s in removals}:
-                before = [s for s in before if s not in removals]
-                dropped.extend(int(s.command.split(" ", 1)[1]) for s in removals)
+            before = _drop_at_restart(before, port, dropped)
+        elif planned.role == "vpn-server" and hc.service_start and not restart:
+            # A VPN server this run starts has no session yet. Its factory listeners would cost
+            # ~0.4 s each through vpncmd, and while SoftEther stops one it lets no other login
+            # in: not the bridges' cascades, not an admin session (measured, docs/softether.md).
+            # Dropped from the saved configuration at a restart right after the batch instead
+            # (SoftEther's second start takes ~0.2 s: its certificate is made at the first).
+            kept = _drop_at_restart(before, port, dropped)
+            restart = kept != before
+            before = kept
         later: list[Step] = []
         if planned.role == "vpn-server" and self._cascades_wait:
             # Removing a listener takes SoftEther ~0.4 s each (three factory ones on a fresh

@@ -298,6 +298,20 @@ def test_exec_in_managed_host_sees_its_mount_namespace(lab: dataplane.UpResult) 
     assert out.stdout.split() == ["hl-aws-br", "0"]
 
 
+def test_a_lab_hosts_dns_query_is_refused_not_left_hanging(lab: dataplane.UpResult) -> None:
+    # The lab has no DNS server: a host's resolver is itself, where nothing listens, so a lookup
+    # ends at once with "not found" (getent exit 2) instead of waiting out the machine's
+    # nameserver, which the lab's networks cannot reach (timeout exit 124).
+    out = dataplane.exec_in(
+        "hl-aws-br",
+        ["sh", "-c", "cat /etc/resolv.conf; timeout 4 getent hosts no-such-name.example; echo rc=$?"],
+        lab_dir=TEST_LAB_DIR,
+    )
+    assert "nameserver 127.0.0.1" in out.stdout
+    assert out.stdout.strip().endswith("rc=2"), out.stdout
+    assert Path("/etc/resolv.conf").read_text() != hosts.RESOLV_CONF  # the machine's own is untouched
+
+
 def test_exec_in_unmanaged_and_infrastructure(lab: dataplane.UpResult) -> None:
     out = dataplane.exec_in("hl-aws-h21", "ip -4 -o addr show dev eth0", lab_dir=TEST_LAB_DIR)
     assert "192.168.21.10/24" in out.stdout

@@ -213,29 +213,62 @@ def test_the_last_apply_exec_ends_with_the_verification_read(desired: DesiredSta
     assert "ServerInfoGet" in read and "CascadeList" in read
 
 
-def test_a_cold_server_removes_listeners_after_the_bridges_may_log_in(desired: DesiredState, tmp_path: Path) -> None:
+def restart_line(script: str) -> str:
+    return next(line for line in script.splitlines() if line.startswith("hctl_restart "))
+
+
+def test_a_cold_server_drops_its_factory_listeners_at_a_restart_before_the_bridges_go(
+    desired: DesiredState, tmp_path: Path
+) -> None:
     sessions = cold_apply(desired, tmp_path, ("vpnserver", "aws-bridge"), finished=True)
-    first, later = (batch_lines(script) for script in sessions["vpnserver"].scripts())
-    # Hubs, users, passwords and the L3 switch in the first exec, which ends with its Flush: the
-    # bridges' wait ends there. The ~0.4 s-each listener removals run in a second exec.
+    apply, verify = sessions["vpnserver"].scripts()
+    first = batch_lines(apply)
+    # Hubs, users, passwords and the L3 switch in one batch ending with its Flush; no vpncmd
+    # ListenerDelete (~0.4 s each, and no login gets in meanwhile): the restart right after it
+    # drops them from the saved configuration, and the bridges' wait ends with that exec.
     assert "UserCreate" in first and "RouterStart" in first and "ListenerDelete" not in first
     assert first[-1] == "Flush"
-    assert later == ["ListenerDelete 443", "ListenerDelete 992", "ListenerDelete 1194", "Flush"]
-    assert "hctl_mark end" in sessions["vpnserver"].scripts()[1]  # the verification read ends the last
+    assert list(step_bodies(apply))[-2:] == ["vpncmd-1", "restart"]
+    assert restart_line(apply).endswith(" /var/lib/softether/vpn_server.config '443 992 1194'")
+    # Its verification read, in an exec of its own after the bridges were let go.
+    assert "hctl_mark 'step:" not in verify and "hctl_mark end" in verify and "ListenerList" in verify
     # The bridge: its own batch (cascade online, no listener removal), then the restart once the
     # server's first exec ended, dropping the factory listeners from its configuration.
     bridge = sessions["aws-bridge"].scripts()
     assert "CascadeOnline" in batch_lines(bridge[0]) and "ListenerDelete" not in batch_lines(bridge[0])
-    restart = next(line for line in bridge[-1].splitlines() if line.startswith("hctl_restart "))
-    assert restart.endswith(" /var/lib/softether/vpn_bridge.config '443 992 1194'")
+    assert restart_line(bridge[-1]).endswith(" /var/lib/softether/vpn_bridge.config '443 992 1194'")
 
 
-def test_a_server_alone_removes_its_listeners_in_its_one_exec(desired: DesiredState, tmp_path: Path) -> None:
-    (script,) = cold_apply(desired, tmp_path, ("vpnserver",), finished=True)["vpnserver"].scripts()
+def test_a_server_alone_drops_its_listeners_at_its_restart(desired: DesiredState, tmp_path: Path) -> None:
+    apply, verify = cold_apply(desired, tmp_path, ("vpnserver",), finished=True)["vpnserver"].scripts()
+    lines = batch_lines(apply)
+    assert "UserCreate" in lines and lines[-1] == "Flush" and "ListenerDelete" not in "\n".join(lines)
+    assert restart_line(apply).endswith(" /var/lib/softether/vpn_server.config '443 992 1194'")
+    assert "hctl_mark end" in verify
+
+
+def test_a_running_server_removes_a_listener_with_vpncmd_and_no_restart(desired: DesiredState, tmp_path: Path) -> None:
+    # SoftEther already runs (sessions may be up): its extra listeners go through vpncmd, live.
+    plan = desired.host("vpnserver")
+    assert plan.softether is not None
+    raw = parse_read((HOSTREAD / "read_configured_vpnserver.txt").read_text())
+    softether = parse_softether((FIXTURES / "softether" / "read_server_fresh.txt").read_text(), "vpn-server")
+    backend = HostsBackend(desired, Journal(tmp_path / "journal.json"), SecretStore(tmp_path / "secrets.json"))
+    resources = hs.host_resources(plan, raw, softether, None, hs.Ownership(), never)
+    backend._state["vpnserver"] = _HostState(plan, raw, softether, resources)
+    session = RecordingSession(finished=True)
+    backend._sessions["vpnserver"] = session  # type: ignore[assignment]
+    wanted = [r for r in desired.resources() if "vpnserver" in r.key and r.layer == "softether"]
+    changes = diff(wanted, resources)
+    assert any(c.action == "delete" and "listener" in c.key for c in changes)
+    backend.apply(changes, desired, NoProgress())
+    (script,) = session.scripts()
+    assert "restart" not in step_bodies(script) and "service" not in step_bodies(script)
     lines = batch_lines(script)
-    assert "UserCreate" in lines and lines[-4:] == [
-        "ListenerDelete 443", "ListenerDelete 992", "ListenerDelete 1194", "Flush"
+    assert [line for line in lines if line.startswith("ListenerDelete")] == [
+        "ListenerDelete 443", "ListenerDelete 992", "ListenerDelete 1194"
     ]  # fmt: skip
+    assert lines[-1] == "Flush"
 
 
 def batch_lines(script: str) -> list[str]:

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bytecode import byte_compile_checkout
+
 from hybridctl_lab import dataplane, manager, reconciler, seed
 from hybridctl_lab.daemon import free_port
 
@@ -199,6 +201,7 @@ def main() -> None:
     parser.add_argument("--no-api", action="store_true", help="skip the API -> fabric phase (only hybridctl's)")
     parser.add_argument("--timings", action="store_true", help="print the timeline of each `up` to stderr")
     args = parser.parse_args()
+    byte_compile_checkout()  # as an installed copy would run (bench/bytecode.py)
     if args.timings:
         TIMINGS.append("--timings")
     manager.require_lab_machine()

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from bytecode import byte_compile_checkout
 
 from hybridctl.backends import hosts as hosts_adapter
 from hybridctl.backends.ssh import connect_all
@@ -473,6 +474,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-ansible", action="store_true", help="only the floor, the engine and `hybridctl up`")
     args = parser.parse_args()
+    byte_compile_checkout()  # as an installed copy would run (bench/bytecode.py)
     methods = tuple(m for m in METHODS if not (args.no_ansible and m.startswith("ansible")))
     manager.require_lab_machine()
     if not args.no_ansible and not ANSIBLE_PLAYBOOK.exists():

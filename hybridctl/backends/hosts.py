@@ -25,7 +25,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -212,6 +212,9 @@ class HostsBackend:
         self._refs: dict[str, SecretRef] = {r.name: r for r in desired.secrets}
         self._sessions: dict[str, SshSession] = {}
         self._connect_errors: dict[str, str] = {}
+        # Connections start() began, by host; each gives "" or why it failed.
+        self._connecting: dict[str, Future[str]] = {}
+        self._pool: ThreadPoolExecutor | None = None
         self._state: dict[str, _HostState] = {}
         self._unsupported: dict[str, str] = {}  # host -> why its distribution is not supported
         self._reconnected: set[str] = set()  # hosts whose SoftEther restarted in this run
@@ -238,7 +241,21 @@ class HostsBackend:
             return False
         return hs.host_of(thing) in self._plans
 
+    def start(self) -> None:
+        """Connect to every host now, in the background, while the engine builds the other
+        backends: the connections (handshakes, a jump host's, a ProxyCommand's start) are the
+        longest part of every command's read and mostly wait on the network. ``read`` takes
+        each host's connection (or its error) as it comes."""
+        names = [n for n, p in self._plans.items() if p.ssh is not None and n not in self._sessions]
+        if not names or self._connecting:
+            return
+        self._pool = ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="hybridctl-connect")
+        self._connecting = {name: self._pool.submit(self._connect, name) for name in names}
+
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)  # a connection still coming is closed below
+            self._pool = None
         with self._lock:
             for session in self._sessions.values():
                 session.close()
@@ -318,21 +335,31 @@ class HostsBackend:
 
     # -- connecting and reading ------------------------------------------------------------------
 
-    def _connect_and_read(self, name: str) -> tuple[str, _HostState | None, str]:
-        """Connect to one host (once per run: the session is kept), then read it."""
-        if name not in self._sessions:
-            endpoint = self._plans[name].ssh
-            assert endpoint is not None  # read() picks hosts with ssh
-            session, error = connect_one(name, endpoint, accept_new_host_keys=self.accept_new_host_keys)
-            if session is None:
-                with self._lock:
-                    self._connect_errors[name] = error
-                return name, None, error
-            self.timeline.add(
-                name, "connect", "connect", self.timeline.since(session.connect_started), session.connect_seconds
-            )
+    def _connect(self, name: str) -> str:
+        """Connect to one host (once per run: the session is kept); why not, or ""."""
+        if name in self._sessions:
+            return ""
+        endpoint = self._plans[name].ssh
+        assert endpoint is not None  # only hosts with ssh are connected to
+        session, error = connect_one(name, endpoint, accept_new_host_keys=self.accept_new_host_keys)
+        if session is None:
             with self._lock:
-                self._sessions[name] = session
+                self._connect_errors[name] = error
+            return error
+        self.timeline.add(
+            name, "connect", "connect", self.timeline.since(session.connect_started), session.connect_seconds
+        )
+        with self._lock:
+            self._sessions[name] = session
+        return ""
+
+    def _connect_and_read(self, name: str) -> tuple[str, _HostState | None, str]:
+        """Connect to one host (or take the connection :meth:`start` made), then read it."""
+        with self._lock:
+            connecting = self._connecting.pop(name, None)
+        error = connecting.result() if connecting is not None else self._connect(name)
+        if error:
+            return name, None, error
         return self._read_safely(name)
 
     def _read_safely(self, name: str) -> tuple[str, _HostState | None, str]:
@@ -713,7 +740,7 @@ class HostsBackend:
             script.add("files-remove", "files-remove", body)
         for change in hc.package_remove:
             script.add("package-remove", "package-remove", f"hctl_remove {q(_package(change))}\n")
-        if deferred or server_restart:
+        if deferred or (server_restart and self._cascades_wait):
             if not self._exec(name, script, run, progress):
                 return
             self._server_done.set()  # hubs, users and passwords are in place: cascades may log in

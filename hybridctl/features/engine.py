@@ -47,6 +47,11 @@ def open_context(
         backend = factory(context)
         if backend is not None:
             context.backends.append(backend)
+            # A backend may begin what its read waits on (the SSH host backend connects) while
+            # the next ones are built: every command's read starts with it.
+            start = getattr(backend, "start", None)
+            if start is not None:
+                start()
     return context
 
 

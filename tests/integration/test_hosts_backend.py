@@ -185,10 +185,16 @@ def test_up_configures_reachable_hosts_and_reports_the_unreachable_one(site: Sit
 def test_second_up_has_nothing_to_do_and_changes_nothing(site: Site) -> None:
     context = context_of(site)
     try:
+        # Opening the context began connecting: both sessions exist before anything reads them.
+        connecting = backend(context)._connecting
+        assert set(connecting) == {"srv", "cli", "brg"}
+        assert [f.result(timeout=30) for n, f in sorted(connecting.items()) if n != "brg"] == ["", ""]
+        assert set(backend(context)._sessions) == {"srv", "cli"}
         prepared = prepare(context)
         counter = backend(context).counter
         assert prepared.changes == []
         assert (counter.reads, counter.mutations) == (2, 0)
+        assert set(backend(context)._sessions) == {"srv", "cli"}  # the read made no connection of its own
         by_key = {r.key: r for r in prepared.actual.resources}
         switch = by_key[("srv", "l3-switch", "L3SW")]
         assert switch.get("active") == "true" and switch.get("running") == "true"

@@ -89,7 +89,10 @@ class AwsApi:
         self.log = CallCounter()
         self._target = target
         self._on_call = on_call
-        self._config = aws_config(settings, user_agent=user_agent, **options)
+        # botocore's Config is built with the first client: importing botocore takes ~35 ms of
+        # CPU, which the engine spends better connecting to hosts meanwhile.
+        self._config_args: dict[str, Any] = {"user_agent": user_agent, **options}
+        self._config: Config | None = None
         self._lock = threading.Lock()
         self._session: boto3.Session | None = None
         self._clients: dict[tuple[str, str, str | None], Any] = {}
@@ -156,6 +159,8 @@ class AwsApi:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
+                if self._config is None:
+                    self._config = aws_config(self.settings, **self._config_args)
                 try:
                     client = session.client(service, region_name=region, endpoint_url=url, config=self._config)
                 except (BotoCoreError, ClientError) as exc:

@@ -416,6 +416,7 @@ class HostsBackend:
             service=self._service(plan),
             vpncmd=invocation,
             vpncmd_ports=self._ports(plan),
+            addresses=bool(plan.addresses),
         )
 
     def _read_host(self, name: str) -> _HostState:

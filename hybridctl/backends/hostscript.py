@@ -174,6 +174,10 @@ hctl_t() {  # /proc/uptime (10 ms) read by a builtin: `date` would be two proces
   else hctl_mark "t:$(date +%s.%N 2>/dev/null)"; fi
 }
 hctl_systemd() { [ -d /run/systemd/system ]; }
+hctl_cat() {  # a text file to stdout by shell builtins (no cat process); false if unreadable
+  [ -r "$1" ] || return 1
+  while IFS= read -r hctl_line || [ -n "$hctl_line" ]; do printf '%s\n' "$hctl_line"; done < "$1"
+}
 # PIDs of live processes running exactly executable $1 on this host: same mount namespace as
 # this shell (on a normal host, every process; in the lab, where hosts share one PID namespace,
 # only this host's). By executable identity, never by name pattern. SoftEther's pid file is not
@@ -199,10 +203,16 @@ hctl_enabled() {
 hctl_listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q LISTEN; }
 """.replace("STARTED_FLAG", STARTED_FLAG)
 
-APPLY_FUNCTIONS = r"""hctl_put() {  # path mode: base64 content on stdin; atomic replace
-  mkdir -p "$(dirname "$1")"
-  base64 -d > "$1.hybridctl-new"
-  chmod "$2" "$1.hybridctl-new"
+APPLY_FUNCTIONS = r"""hctl_put() {  # path mode [umask]: base64 content on stdin; atomic replace (under set -e)
+  # Two processes per file (base64, mv) when the mode has no execute bit: the new file is
+  # created with it (umask $3), the directory is made only if missing, no dirname process.
+  [ -d "${1%/*}" ] || mkdir -p "${1%/*}"
+  [ ! -e "$1.hybridctl-new" ] || rm -f "$1.hybridctl-new"  # an interrupted run's: `>` would keep its mode
+  if [ -n "${3:-}" ]; then
+    umask "$3"; base64 -d > "$1.hybridctl-new"; umask 077
+  else
+    base64 -d > "$1.hybridctl-new"; chmod "$2" "$1.hybridctl-new"
+  fi
   mv -f "$1.hybridctl-new" "$1"
 }
 hctl_install() {  # package: from the distribution (docs/hosts.md has the upstream fallback)
@@ -373,7 +383,7 @@ hctl_overlay() {  # [softether unit]: addresses and routes, now (with systemd, a
     if hctl_systemd && [ ! -e /etc/systemd/system/multi-user.target.wants/hybridctl-overlay.service ]; then
       # What `systemctl enable` does for this unit ([Install] WantedBy=multi-user.target, nothing
       # else), without a systemctl process and a manager call per client: the boot reads it.
-      mkdir -p /etc/systemd/system/multi-user.target.wants
+      [ -d /etc/systemd/system/multi-user.target.wants ] || mkdir -p /etc/systemd/system/multi-user.target.wants
       ln -sf /etc/systemd/system/hybridctl-overlay.service \
         /etc/systemd/system/multi-user.target.wants/hybridctl-overlay.service
     fi
@@ -445,6 +455,9 @@ class ReadRequest:
     service: ServiceRef | None = None
     vpncmd: VpncmdInvocation | None = None  # the read batch (answers = the admin password)
     vpncmd_ports: tuple[int, ...] = ()  # tried in order: the first one listening is used
+    # Whether to list the IPv4 addresses: only hosts with planned overlay addresses compare
+    # any (a LAN client has none), and the list is a process on every read.
+    addresses: bool = True
 
 
 def render_read(request: ReadRequest) -> Wire:
@@ -462,7 +475,8 @@ def read_body(request: ReadRequest) -> tuple[str, bytes]:
     q = shlex.quote
     parts = ["hctl_t\n"]
     # The distribution (adapters/distros.py decides whether it is supported).
-    parts.append("hctl_mark os\ncat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true\n")
+    # Files the read prints whole are read by a builtin (one process fewer each, on every host).
+    parts.append("hctl_mark os\nhctl_cat /etc/os-release || hctl_cat /usr/lib/os-release || true\n")
     parts.append("hctl_mark pkg\n")
     if request.packages:
         pkgs = " ".join(q(p) for p in request.packages)
@@ -505,8 +519,8 @@ def read_body(request: ReadRequest) -> tuple[str, bytes]:
             f"if hctl_running {q(s.name)} {q(s.binary)}; then hctl_st=running; else hctl_st=stopped; fi\n"
             f'printf \'%s\\t%s\\t%s\\n\' {q(s.name)} "$hctl_st" "$(hctl_enabled {q(s.name)})"\n'
         )
-    parts.append("hctl_mark sysctl\ncat /proc/sys/net/ipv4/ip_forward\n")
-    parts.append("hctl_mark addr\nip -j -4 addr show\n")
+    parts.append("hctl_mark sysctl\nhctl_cat /proc/sys/net/ipv4/ip_forward\n")
+    parts.append("hctl_mark addr\nip -j -4 addr show\n" if request.addresses else "hctl_mark addr\n")
     parts.append("hctl_mark route\nip -j -4 route show table main\n")
     parts.append("hctl_mark config\n")
     for path in SOFTETHER_CONFIGS:
@@ -737,7 +751,9 @@ def split_read_after(text: str) -> tuple[str, str | None]:
 
 
 def put_file(path: str, content: str, mode: int) -> str:
-    return _heredoc(f"hctl_put {shlex.quote(path)} {mode:o}", _b64_lines(content.encode()))
+    # A mode with no execute bit is what a new file gets under umask ~mode: no chmod process.
+    umask = "" if mode & 0o111 else f" {0o666 & ~mode:03o}"
+    return _heredoc(f"hctl_put {shlex.quote(path)} {mode:o}{umask}", _b64_lines(content.encode()))
 
 
 def remove_file(path: str) -> str:

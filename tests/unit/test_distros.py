@@ -67,7 +67,7 @@ def test_parse_os_release_quotes_and_blank_lines() -> None:
 
 def test_the_one_read_script_prints_os_release_and_the_parser_keeps_it() -> None:
     wire = render_read(ReadRequest(paths=()))
-    assert "hctl_mark os\ncat /etc/os-release" in wire.script
+    assert "hctl_mark os\nhctl_cat /etc/os-release || hctl_cat /usr/lib/os-release" in wire.script
     body = (OS_RELEASE / "ubuntu-24.04").read_text()
     text = f"\n@@hybridctl:os@@\n{body}\n@@hybridctl:pkg@@\n@@hybridctl:end@@\n"
     raw = parse_read(text)

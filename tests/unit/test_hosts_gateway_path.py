@@ -310,3 +310,16 @@ def test_the_restart_drops_listeners_from_the_configuration_byte_for_byte(tmp_pa
     assert config.read_bytes() == edited
     missing = str(tmp_path / "none")
     subprocess.run(["sh", "-c", functions + 'hctl_drop_listeners "$1" "443"\n', "sh", missing], check=True)
+
+
+def test_only_hosts_with_overlay_addresses_list_their_addresses(desired: DesiredState, tmp_path: Path) -> None:
+    # A LAN client plans routes only: its read spends no `ip addr` process (on every read).
+    from hybridctl.backends.hostscript import render_read
+
+    backend = HostsBackend(desired, Journal(tmp_path / "journal.json"), SecretStore(tmp_path / "secrets.json"))
+    client = render_read(backend._read_request("hl-home-c1")).script
+    bridge = render_read(backend._read_request("aws-bridge")).script
+    assert "hctl_mark addr\n" in client and "ip -j -4 addr show" not in client
+    assert "hctl_mark addr\nip -j -4 addr show\n" in bridge
+    assert "ip -j -4 route show table main" in client and "ip -j -4 route show table main" in bridge
+    assert not desired.host("hl-home-c1").addresses and desired.host("aws-bridge").addresses

@@ -147,7 +147,10 @@ def test_put_file_content_travels_base64() -> None:
     # A content line equal to the terminator cannot end the here-document early: base64 hides it.
     assert body.splitlines().count("HYBRIDCTL_EOF_7f3a") == 1
     assert body.endswith("\nHYBRIDCTL_EOF_7f3a\n")
-    assert body.startswith("hctl_put /etc/x 644 <<'HYBRIDCTL_EOF_7f3a'\n")
+    assert body.startswith("hctl_put /etc/x 644 022 <<'HYBRIDCTL_EOF_7f3a'\n")
+    # An executable mode cannot come from a umask: chmod sets it (no third argument).
+    assert put_file("/etc/x.sh", "#!/bin/sh\n", 0o755).startswith("hctl_put /etc/x.sh 755 <<")
+    assert put_file("/etc/k", "s\n", 0o600).startswith("hctl_put /etc/k 600 066 <<")
 
 
 def test_parse_apply_cold_bridge_first_exec() -> None:
@@ -277,3 +280,49 @@ def test_the_read_script_reports_each_managed_file_with_three_processes_in_all(t
     assert files[str(ours)].sha256 == hashlib.sha256(ours.read_bytes()).hexdigest()
     assert (files[str(ours)].mode, files[str(ours)].ours) == ("755", True)
     assert (files[str(foreign)].mode, files[str(foreign)].ours) == ("640", False)
+
+
+def test_hctl_put_writes_content_and_mode_and_restores_the_umask(tmp_path: Path) -> None:
+    """Real files through a real shell: new directories, modes by umask or chmod, a leftover
+    temporary file of an interrupted run (mode 600) not keeping its mode, the umask back at 077."""
+    import stat
+    import subprocess
+
+    from tests.support.hosts import shell_functions
+
+    target = tmp_path / "new-dir" / "unit.service"
+    script_file = tmp_path / "bin" / "overlay.sh"
+    secret = tmp_path / "new-dir" / "key"
+    (tmp_path / "bin").mkdir()
+    leftover = Path(f"{script_file}.hybridctl-new")
+    leftover.write_text("half written")
+    leftover.chmod(0o600)
+    body = (
+        put_file(str(target), "[Unit]\n", 0o644)
+        + put_file(str(script_file), "#!/bin/sh\necho hi\n", 0o755)
+        + put_file(str(secret), "s3cret\n", 0o600)
+    )
+    script = shell_functions() + "umask 077\n(\nset -e\n" + body + "umask\n)\n"
+    done = subprocess.run(["sh", "-c", script, "sh"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "0077"
+    assert target.read_text() == "[Unit]\n" and stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert script_file.read_text() == "#!/bin/sh\necho hi\n" and stat.S_IMODE(script_file.stat().st_mode) == 0o755
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert not leftover.exists()
+
+
+def test_hctl_cat_prints_a_file_as_cat_would_without_a_process(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.support.hosts import shell_functions
+
+    text = (FIXTURES / "os-release" / "ubuntu-24.04").read_text()
+    source = tmp_path / "os-release"
+    source.write_text(text)
+    unterminated = tmp_path / "ip_forward"
+    unterminated.write_text("1")  # a last line without its newline is printed with one
+    calls = f"hctl_cat {source}; hctl_cat {unterminated}; hctl_cat {tmp_path}/none || echo missing\n"
+    script = shell_functions() + calls
+    done = subprocess.run(["sh", "-c", script, "sh"], capture_output=True, text=True, check=True)
+    assert done.stdout == text + "1\nmissing\n"

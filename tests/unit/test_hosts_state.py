@@ -98,7 +98,7 @@ def test_configured_bridge_reports_runtime_facts_as_extra_attributes(desired: De
     assert cascade.get("status") == "established" and cascade.get("online") == "true"
     assert actual[("aws-bridge", "local-bridge", "BRIDGE", "vpntap")].get("status") == "Operating"
     service = actual[("aws-bridge", "softether-vpnbridge")]
-    assert service.get("state") == "running" and service.get("enabled") == "n/a"
+    assert service.get("state") == "running" and service.get("enabled") == "enabled"  # systemd enabled it
     address = actual[("aws-bridge", "tap_vpntap", "192.168.10.2/24")]
     assert address.layer == "host-address" and address.owned
     route = actual[("aws-bridge", "192.168.1.0/24")]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hybridctl.backends.base import Progress
 from hybridctl.backends.ssh import SshSession, connect_all
@@ -42,6 +43,36 @@ def _run_prober(session: SshSession, items: list[Probe], mtu: int, ports: dict[s
     except RemoteError as error:
         return [ProbeResult(p, False, None, f"prober failed: {error}") for p in items]
     return parse_probe_output(items, result.stdout, mtu=mtu)
+
+
+# What a lost ping reply or a dropped SYN on a busy path reports: such a failure is tried once
+# more before it is reported (every prober probing every host at once can drop a few).
+RETRIED = ("no reply", "connection failed")
+
+
+def confirm_failures(
+    pool: ThreadPoolExecutor,
+    sessions: Mapping[str, SshSession],
+    results: list[ProbeResult],
+    mtu: int,
+    run: Callable[[SshSession, list[Probe], int, dict[str, int]], list[ProbeResult]] | None = None,
+) -> list[ProbeResult]:
+    """``results`` with each failed ping and TCP probe run a second time, only those, and the
+    second answer kept: "passed on a second try" when it passed (a flaky path shows as such)."""
+    run = run or _run_prober
+    again: dict[str, list[Probe]] = defaultdict(list)
+    for result in results:
+        retry = not result.ok and result.probe.kind in ("ping", "tcp") and result.detail in RETRIED
+        if retry and result.probe.source in sessions:
+            again[result.probe.source].append(result.probe)
+    if not again:
+        return results
+    jobs = list(again.items())
+    retried: dict[Probe, ProbeResult] = {}
+    for chunk in pool.map(lambda job: run(sessions[job[0]], job[1], mtu, {}), jobs):
+        for second in chunk:
+            retried[second.probe] = replace(second, detail="passed on a second try") if second.ok else second
+    return [retried.get(r.probe, r) for r in results]
 
 
 def _start_listener(session: SshSession) -> int | None:
@@ -98,8 +129,12 @@ def run_check(
                             else:
                                 phase.setdefault(name, []).append(p)
                     jobs = [(sessions[name], items) for name, items in phase.items() if items]
+                    phase_results: list[ProbeResult] = []
                     for chunk in pool.map(lambda job, p=ports: _run_prober(job[0], job[1], mtu, p), jobs):
-                        results.extend(chunk)
+                        phase_results.extend(chunk)
+                    if "ping" in kinds:
+                        phase_results = confirm_failures(pool, sessions, phase_results, mtu)
+                    results.extend(phase_results)
                     silent |= {(r.probe.source, r.probe.target) for r in results if r.probe.kind == "ping" and not r.ok}
     finally:
         for session in sessions.values():

@@ -178,3 +178,47 @@ def test_bulk_transfers_of_a_prober_run_one_after_another() -> None:
     assert line.startswith("( python3") and line.count("$BULK_PY") == 2 and line.endswith(") &")
     assert line.index("4000") < line.index("4001")
     assert sum(1 for line in script.splitlines() if line.startswith("( t()")) == 1
+
+
+def test_a_failed_ping_or_tcp_probe_is_tried_once_more_and_only_it() -> None:
+    """confirm_failures with the real probe script run locally (bash, real sockets): a port that
+    starts listening after the first round passes on the second try, one still closed stays
+    failed, passing probes and other kinds are not run again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hybridctl.core.check import ProbeResult
+    from hybridctl.features.checkrun import confirm_failures
+
+    late = socket.socket()
+    late.bind(("127.0.0.1", 0))
+    late_port = late.getsockname()[1]
+    never = socket.socket()
+    never.bind(("127.0.0.1", 0))
+    never_port = never.getsockname()[1]
+    lo = IPv4Address("127.0.0.1")
+    items = [
+        Probe("a", "s1", "lo", "s2", lo, None),
+        Probe("a", "s1", "late", "s2", lo, late_port),
+        Probe("a", "s1", "never", "s2", lo, never_port),
+    ]
+    mtu_failure = ProbeResult(Probe("a", "s1", "lo", "s2", lo, None, "mtu"), False, None, "no reply")
+    runs: list[list[str]] = []
+
+    def run_locally(session: object, probes_: list[Probe], mtu: int, ports: dict[str, int]) -> list[ProbeResult]:
+        runs.append([p.target for p in probes_])
+        script = probe_script(probes_, timeout=1)
+        done = subprocess.run(["bash", "-s"], input=script, capture_output=True, text=True, check=False)
+        return parse_probe_output(probes_, done.stdout)
+
+    first = run_locally(None, items, 1500, {})
+    assert [r.ok for r in first] == [True, False, False]
+    late.listen()  # the path is back before the second try
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        final = confirm_failures(pool, {"a": object()}, [*first, mtu_failure], 1500, run=run_locally)  # type: ignore[dict-item]
+    late.close()
+    never.close()
+    assert runs[1] == ["late", "never"]  # only the failed ping/tcp probes, once
+    assert [(r.probe.target, r.ok, r.detail) for r in final[:3]] == [
+        ("lo", True, ""), ("late", True, "passed on a second try"), ("never", False, "connection failed")
+    ]  # fmt: skip
+    assert final[3] is mtu_failure

@@ -86,6 +86,10 @@ LISTENER_DELETE = "ListenerDelete"
 READ_TIMEOUT_S = 180.0
 APPLY_TIMEOUT_S = 900.0
 SERVER_WAIT_S = 900.0
+# LAN clients start their apply once every gateway's first exec is on its way (or after this):
+# the gateways are the run's critical path, and 40+ client threads rendering and starting their
+# scripts at the same moment held the VPN server's first exec back by 0.65 s (8 sites).
+GATEWAYS_HEAD_START_S = 2.0
 # After a reconnect in this run, how long a read waits for a cascade still "connecting" (one
 # read exec per second) before reporting it: SoftEther links 0.2-1.3 s after a start; a network
 # that just came back may need its first retransmissions.
@@ -221,6 +225,9 @@ class HostsBackend:
         self._lock = threading.Lock()
         self._server_done = threading.Event()
         self._server_done.set()
+        self._gateways_pending: set[str] = set()  # gateways whose first apply exec has not started
+        self._gateways_started = threading.Event()
+        self._gateways_started.set()
         self._cascades_wait = False
         self._applied: set[str] = set()  # hosts with changes in this run's apply
         self._read_errors: dict[str, str] = {}  # host -> why its last read failed
@@ -302,18 +309,29 @@ class HostsBackend:
             self._plans[n].role == "vpn-bridge" and self._plans[n].softether is not None for n in by_host
         )
         outcomes: list[Outcome] = []
+        gateways = {n for n in by_host if self._plans[n].softether is not None}
+        with self._lock:
+            self._gateways_pending = set(gateways)
+        if gateways and len(gateways) < len(by_host):
+            self._gateways_started.clear()
 
         def one(name: str) -> list[Outcome]:
             try:
+                if name not in gateways:
+                    self._gateways_started.wait(GATEWAYS_HEAD_START_S)
                 return self._apply_host(name, by_host[name], progress)
             finally:
+                self._first_exec_started(name)
                 if name in servers:
                     self._server_done.set()
 
+        # Gateways first in line: their threads start before the clients'.
+        order = sorted(by_host, key=lambda n: n not in gateways)
         with ThreadPoolExecutor(max_workers=len(by_host)) as pool:
-            for chunk in pool.map(one, list(by_host)):
+            for chunk in pool.map(one, order):
                 outcomes.extend(chunk)
         self._server_done.set()
+        self._gateways_started.set()
         self._phase = "verify"
         return outcomes
 
@@ -531,6 +549,7 @@ class HostsBackend:
         # Rendered now: the read's admin password may be the one this very script sets.
         wire = script.render(read_after=self._read_request(name) if last else None)
         self.counter.mutate()
+        self._first_exec_started(name)
         start = self.timeline.now()
         try:
             result = self._sessions[name].run_script(wire.script, wire.secrets, timeout=APPLY_TIMEOUT_S)
@@ -578,6 +597,14 @@ class HostsBackend:
             run.stopped = f"the apply script stopped (exit {result.rc}): {tail}"
             return False
         return True
+
+    def _first_exec_started(self, name: str) -> None:
+        """``name``'s first apply exec is on its way (or it has none): once every gateway's is,
+        the LAN clients go."""
+        with self._lock:
+            self._gateways_pending.discard(name)
+            if not self._gateways_pending:
+                self._gateways_started.set()
 
     def _verify_now(self, name: str) -> None:
         """The verification read in an exec of its own: the host's last apply exec had no step

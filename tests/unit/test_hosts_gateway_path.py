@@ -323,3 +323,33 @@ def test_only_hosts_with_overlay_addresses_list_their_addresses(desired: Desired
     assert "hctl_mark addr\nip -j -4 addr show\n" in bridge
     assert "ip -j -4 route show table main" in client and "ip -j -4 route show table main" in bridge
     assert not desired.host("hl-home-c1").addresses and desired.host("aws-bridge").addresses
+
+
+def test_lan_clients_start_once_every_gateways_first_exec_is_on_its_way(desired: DesiredState, tmp_path: Path) -> None:
+    # The gateways are the critical path: a client's first exec never goes before theirs.
+    order: list[str] = []
+
+    class Ordered(RecordingSession):
+        def __init__(self, name: str) -> None:
+            super().__init__(finished=True)
+            self.name = name
+
+        def run_script(self, script: str, secrets: bytes = b"", timeout: float = 0, shell: str = "sh") -> CommandResult:
+            order.append(self.name)
+            return super().run_script(script, secrets, timeout, shell)
+
+    hosts = ("hl-home-c1", "aws-bridge", "vpnserver")
+    backend = HostsBackend(desired, Journal(tmp_path / "journal.json"), SecretStore(tmp_path / "secrets.json"))
+    changes: list[Change] = []
+    for host in hosts:
+        plan = desired.host(host)
+        raw = parse_read((HOSTREAD / f"read_bare_{host}.txt").read_text())
+        client = next((c for c in desired.clients if c.client == host and c.managed), None)
+        resources = hs.host_resources(plan, raw, None, client, hs.Ownership(), never)
+        backend._state[host] = _HostState(plan, raw, None, resources)
+        backend._sessions[host] = Ordered(host)  # type: ignore[assignment]
+        wanted = [r for r in desired.resources() if host in r.key and r.layer not in ("cloud-route", "security-rule")]
+        changes += diff(wanted, resources)
+    backend.apply(changes, desired, NoProgress())
+    first = {name: order.index(name) for name in hosts}
+    assert first["hl-home-c1"] > first["aws-bridge"] and first["hl-home-c1"] > first["vpnserver"]

@@ -7,6 +7,7 @@ Real reads of the lab's hosts (tests/fixtures/hostread/, tests/fixtures/softethe
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -123,9 +124,14 @@ class RecordingSession:
 
 
 def cold_apply(
-    desired: DesiredState, tmp_path: Path, hosts: tuple[str, ...], finished: bool = False
+    desired: DesiredState,
+    tmp_path: Path,
+    hosts: tuple[str, ...],
+    finished: bool = False,
+    session_of: Callable[[str], RecordingSession] | None = None,
 ) -> dict[str, RecordingSession]:
-    """``apply`` of everything ``hosts`` lack when bare (their real bare reads), in one run."""
+    """``apply`` of everything ``hosts`` lack when bare (their real bare reads), in one run;
+    ``session_of``: the stand-in session for a host (default: a RecordingSession)."""
     backend = HostsBackend(desired, Journal(tmp_path / "journal.json"), SecretStore(tmp_path / "secrets.json"))
     sessions: dict[str, RecordingSession] = {}
     changes: list[Change] = []
@@ -135,7 +141,7 @@ def cold_apply(
         client = next((c for c in desired.clients if c.client == host and c.managed), None)
         resources = hs.host_resources(plan, raw, None, client, hs.Ownership(), never)
         backend._state[host] = _HostState(plan, raw, None, resources)
-        sessions[host] = RecordingSession(finished)
+        sessions[host] = session_of(host) if session_of is not None else RecordingSession(finished)
         backend._sessions[host] = sessions[host]  # type: ignore[assignment]
         wanted = [r for r in desired.resources() if host in r.key and r.layer not in ("cloud-route", "security-rule")]
         changes += diff(wanted, resources)
@@ -339,17 +345,6 @@ def test_lan_clients_start_once_every_gateways_first_exec_is_on_its_way(desired:
             return super().run_script(script, secrets, timeout, shell)
 
     hosts = ("hl-home-c1", "aws-bridge", "vpnserver")
-    backend = HostsBackend(desired, Journal(tmp_path / "journal.json"), SecretStore(tmp_path / "secrets.json"))
-    changes: list[Change] = []
-    for host in hosts:
-        plan = desired.host(host)
-        raw = parse_read((HOSTREAD / f"read_bare_{host}.txt").read_text())
-        client = next((c for c in desired.clients if c.client == host and c.managed), None)
-        resources = hs.host_resources(plan, raw, None, client, hs.Ownership(), never)
-        backend._state[host] = _HostState(plan, raw, None, resources)
-        backend._sessions[host] = Ordered(host)  # type: ignore[assignment]
-        wanted = [r for r in desired.resources() if host in r.key and r.layer not in ("cloud-route", "security-rule")]
-        changes += diff(wanted, resources)
-    backend.apply(changes, desired, NoProgress())
+    cold_apply(desired, tmp_path, hosts, session_of=Ordered)
     first = {name: order.index(name) for name in hosts}
     assert first["hl-home-c1"] > first["aws-bridge"] and first["hl-home-c1"] > first["vpnserver"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,15 @@ def have_root_and_netns() -> bool:
     if created:
         subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return created
+
+
+def require_visible_in_lab_hosts() -> None:
+    """For tests that run this Python (its venv, this checkout) inside a lab host: each host
+    mounts its own /tmp and /run, so neither may live there (a clone under /tmp fails with
+    "No such file or directory" from nsenter otherwise)."""
+    here = [Path(sys.executable).resolve(), Path(os.path.realpath(sys.executable)), Path(__file__).resolve()]
+    hidden = [p for p in here for private in (Path("/tmp"), Path("/run")) if private in p.parents]
+    require(not hidden, f"{hidden[0] if hidden else ''} outside /tmp and /run (lab hosts mount their own)")
 
 
 def require_lab_prereqs() -> None:

@@ -34,7 +34,7 @@ import yaml
 
 from hybridctl_lab import dataplane, manager, seed
 from hybridctl_lab import vip_scenario as scenario
-from tests.conftest import require_lab_prereqs
+from tests.conftest import require_lab_prereqs, require_visible_in_lab_hosts
 from tests.e2e.test_lab import ec2_client, running_lab
 from tests.support.vip_lab import lab_aws_section, vip_vpc_document
 
@@ -51,6 +51,7 @@ PORT = 7100
 @pytest.fixture(scope="module")
 def lab() -> Iterator[manager.LabUpResult]:
     require_lab_prereqs()
+    require_visible_in_lab_hosts()  # the nodes run this venv's hybridctl
     with running_lab(VIP_LAB_DIR) as result:
         yield result
 

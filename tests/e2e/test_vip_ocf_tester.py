@@ -34,7 +34,7 @@ import yaml
 
 from hybridctl_lab import dataplane, manager, nsrelay
 from hybridctl_lab import vip_scenario as scenario
-from tests.conftest import require, require_lab_prereqs
+from tests.conftest import require, require_lab_prereqs, require_visible_in_lab_hosts
 from tests.e2e.test_lab import ec2_client, running_lab
 from tests.support.vip_lab import lab_aws_section, vip_targets, vip_vpc_document
 
@@ -51,6 +51,7 @@ PASSED = f"{AGENT} passed all tests"
 @pytest.fixture(scope="module")
 def lab() -> Iterator[manager.LabUpResult]:
     require_lab_prereqs()
+    require_visible_in_lab_hosts()  # the nodes run this venv's hybridctl
     require(shutil.which("ocf-tester") is not None, "ocf-tester (apt-get install resource-agents)")
     require(Path("/usr/share/resource-agents/ra-api-1.dtd").is_file(), "ra-api-1.dtd (resource-agents)")
     require(shutil.which("xmllint") is not None, "xmllint, ocf-tester's meta-data check (libxml2-utils)")

@@ -51,7 +51,8 @@ def require_visible_in_lab_hosts() -> None:
     "No such file or directory" from nsenter otherwise)."""
     here = [Path(sys.executable).resolve(), Path(os.path.realpath(sys.executable)), Path(__file__).resolve()]
     hidden = [p for p in here for private in (Path("/tmp"), Path("/run")) if private in p.parents]
-    require(not hidden, f"{hidden[0] if hidden else ''} outside /tmp and /run (lab hosts mount their own)")
+    where = f" ({hidden[0]} is there)" if hidden else ""
+    require(not hidden, f"the checkout and its venv outside /tmp and /run, which lab hosts mount their own{where}")
 
 
 def require_lab_prereqs() -> None:

@@ -49,7 +49,8 @@ def require_visible_in_lab_hosts() -> None:
     """For tests that run this Python (its venv, this checkout) inside a lab host: each host
     mounts its own /tmp and /run, so neither may live there (a clone under /tmp fails with
     "No such file or directory" from nsenter otherwise)."""
-    here = [Path(sys.executable).resolve(), Path(os.path.realpath(sys.executable)), Path(__file__).resolve()]
+    # The venv where it is (its bin/ may link elsewhere), the interpreter it links to, the checkout.
+    here = [Path(sys.executable).absolute(), Path(os.path.realpath(sys.executable)), Path(__file__).resolve()]
     hidden = [p for p in here for private in (Path("/tmp"), Path("/run")) if private in p.parents]
     where = f" ({hidden[0]} is there)" if hidden else ""
     require(not hidden, f"the checkout and its venv outside /tmp and /run, which lab hosts mount their own{where}")
